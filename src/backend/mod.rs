@@ -1,0 +1,2 @@
+//! The only code that touches the world: Docker (bollard), helm (subprocess), Kubernetes (kube).
+pub mod docker;

@@ -1,0 +1,210 @@
+//! The command line, as clap types only: doc comments are the help text, no logic lives here.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Install, inspect and remove a Kubernetes monitoring stack: Tetragon, Prometheus, Grafana and
+/// kovenant's own traffic and I/O pipeline.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kovenant",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (default: the current context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace for Prometheus, Grafana and the pipeline (overrides KOVENANT_NAMESPACE).
+    #[arg(short = 'n', long, global = true, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Show more detail: commands run, API calls, timings. Secrets are never shown.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Only print errors and machine output.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Disable colours (also disabled by NO_COLOR or when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Use templates/, policies/ and dashboards/ from DIR instead of the embedded ones.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub assets: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EnvFileArg {
+    /// Configuration file to read (dotenv format). Default: ./.env when it exists.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check prerequisites, preview the changes, then install or upgrade the whole stack.
+    Install(InstallArgs),
+    /// Remove everything install created, in reverse order.
+    Uninstall(UninstallArgs),
+    /// Report the health of every component; exit 3 when something is unhealthy.
+    Status(StatusArgs),
+    /// Write everything install would apply to a folder, with no cluster and no Docker.
+    Render(RenderArgs),
+    /// Build (and push) the telegraf-tetragon image alone, with no cluster.
+    Image(ImageArgs),
+    /// Turn Tetragon's JSON events into InfluxDB line protocol (runs inside the pipeline).
+    Agent(AgentArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// A part of the stack that `install --only` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
+pub enum Part {
+    Image,
+    Secrets,
+    Tetragon,
+    Prometheus,
+    Grafana,
+    Pipeline,
+    Policies,
+    Dashboards,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Apply without asking for confirmation (required when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Show the plan and the preview, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not build or push the telegraf-tetragon image (use one already reachable by the cluster).
+    #[arg(long)]
+    pub skip_image: bool,
+    /// Run the preflight checks only.
+    #[arg(long)]
+    pub check_only: bool,
+    /// Install only these parts (repeatable).
+    #[arg(long = "only", value_name = "PART")]
+    pub only: Vec<Part>,
+    /// Overall time limit for waiting on readiness.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// The agent binary to put in the image when this executable is not a Linux build for the
+    /// cluster's architecture.
+    #[arg(long, value_name = "PATH")]
+    pub agent_binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Remove without asking for confirmation (required when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Also delete persistent volume claims and the namespace.
+    #[arg(long)]
+    pub purge: bool,
+    /// Leave Tetragon installed.
+    #[arg(long)]
+    pub keep_tetragon: bool,
+    /// Time limit for removals to finish.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    /// Poll until the stack is healthy or the timeout expires.
+    #[arg(long)]
+    pub wait: bool,
+    /// Time limit for --wait.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Folder to write into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Write into DIR even when it is not empty (files kovenant renders are overwritten).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Push the image to KOVENANT_IMAGE_REGISTRY after building it.
+    #[arg(long)]
+    pub push: bool,
+    /// The agent binary to put in the image when this executable is not a Linux build for the
+    /// target architecture.
+    #[arg(long, value_name = "PATH")]
+    pub agent_binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Where events come from: stdin, file:PATH (followed like tail -F) or kube-logs.
+    #[arg(long, default_value = "stdin", value_name = "SOURCE")]
+    pub source: String,
+    /// With file:PATH, read the file from its start instead of its end.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Learn the cluster from this Kubernetes List (JSON) instead of watching the API.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_snapshot: Option<PathBuf>,
+    /// Aggregation window.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub window: Duration,
+    /// Cap on live keys per window; overflow is folded into peer "other".
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    pub max_keys: usize,
+    /// Node name to tag host events with when the event carries none (default: $NODE_NAME).
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Parses durations such as `90s`, `10m`, `1h30m`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::duration::parse(s)
+}

@@ -1,0 +1,199 @@
+//! The table of every configuration key: name, default, help, whether it is secret, its aliases.
+//! `example.env` is checked against this table by a test.
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub name: &'static str,
+    /// Default as written in `example.env`; empty when there is none (or it is generated).
+    pub default: &'static str,
+    pub help: &'static str,
+    pub secret: bool,
+    /// Other names accepted for this key (the seed's names).
+    pub aliases: &'static [&'static str],
+}
+
+const fn key(name: &'static str, default: &'static str, help: &'static str) -> Key {
+    Key {
+        name,
+        default,
+        help,
+        secret: false,
+        aliases: &[],
+    }
+}
+
+/// Every key kovenant reads, in the order example.env lists them. The GRAFANA_ and
+/// DOCKER_INFLUXDB_INIT_ names are the seed's, kept as they were so an old `.env` still works.
+pub const KEYS: &[Key] = &[
+    key(
+        "KOVENANT_NAMESPACE",
+        "kovenant",
+        "namespace of Prometheus, Grafana and the pipeline",
+    ),
+    key(
+        "KOVENANT_TETRAGON_NAMESPACE",
+        "kube-system",
+        "namespace of Tetragon",
+    ),
+    key(
+        "KOVENANT_CLUSTER_NAME",
+        "kubernetes",
+        "cluster name shown in the dashboards",
+    ),
+    key(
+        "KOVENANT_EXTERNAL_URL",
+        "",
+        "external base URL (http or https); Grafana is served under /grafana",
+    ),
+    key(
+        "KOVENANT_INGRESS_CLASS",
+        "nginx",
+        "ingress class of the Grafana ingress; `none` disables the ingress",
+    ),
+    key(
+        "KOVENANT_IMAGE_REGISTRY",
+        "",
+        "registry to push the telegraf-tetragon image to (host[:port][/path])",
+    ),
+    key(
+        "KOVENANT_IMAGE_REGISTRY_INSECURE",
+        "false",
+        "allow a plain-HTTP registry (true/false)",
+    ),
+    key(
+        "KOVENANT_IMAGE_REPOSITORY",
+        "telegraf-tetragon",
+        "repository name of the built image",
+    ),
+    key(
+        "KOVENANT_TELEGRAF_IMAGE",
+        "telegraf:1.36.4",
+        "base image of the telegraf-tetragon image",
+    ),
+    key(
+        "KOVENANT_INFLUXDB_IMAGE",
+        "influxdb:2.7.12",
+        "InfluxDB 2.x image of the pipeline",
+    ),
+    key(
+        "KOVENANT_INFLUXDB_STORAGE_SIZE",
+        "10Gi",
+        "size of InfluxDB's persistent volume",
+    ),
+    key(
+        "KOVENANT_STORAGE_CLASS",
+        "",
+        "storage class of InfluxDB's volume (empty: the cluster default)",
+    ),
+    key(
+        "KOVENANT_HELM",
+        "helm",
+        "helm executable (name on PATH or path)",
+    ),
+    key(
+        "KOVENANT_TETRAGON_CHART_VERSION",
+        "1.7.0",
+        "version of the cilium/tetragon chart",
+    ),
+    key(
+        "KOVENANT_TETRAGON_CHART_REPO",
+        "https://helm.cilium.io",
+        "repository of the tetragon chart",
+    ),
+    key(
+        "KOVENANT_PROMETHEUS_CHART_VERSION",
+        "29.27.0",
+        "version of the prometheus-community/prometheus chart",
+    ),
+    key(
+        "KOVENANT_PROMETHEUS_CHART_REPO",
+        "https://prometheus-community.github.io/helm-charts",
+        "repository of the prometheus chart",
+    ),
+    key(
+        "KOVENANT_GRAFANA_CHART_VERSION",
+        "12.11.1",
+        "version of the grafana-community/grafana chart",
+    ),
+    key(
+        "KOVENANT_GRAFANA_CHART_REPO",
+        "https://grafana-community.github.io/helm-charts",
+        "repository of the grafana chart",
+    ),
+    key(
+        "KOVENANT_SCRAPE_INTERVAL",
+        "30s",
+        "Prometheus scrape interval",
+    ),
+    key(
+        "KOVENANT_AGENT_WINDOW",
+        "10s",
+        "aggregation window of the agent",
+    ),
+    key(
+        "KOVENANT_AGENT_MAX_KEYS",
+        "50000",
+        "cap on live flow keys per window in the agent",
+    ),
+    key("GRAFANA_PORT", "3000", "Grafana service port"),
+    key("GRAFANA_ADMIN_USER", "admin", "Grafana admin user"),
+    Key {
+        secret: true,
+        ..key(
+            "GRAFANA_ADMIN_PASSWORD",
+            "",
+            "Grafana admin password (empty: generated once, kept in a Secret)",
+        )
+    },
+    key(
+        "DOCKER_INFLUXDB_INIT_ORG",
+        "kovenant",
+        "InfluxDB organisation",
+    ),
+    key(
+        "DOCKER_INFLUXDB_INIT_BUCKET",
+        "tetragon",
+        "InfluxDB bucket (and InfluxQL database) of the flow data",
+    ),
+    key(
+        "DOCKER_INFLUXDB_INIT_RETENTION",
+        "7d",
+        "how long InfluxDB keeps data (e.g. 7d, 12h; 0 keeps forever)",
+    ),
+    key(
+        "DOCKER_INFLUXDB_INIT_USERNAME",
+        "admin",
+        "InfluxDB admin user",
+    ),
+    Key {
+        secret: true,
+        ..key(
+            "DOCKER_INFLUXDB_INIT_PASSWORD",
+            "",
+            "InfluxDB admin password (empty: generated once, kept in a Secret)",
+        )
+    },
+    Key {
+        secret: true,
+        ..key(
+            "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN",
+            "",
+            "InfluxDB admin token (empty: generated once, kept in a Secret)",
+        )
+    },
+    key("DOCKER_INFLUXDB_INIT_PORT", "8086", "InfluxDB service port"),
+];
+
+/// Seed keys that are accepted and ignored with a warning: kovenant no longer mounts credentials.
+pub const OBSOLETE: &[&str] = &[
+    "TELEGRAF_KUBECONFIG",
+    "KUBECONFIG_MOUNT_PATH",
+    "HELM_MOUNT_PATH",
+];
+
+/// The key a name (canonical or alias) stands for.
+pub fn lookup(name: &str) -> Option<&'static Key> {
+    KEYS.iter()
+        .find(|k| k.name == name || k.aliases.contains(&name))
+}

@@ -1,0 +1,149 @@
+//! `.env` + environment -> one validated `Config`. Nothing below this module reads env vars or files
+//! for configuration.
+pub mod duration;
+pub mod keys;
+mod load;
+mod secret;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{ConfigError, Source, load, load_from};
+pub use secret::Secret;
+
+/// Pinned versions and images: the one place they live (DESIGN.md section 1).
+pub mod pins {
+    pub const TETRAGON_CHART: &str = "1.7.0";
+    pub const TETRAGON_REPO: &str = "https://helm.cilium.io";
+    pub const PROMETHEUS_CHART: &str = "29.27.0";
+    pub const PROMETHEUS_REPO: &str = "https://prometheus-community.github.io/helm-charts";
+    pub const GRAFANA_CHART: &str = "12.11.1";
+    pub const GRAFANA_REPO: &str = "https://grafana-community.github.io/helm-charts";
+    /// Base of the telegraf-tetragon image.
+    pub const TELEGRAF_IMAGE: &str = "telegraf:1.36.4";
+    pub const INFLUXDB_IMAGE: &str = "influxdb:2.7.12";
+    pub const IMAGE_REPOSITORY: &str = "telegraf-tetragon";
+}
+
+/// Everything kovenant needs to know, validated. Built once by `config::load`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Namespace of Prometheus, Grafana and the pipeline.
+    pub namespace: String,
+    /// Namespace of Tetragon.
+    pub tetragon_namespace: String,
+    /// Name shown in dashboards for this cluster.
+    pub cluster_name: String,
+    /// External base URL; Grafana is served under `<url>/grafana`.
+    pub external_url: Option<url::Url>,
+    /// Ingress class; `None` disables the Grafana ingress.
+    pub ingress_class: Option<String>,
+    /// Registry to push the telegraf-tetragon image to (`host[:port][/path]`).
+    pub image_registry: Option<String>,
+    /// Allow plain-HTTP / untrusted TLS for `image_registry`.
+    pub image_registry_insecure: bool,
+    /// Repository name of the built image (without registry).
+    pub image_repository: String,
+    /// Base image of the telegraf-tetragon image.
+    pub telegraf_image: String,
+    /// InfluxDB 2.x image of the pipeline chart.
+    pub influxdb_image: String,
+    /// helm executable.
+    pub helm: PathBuf,
+    pub charts: Charts,
+    pub grafana: Grafana,
+    pub influxdb: Influxdb,
+    /// Prometheus scrape interval.
+    pub scrape_interval: Duration,
+    /// Agent aggregation window.
+    pub agent_window: Duration,
+    /// Agent cap on live keys per window.
+    pub agent_max_keys: usize,
+    /// Warnings met while loading (obsolete keys, world-readable file), shown once by the caller.
+    pub warnings: Vec<String>,
+}
+
+/// Chart versions and repositories, overridable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charts {
+    pub tetragon_version: String,
+    pub tetragon_repo: String,
+    pub prometheus_version: String,
+    pub prometheus_repo: String,
+    pub grafana_version: String,
+    pub grafana_repo: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grafana {
+    /// Service port.
+    pub port: u16,
+    pub admin_user: String,
+    /// `None`: generated once and kept in a Secret.
+    pub admin_password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Influxdb {
+    pub org: String,
+    pub bucket: String,
+    /// `Duration::ZERO` means keep forever.
+    pub retention: Duration,
+    pub username: String,
+    /// `None`: generated once and kept in a Secret.
+    pub password: Option<Secret>,
+    /// `None`: generated once and kept in a Secret.
+    pub admin_token: Option<Secret>,
+    /// Service port.
+    pub port: u16,
+    /// Size of InfluxDB's persistent volume claim.
+    pub storage_size: String,
+    /// Storage class of that claim; `None` uses the cluster default.
+    pub storage_class: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: "kovenant".into(),
+            tetragon_namespace: "kube-system".into(),
+            cluster_name: "kubernetes".into(),
+            external_url: None,
+            ingress_class: Some("nginx".into()),
+            image_registry: None,
+            image_registry_insecure: false,
+            image_repository: pins::IMAGE_REPOSITORY.into(),
+            telegraf_image: pins::TELEGRAF_IMAGE.into(),
+            influxdb_image: pins::INFLUXDB_IMAGE.into(),
+            helm: PathBuf::from("helm"),
+            charts: Charts {
+                tetragon_version: pins::TETRAGON_CHART.into(),
+                tetragon_repo: pins::TETRAGON_REPO.into(),
+                prometheus_version: pins::PROMETHEUS_CHART.into(),
+                prometheus_repo: pins::PROMETHEUS_REPO.into(),
+                grafana_version: pins::GRAFANA_CHART.into(),
+                grafana_repo: pins::GRAFANA_REPO.into(),
+            },
+            grafana: Grafana {
+                port: 3000,
+                admin_user: "admin".into(),
+                admin_password: None,
+            },
+            influxdb: Influxdb {
+                org: "kovenant".into(),
+                bucket: "tetragon".into(),
+                retention: Duration::from_secs(7 * 86_400),
+                username: "admin".into(),
+                password: None,
+                admin_token: None,
+                port: 8086,
+                storage_size: "10Gi".into(),
+                storage_class: None,
+            },
+            scrape_interval: Duration::from_secs(30),
+            agent_window: Duration::from_secs(10),
+            agent_max_keys: 50_000,
+            warnings: Vec::new(),
+        }
+    }
+}

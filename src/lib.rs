@@ -1,0 +1,54 @@
+//! The runtime: parse the command line, dispatch to one function per command, render errors once.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod apply;
+pub mod assets;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod render;
+pub mod status;
+pub mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, exit};
+use crate::ui::Printer;
+
+/// Runs kovenant with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(&cli.global);
+    match run(cli, &printer) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(err) => {
+            if !matches!(err, Error::Unhealthy) {
+                printer.error(&err);
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli, printer: &Printer) -> error::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Command::Render(args) => render::run(&global, &args, printer),
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "kovenant", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Agent(args) => agent::run(&args, printer),
+        Command::Install(args) => apply::install(&global, &args, printer),
+        Command::Uninstall(args) => apply::uninstall(&global, &args, printer),
+        Command::Status(args) => status::run(&global, &args, printer),
+        Command::Image(args) => backend::docker::run_image_command(&global, &args, printer),
+    }
+}

@@ -1,0 +1,1 @@
+//! Pure: Config (+ what the cluster reports) -> Plan (releases, objects, image, dashboards).

@@ -1,0 +1,6 @@
+//! The only code that writes to the terminal: a printer, progress (indicatif), prompts (dialoguer).
+mod printer;
+pub mod progress;
+pub mod prompt;
+
+pub use printer::Printer;

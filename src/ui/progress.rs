@@ -1,0 +1,59 @@
+//! Spinners and bars on a terminal, plain lines otherwise: the only module that knows indicatif.
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Printer;
+
+/// A step in progress: a spinner on a terminal, a start line otherwise.
+pub struct Step {
+    bar: Option<ProgressBar>,
+    printer: Printer,
+    label: String,
+}
+
+impl Step {
+    pub fn start(printer: &Printer, label: impl Into<String>) -> Self {
+        let label = label.into();
+        let bar = if printer.interactive && !printer.quiet {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            Some(bar)
+        } else {
+            printer.info(format!("• {label}"));
+            None
+        };
+        Step {
+            bar,
+            printer: printer.clone(),
+            label,
+        }
+    }
+
+    /// Updates the message shown next to the spinner (or prints it as a line).
+    pub fn message(&self, msg: impl AsRef<str>) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{} — {}", self.label, msg.as_ref())),
+            None => self.printer.debug(format!("  {}", msg.as_ref())),
+        }
+    }
+
+    pub fn finish(self, outcome: impl AsRef<str>) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.printer
+            .success(format!("{} {}", self.label, outcome.as_ref()));
+    }
+
+    pub fn fail(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

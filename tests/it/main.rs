@@ -1,0 +1,2 @@
+//! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
+mod cli;
