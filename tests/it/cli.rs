@@ -1,9 +1,5 @@
 //! The command line as a user meets it.
-use std::process::Command;
-
-fn kovenant() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kovenant"))
-}
+use crate::support::kovenant;
 
 #[test]
 fn help_lists_every_command() {

@@ -1,2 +1,3 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
 mod cli;
+mod support;

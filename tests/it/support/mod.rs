@@ -1,0 +1,38 @@
+//! Shared test harness: the binary under test, the real services .ci/run starts, shared fixtures.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The kovenant binary built for this test run, with a clean, predictable environment:
+/// no colour, no inherited KOVENANT_* or seed configuration keys.
+pub fn kovenant() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kovenant"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KOVENANT_")
+            || key.starts_with("DOCKER_INFLUXDB_INIT_")
+            || key.starts_with("GRAFANA_")
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// A real service's address from the environment `.ci/run` sets. A test that needs it fails
+/// (never skips) when it is missing.
+pub fn service(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: this test needs the real service that .ci/run starts \
+             (run ./.ci/run, or `.ci/services.sh start DIR && source DIR/env`)"
+        ),
+    }
+}
+
+/// `../shared`, where the fixtures, corpus tool and upstream schemas live.
+pub fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
