@@ -41,7 +41,6 @@ pub struct Query {
     pub panel_title: String,
     /// `prometheus` or `influxdb`.
     pub datasource: String,
-    pub ref_id: String,
     pub text: String,
     pub is_variable: bool,
 }
@@ -59,7 +58,6 @@ pub fn queries(dashboard: &Value) -> Vec<Query> {
                 origin: format!("{uid} / {title} / {}", target["refId"]),
                 panel_title: title.clone(),
                 datasource: ds.to_string(),
-                ref_id: target["refId"].as_str().unwrap_or_default().to_string(),
                 text: text.expect("every target has a query").to_string(),
                 is_variable: false,
             });
@@ -77,7 +75,6 @@ pub fn queries(dashboard: &Value) -> Vec<Query> {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
-            ref_id: String::new(),
             text: var["query"].as_str().expect("variable query").to_string(),
             is_variable: true,
         });

@@ -1,5 +1,8 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
 mod cli;
 mod dashboards;
+mod dashboards_influx;
+mod dashboards_influxql;
+mod dashboards_nodegraph;
 mod dashboards_promql;
 mod support;

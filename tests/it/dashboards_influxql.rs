@@ -1,0 +1,412 @@
+//! Every InfluxQL query of the dashboards, with Grafana's variables and macros substituted, runs
+//! against a real InfluxDB holding the agent's points and returns exactly the corpus's totals.
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::dashboards::{Query, queries, rendered};
+use crate::dashboards_influx::{CORPUS_SPAN_MS, CORPUS_START_MS, Fixture, Point, fixture, influx};
+
+/// Grafana's `$__interval` in the tests; panels' minimum interval is the agent window (10 s).
+pub const INTERVAL_MS: i64 = 10_000;
+
+/// Dashboard variable -> the tag it filters, per measurement.
+pub fn variable_tag(measurement: &str, var: &str) -> &'static str {
+    match (measurement, var) {
+        ("tcp_flow", "namespace") => "src_namespace",
+        ("tcp_flow", "workload") => "src_workload",
+        ("tcp_flow", "release") => "src_release",
+        ("tcp_flow", "peer_type") => "peer_type",
+        ("pod_io", "namespace") => "namespace",
+        ("pod_io", "workload") => "workload",
+        ("pod_io", "pod") => "pod",
+        other => panic!("no tag for variable {other:?}"),
+    }
+}
+
+/// What a value column of a query means, as a sum of the point's fields.
+fn column_value(measurement: &str, column: &str, p: &Point) -> i64 {
+    let f = |k: &str| p.fields.get(k).copied().unwrap_or(0);
+    match (measurement, column) {
+        ("tcp_flow", "bytes" | "mainstat") => f("send_bytes") + f("recv_bytes"),
+        ("tcp_flow", "secondarystat") => f("connects"),
+        ("pod_io", "bytes") => f("read_bytes") + f("write_bytes"),
+        ("pod_io", "calls") => f("reads") + f("writes"),
+        (_, field) if p.fields.contains_key(field) => f(field),
+        other => panic!("value column {other:?} means nothing the test knows"),
+    }
+}
+
+/// A selection of variable values; an absent variable is "All" (`.*`).
+pub type Scenario = BTreeMap<&'static str, Vec<String>>;
+
+/// The selections every query runs under, picked from the data so each one selects something.
+pub fn scenarios(points: &[Point]) -> Vec<(String, Scenario)> {
+    let most = |m: &str, key: &str, filter: &dyn Fn(&Point) -> bool| -> Vec<String> {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in points
+            .iter()
+            .filter(|p| p.measurement == m && !p.tag(key).is_empty() && filter(p))
+        {
+            *counts.entry(p.tag(key)).or_default() += 1;
+        }
+        let mut v: Vec<(&str, usize)> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v.into_iter().map(|(k, _)| k.to_string()).collect()
+    };
+    let namespaces = most("tcp_flow", "src_namespace", &|_| true);
+    let ns = namespaces[0].clone();
+    let workload = most("tcp_flow", "src_workload", &|p| {
+        p.tag("src_namespace") == ns
+    })[0]
+        .clone();
+    let release = most("tcp_flow", "src_release", &|_| true)[0].clone();
+    let pod = most("pod_io", "pod", &|p| p.tag("namespace") == ns)[0].clone();
+    let s = |pairs: &[(&'static str, Vec<String>)]| pairs.iter().cloned().collect::<Scenario>();
+    vec![
+        ("all".into(), Scenario::new()),
+        (
+            format!("namespace {ns}"),
+            s(&[("namespace", vec![ns.clone()])]),
+        ),
+        (
+            format!("namespace {ns}, workload {workload}"),
+            s(&[
+                ("namespace", vec![ns.clone()]),
+                ("workload", vec![workload]),
+            ]),
+        ),
+        (
+            "two namespaces".into(),
+            s(&[("namespace", namespaces[..2].to_vec())]),
+        ),
+        (
+            format!("release {release}"),
+            s(&[("release", vec![release])]),
+        ),
+        (
+            "peer type external".into(),
+            s(&[("peer_type", vec!["external".into()])]),
+        ),
+        (
+            format!("pod {pod}"),
+            s(&[("namespace", vec![ns]), ("pod", vec![pod])]),
+        ),
+    ]
+}
+
+/// Grafana's interpolation of an InfluxQL query: regex-escaped values, `(a|b)` for several.
+pub fn substitute(text: &str, scenario: &Scenario) -> String {
+    let escape = |v: &str| {
+        v.chars().fold(String::new(), |mut s, c| {
+            if "\\^$*+?.()|{}[]/".contains(c) {
+                s.push('\\');
+            }
+            s.push(c);
+            s
+        })
+    };
+    let from = CORPUS_START_MS - 60_000;
+    let to = CORPUS_START_MS + CORPUS_SPAN_MS + 120_000;
+    let mut out = text
+        .replace(
+            "$timeFilter",
+            &format!("time >= {from}ms and time <= {to}ms"),
+        )
+        .replace("$__interval_ms", &INTERVAL_MS.to_string())
+        .replace("$__interval", &format!("{}s", INTERVAL_MS / 1000));
+    for var in ["namespace", "workload", "release", "peer_type", "pod"] {
+        let value = match scenario.get(var).map(Vec::as_slice) {
+            None => ".*".to_string(),
+            Some([one]) => escape(one),
+            Some(many) => format!(
+                "({})",
+                many.iter().map(|v| escape(v)).collect::<Vec<_>>().join("|")
+            ),
+        };
+        out = out.replace(&format!("${var}"), &value);
+    }
+    let unresolved = out.match_indices('$').any(|(i, _)| {
+        out[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '{')
+    });
+    assert!(!unresolved, "unsubstituted variable in {out}");
+    out
+}
+
+/// The conditions of a query's WHERE clause as a predicate on points.
+pub fn predicate(
+    text: &str,
+    measurement: &str,
+    scenario: &Scenario,
+) -> impl Fn(&Point) -> bool + use<> {
+    let clause = text.split(" WHERE ").nth(1).unwrap_or_default();
+    let clause = clause.split(" GROUP BY ").next().unwrap_or_default();
+    let mut conds: Vec<(String, bool, Vec<String>)> = Vec::new(); // tag, equal?, values
+    for c in clause.split(" AND ") {
+        let c = c.trim();
+        if c.is_empty() || c == "$timeFilter" {
+            continue;
+        }
+        let (tag, rest) = c
+            .trim_start_matches('"')
+            .split_once('"')
+            .unwrap_or_else(|| panic!("condition {c}"));
+        let rest = rest.trim();
+        if let Some(var) = rest
+            .strip_prefix("=~ /^$")
+            .and_then(|r| r.strip_suffix("$/"))
+        {
+            assert_eq!(variable_tag(measurement, var), tag, "{var} filters {tag}");
+            if let Some(values) = scenario.get(var) {
+                conds.push((tag.to_string(), true, values.clone()));
+            }
+        } else if let Some(v) = rest.strip_prefix("= '").and_then(|r| r.strip_suffix('\'')) {
+            conds.push((tag.to_string(), true, vec![v.to_string()]));
+        } else if let Some(v) = rest.strip_prefix("!= '").and_then(|r| r.strip_suffix('\'')) {
+            conds.push((tag.to_string(), false, vec![v.to_string()]));
+        } else {
+            panic!("the test cannot evaluate the condition {c}");
+        }
+    }
+    let measurement = measurement.to_string();
+    move |p: &Point| {
+        p.measurement == measurement
+            && conds
+                .iter()
+                .all(|(tag, eq, values)| values.iter().any(|v| v == p.tag(tag)) == *eq)
+    }
+}
+
+/// `FROM "m"` of a query.
+pub fn measurement(text: &str) -> String {
+    let after = text
+        .split("FROM \"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no FROM in {text}"));
+    after.split('"').next().unwrap_or_default().to_string()
+}
+
+/// Per series (its GROUP BY tags), per value column: the total of a query's result. Rates
+/// (`* 1000 / $__interval_ms`) are turned back into totals.
+pub type Totals = BTreeMap<Vec<(String, String)>, BTreeMap<String, i64>>;
+
+fn actual_totals(result: &Value, is_rate: bool) -> Totals {
+    let mut out = Totals::new();
+    for series in result["series"].as_array().into_iter().flatten() {
+        let tags: Vec<(String, String)> = series["tags"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        let columns: Vec<&str> = series["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let entry = out.entry(tags).or_default();
+        for row in series["values"].as_array().expect("values") {
+            for (i, col) in columns.iter().enumerate().filter(|(_, c)| **c != "time") {
+                let v = row[i].as_f64().unwrap_or(0.0);
+                let v = if is_rate {
+                    v * INTERVAL_MS as f64 / 1000.0
+                } else {
+                    v
+                };
+                *entry.entry(col.to_string()).or_insert(0) += (v * 1000.0).round() as i64;
+            }
+        }
+    }
+    for cols in out.values_mut() {
+        for v in cols.values_mut() {
+            assert_eq!(*v % 1000, 0, "a total that is not a whole number");
+            *v /= 1000;
+        }
+    }
+    out
+}
+
+fn expected_totals(q: &str, points: &[Point], scenario: &Scenario, columns: &[String]) -> Totals {
+    let m = measurement(q);
+    let keep = predicate(q, &m, scenario);
+    let group: Vec<String> = q
+        .split(" GROUP BY ")
+        .nth(1)
+        .unwrap_or_default()
+        .split(", ")
+        .map(|g| g.trim().split(' ').next().unwrap_or_default().to_string())
+        .filter(|g| g.starts_with('"'))
+        .map(|g| g.trim_matches('"').to_string())
+        .collect();
+    let mut out = Totals::new();
+    for p in points.iter().filter(|p| keep(p)) {
+        let mut key: Vec<(String, String)> = group
+            .iter()
+            .map(|g| (g.clone(), p.tag(g).to_string()))
+            .collect();
+        key.sort();
+        let entry: &mut BTreeMap<String, i64> = out.entry(key).or_default();
+        for c in columns {
+            *entry.entry(c.clone()).or_insert(0) += column_value(&m, c, p);
+        }
+    }
+    out
+}
+
+pub fn influx_queries() -> Vec<Query> {
+    rendered()
+        .iter()
+        .flat_map(|(_, j)| queries(j))
+        .filter(|q| q.datasource == "influxdb")
+        .collect()
+}
+
+#[test]
+fn every_influxql_panel_query_returns_the_corpus_totals() {
+    let fx: &Fixture = fixture();
+    let panel_queries: Vec<Query> = influx_queries()
+        .into_iter()
+        .filter(|q| !q.is_variable)
+        .collect();
+    assert!(
+        panel_queries.len() >= 25,
+        "{} InfluxQL panel queries",
+        panel_queries.len()
+    );
+    for (name, scenario) in scenarios(&fx.points) {
+        for q in &panel_queries {
+            let text = substitute(&q.text, &scenario);
+            let result = influx(&fx.url, &fx.db, &text);
+            let actual = actual_totals(&result, q.text.contains("$__interval_ms"));
+            let columns: BTreeSet<String> =
+                actual.values().flat_map(|c| c.keys().cloned()).collect();
+            let columns: Vec<String> = columns.into_iter().collect();
+            if name == "all" {
+                assert!(!actual.is_empty(), "{}: no data for {text}", q.origin);
+            }
+            let expected = expected_totals(&q.text, &fx.points, &scenario, &columns);
+            assert_eq!(actual, expected, "{} under {name}: {text}", q.origin);
+        }
+    }
+}
+
+#[test]
+fn headline_panels_show_exactly_the_totals_of_expected_json() {
+    let fx = fixture();
+    let totals = &fx.expected["totals"];
+    let stat = |title: &str, scenario: &Scenario| -> i64 {
+        let q = influx_queries()
+            .into_iter()
+            .find(|q| q.panel_title == title)
+            .expect("panel");
+        let result = influx(&fx.url, &fx.db, &substitute(&q.text, scenario));
+        actual_totals(&result, false)
+            .values()
+            .flat_map(|c| c.values())
+            .sum()
+    };
+    let all = Scenario::new();
+    assert_eq!(
+        stat("Bytes sent", &all),
+        totals["send_bytes"].as_i64().expect("send_bytes")
+    );
+    assert_eq!(
+        stat("Bytes received", &all),
+        totals["recv_bytes"].as_i64().expect("recv_bytes")
+    );
+    assert_eq!(
+        stat("Bytes read", &all),
+        totals["read_bytes"].as_i64().expect("read_bytes")
+    );
+    assert_eq!(
+        stat("Bytes written", &all),
+        totals["write_bytes"].as_i64().expect("write_bytes")
+    );
+    // Per namespace, straight from expected.json's keys.
+    let flows = fx.expected["flows"].as_array().expect("flows");
+    let io = fx.expected["io"].as_array().expect("io");
+    let ns = "team-1";
+    let sum = |rows: &[Value], key: &str, field: &str| -> i64 {
+        rows.iter()
+            .filter(|r| r[key] == ns)
+            .map(|r| r[field].as_i64().unwrap_or(0))
+            .sum()
+    };
+    let one: Scenario = [("namespace", vec![ns.to_string()])].into_iter().collect();
+    assert_eq!(
+        stat("Bytes sent", &one),
+        sum(flows, "src_namespace", "send_bytes")
+    );
+    assert_eq!(
+        stat("Connections opened", &one),
+        sum(flows, "src_namespace", "connects")
+    );
+    assert_eq!(stat("Read calls", &one), sum(io, "namespace", "reads"));
+    assert_eq!(stat("Write calls", &one), sum(io, "namespace", "writes"));
+    assert!(sum(flows, "src_namespace", "send_bytes") > 0 && sum(io, "namespace", "reads") > 0);
+}
+
+#[test]
+fn the_written_points_sum_to_expected_json() {
+    let fx = fixture();
+    let check = |m: &str, section: &str, keys: &[&str], fields: &[&str]| {
+        let mut sums: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
+        for p in fx.points.iter().filter(|p| p.measurement == m) {
+            let key = keys.iter().map(|k| p.tag(k).to_string()).collect();
+            let e = sums.entry(key).or_insert_with(|| vec![0; fields.len()]);
+            for (i, f) in fields.iter().enumerate() {
+                e[i] += p.fields.get(*f).copied().unwrap_or(0);
+            }
+        }
+        let mut want: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
+        for row in fx.expected[section].as_array().expect("section") {
+            let key = keys
+                .iter()
+                .map(|k| match &row[*k] {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect();
+            want.insert(
+                key,
+                fields
+                    .iter()
+                    .map(|f| row[*f].as_i64().unwrap_or(0))
+                    .collect(),
+            );
+        }
+        sums.retain(|_, v| v.iter().any(|x| *x != 0));
+        want.retain(|_, v| v.iter().any(|x| *x != 0));
+        assert_eq!(sums, want, "{m}");
+    };
+    check(
+        "tcp_flow",
+        "flows",
+        &[
+            "src_namespace",
+            "src_workload",
+            "src_kind",
+            "src_release",
+            "peer_type",
+            "peer_namespace",
+            "peer_name",
+            "port",
+            "role",
+        ],
+        &[
+            "connects",
+            "closes",
+            "sends",
+            "send_bytes",
+            "recvs",
+            "recv_bytes",
+        ],
+    );
+    check(
+        "pod_io",
+        "io",
+        &["namespace", "workload", "kind", "release"],
+        &["reads", "read_bytes", "writes", "write_bytes"],
+    );
+}
