@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::dashboards::{panels, rendered};
 use crate::dashboards_influx::{fixture, influx};
-use crate::dashboards_influxql::{
+use crate::dashboards_scenarios::{
     Scenario, influx_queries, measurement, predicate, scenarios, substitute,
 };
 

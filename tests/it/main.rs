@@ -3,6 +3,8 @@ mod cli;
 mod dashboards;
 mod dashboards_influx;
 mod dashboards_influxql;
+mod dashboards_model;
 mod dashboards_nodegraph;
 mod dashboards_promql;
+mod dashboards_scenarios;
 mod support;
