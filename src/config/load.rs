@@ -1,31 +1,9 @@
 //! Reading `.env` and the environment into a `Config`. (Placeholder: defaults only; the full
 //! loader with validation lands with the configuration work.)
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::Config;
-
-/// Where a value came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    File { path: PathBuf, line: usize },
-    Environment,
-    Default,
-}
-
-/// An invalid configuration: names the file, line and key, and what is expected.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ConfigError {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl ConfigError {
-    pub fn hint(&self) -> Option<String> {
-        self.hint.clone()
-    }
-}
+use super::{Config, ConfigError};
 
 /// Loads the configuration: `env_file` (or `./.env` when it exists) overlaid by the process
 /// environment.
