@@ -2,7 +2,7 @@
 //! `example.env` is checked against this table by a test.
 
 /// One configuration key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     pub name: &'static str,
     /// Default as written in `example.env`; empty when there is none (or it is generated).

@@ -1,17 +1,21 @@
 //! `.env` + environment -> one validated `Config`. Nothing below this module reads env vars or files
 //! for configuration.
+mod apply;
+mod dotenv;
 pub mod duration;
 mod error;
 pub mod keys;
 mod load;
+mod names;
 mod secret;
 pub mod validate;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use dotenv::{Entry, parse_bytes};
 pub use error::{ConfigError, Source};
-pub use load::{load, load_from};
+pub use load::{EnvFile, build, load, load_from};
 pub use secret::Secret;
 
 /// The configuration a command runs with: `env_file` (or `./.env`) overlaid by the environment,

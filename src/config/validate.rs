@@ -129,11 +129,13 @@ pub fn positive(value: &str) -> Checked<usize> {
 
 /// An image reference (`name[:tag][@digest]`): non-empty, no whitespace.
 pub fn image(value: &str) -> Checked<String> {
+    const FORM: &str =
+        "an image reference such as telegraf:1.36.4 or registry.example.com/team/telegraf:1.36.4";
+    if value.is_empty() {
+        return problem("is empty", FORM);
+    }
     if value.chars().any(char::is_whitespace) {
-        return problem(
-            "contains whitespace",
-            "an image reference such as telegraf:1.36.4 or registry.example.com/team/telegraf:1.36.4",
-        );
+        return problem("contains whitespace", FORM);
     }
     Ok(value.to_string())
 }
@@ -199,27 +201,32 @@ pub fn quantity(value: &str) -> Checked<String> {
 
 /// Free text shown to people (names, chart versions): no whitespace or control characters.
 pub fn word(value: &str) -> Checked<String> {
+    const FORM: &str = "a single word with no spaces or control characters";
+    if value.is_empty() {
+        return problem("is empty", FORM);
+    }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return problem(
-            "contains whitespace",
-            "a single word with no spaces or control characters",
-        );
+        return problem("contains whitespace or control characters", FORM);
     }
     Ok(value.to_string())
 }
 
 /// Text shown to people (a cluster name): spaces allowed, control characters not.
 pub fn text(value: &str) -> Checked<String> {
+    const FORM: &str = "printable text such as prod-eu-1";
+    if value.trim().is_empty() {
+        return problem("is empty", FORM);
+    }
     if value.chars().any(char::is_control) {
-        return problem(
-            "contains control characters",
-            "printable text such as prod-eu-1",
-        );
+        return problem("contains control characters", FORM);
     }
     Ok(value.trim().to_string())
 }
 
 /// An executable: a name looked up on PATH, or a path.
 pub fn executable(value: &str) -> Checked<PathBuf> {
+    if value.is_empty() {
+        return problem("is empty", "a program name on PATH, or a path to it");
+    }
     Ok(PathBuf::from(value))
 }
