@@ -227,3 +227,7 @@ fn not_utf8(path: &Path, bytes: &[u8], valid: usize) -> ConfigError {
         ),
     )
 }
+
+#[cfg(test)]
+#[path = "dotenv_tests.rs"]
+mod tests;
