@@ -51,7 +51,7 @@ pub fn dns_label(value: &str) -> Checked<String> {
             LABEL,
         )
     } else if !ok_chars {
-        problem("is not a DNS-1123 label", LABEL)
+        problem("has characters other than a-z, 0-9 and '-'", LABEL)
     } else if !alnum(value.as_bytes().first()) || !alnum(value.as_bytes().last()) {
         problem("does not start and end with a letter or digit", LABEL)
     } else {
@@ -146,6 +146,7 @@ pub fn registry(value: &str) -> Checked<String> {
     if value.contains("://") {
         return problem("has a scheme", FORM);
     }
+    let value = value.strip_suffix('/').unwrap_or(value);
     let (authority, path) = value.split_once('/').unwrap_or((value, ""));
     let (host, port_text) = match authority.rsplit_once(':') {
         Some((host, p)) => (host, Some(p)),
@@ -176,7 +177,7 @@ pub fn registry(value: &str) -> Checked<String> {
     if !path_ok {
         return problem("has an invalid path", FORM);
     }
-    Ok(value.trim_end_matches('/').to_string())
+    Ok(value.to_string())
 }
 
 /// A Kubernetes quantity for a volume size, e.g. `10Gi`, `500Mi`.
