@@ -46,7 +46,7 @@ pub fn fixture() -> &'static Fixture {
             .arg(shared().join("tools/tetragon_corpus.py"))
             .args(["--out"])
             .arg(dir.path())
-            .args(["--events", "4000", "--seed", "11"])
+            .args(["--events", "4000", "--seed", "11", "--bad-lines", "0.01"])
             .output()
             .expect("run tetragon_corpus.py");
         assert!(
@@ -141,6 +141,16 @@ pub fn fill_influx(url: &str, db: &str, dir: &Path) -> String {
             ts,
         ));
     }
+    let counts = &expected["counts"];
+    let c = |k: &str| counts[k].as_i64().unwrap_or(0);
+    let agent = [
+        ("lines", c("lines")),
+        ("events", c("events")),
+        ("bad_lines", c("bad_lines")),
+        ("ignored", c("ignored_events")),
+        ("dropped_keys", 0),
+    ];
+    out.push_str(&line("kovenant_agent", &[], agent, ts));
     let resp = ureq::post(&format!("{url}/write?db={db}&precision=ns")).send_string(&out);
     if let Err(e) = resp {
         panic!("writing line protocol to {url}: {e}");

@@ -152,6 +152,14 @@ fn headline_panels_show_exactly_the_totals_of_expected_json() {
         stat("Bytes written", &all),
         totals["write_bytes"].as_i64().expect("write_bytes")
     );
+    let counts = &fx.expected["counts"];
+    assert_eq!(
+        stat("Events the agent read", &all),
+        counts["events"].as_i64().expect("events")
+    );
+    let bad = counts["bad_lines"].as_i64().expect("bad_lines");
+    assert!(bad > 0, "the corpus has bad lines");
+    assert_eq!(stat("Lines the agent could not parse", &all), bad);
     // Per namespace, straight from expected.json's keys.
     let flows = fx.expected["flows"].as_array().expect("flows");
     let io = fx.expected["io"].as_array().expect("io");
