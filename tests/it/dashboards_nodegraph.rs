@@ -125,6 +125,31 @@ fn node_graph_queries_give_the_edges_frame_grafana_needs() {
     let transformations = panel["transformations"]
         .as_array()
         .expect("transformations");
+    // Grafana resolves `${name}` to a dashboard variable before a field of that name.
+    let (_, traffic) = all
+        .iter()
+        .find(|(d, _)| d.uid == "kovenant-traffic-map")
+        .expect("traffic map");
+    let variables: BTreeSet<&str> = traffic["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for t in transformations {
+        if let Some(expression) = t["options"]["template"]["expression"].as_str() {
+            for name in expression
+                .split("${")
+                .skip(1)
+                .filter_map(|r| r.split('}').next())
+            {
+                assert!(
+                    !variables.contains(name),
+                    "{expression}: ${{{name}}} is also a variable"
+                );
+            }
+        }
+    }
     for (name, scenario) in scenarios(&fx.points) {
         let frame = transform(
             table_frame(&influx(&fx.url, &fx.db, &substitute(query, &scenario))),

@@ -14,7 +14,7 @@ pub fn variable_tag(measurement: &str, var: &str) -> &'static str {
         ("tcp_flow", "namespace") => "src_namespace",
         ("tcp_flow", "workload") => "src_workload",
         ("tcp_flow", "release") => "src_release",
-        ("tcp_flow", "peer_type") => "peer_type",
+        ("tcp_flow", "peer") => "peer_type",
         ("pod_io", "namespace") => "namespace",
         ("pod_io", "workload") => "workload",
         ("pod_io", "pod") => "pod",
@@ -71,7 +71,7 @@ pub fn scenarios(points: &[Point]) -> Vec<(String, Scenario)> {
         ),
         (
             "peer type external".into(),
-            s(&[("peer_type", vec!["external".into()])]),
+            s(&[("peer", vec!["external".into()])]),
         ),
         (
             format!("pod {pod}"),
@@ -100,7 +100,7 @@ pub fn substitute(text: &str, scenario: &Scenario) -> String {
         )
         .replace("$__interval_ms", &INTERVAL_MS.to_string())
         .replace("$__interval", &format!("{}s", INTERVAL_MS / 1000));
-    for var in ["namespace", "workload", "release", "peer_type", "pod"] {
+    for var in ["namespace", "workload", "release", "peer", "pod"] {
         let value = match scenario.get(var).map(Vec::as_slice) {
             None => ".*".to_string(),
             Some([one]) => escape(one),
