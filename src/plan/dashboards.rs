@@ -70,7 +70,7 @@ pub fn render_with(
         let ctx = context(config, facts, uid);
         let text = tera
             .render(template, &ctx)
-            .map_err(|e| template_error(template, &e))?;
+            .map_err(|e| template_error(&format!("dashboards/{template}"), &e))?;
         let mut json: Value = serde_json::from_str(&text).map_err(|e| {
             Error::step(
                 "dashboards",
@@ -92,18 +92,15 @@ pub fn render_with(
 
 /// Every file under dashboards/ (templates and the macros they import), named without the folder.
 fn load_templates(assets: &Assets) -> Result<Tera> {
-    let mut tera = Tera::default();
     let mut files = Vec::new();
     for path in assets.list("dashboards")? {
         let name = path.trim_start_matches("dashboards/").to_string();
         files.push((name, assets.get(&path)?));
     }
-    // Macros first: a template that imports them must find them registered.
-    files.sort_by_key(|(name, _)| !name.starts_with('_'));
-    for (name, text) in files {
-        tera.add_raw_template(&name, &text)
-            .map_err(|e| template_error(&name, &e))?;
-    }
+    let mut tera = Tera::default();
+    // All at once: a template's imports are resolved after every file is known.
+    tera.add_raw_templates(files)
+        .map_err(|e| template_error("dashboards/", &e))?;
     Ok(tera)
 }
 
@@ -142,7 +139,8 @@ fn grafana_interval(d: std::time::Duration) -> String {
     }
 }
 
-fn template_error(name: &str, e: &tera::Error) -> Error {
+/// `what` names the template (or the folder, when loading failed) for the message.
+fn template_error(what: &str, e: &tera::Error) -> Error {
     // tera keeps the useful part (line, column, what was expected) in the error's sources.
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -151,6 +149,6 @@ fn template_error(name: &str, e: &tera::Error) -> Error {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    Error::step("dashboards", format!("dashboards/{name}: {message}"))
+    Error::step("dashboards", format!("{what}: {message}"))
         .with_hint("fix the template, or drop --assets to use the embedded dashboards")
 }

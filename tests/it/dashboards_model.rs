@@ -215,3 +215,37 @@ fn influx_panels_never_group_finer_than_the_agent_window() {
         }
     }
 }
+
+/// A copy of the embedded dashboards/ in a folder `--assets` could point at, with one file
+/// replaced.
+fn assets_with(file: &str, text: &str) -> (tempfile::TempDir, Assets) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+    std::fs::create_dir(dir.path().join("dashboards")).expect("mkdir");
+    for entry in std::fs::read_dir(&src).expect("read dashboards/") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("file name").to_owned();
+        std::fs::copy(&path, dir.path().join("dashboards").join(name)).expect("copy");
+    }
+    std::fs::write(dir.path().join("dashboards").join(file), text).expect("write");
+    let assets = Assets::from_dir(dir.path()).expect("assets dir");
+    (dir, assets)
+}
+
+#[test]
+fn a_broken_template_is_an_error_that_names_it() {
+    let (_dir, assets) = assets_with(
+        "pod-io.json.tera",
+        "{% import \"_macros.tera\" as m %}{{ m::nope( }}",
+    );
+    let err = dashboards::render(&Config::default(), &assets).expect_err("broken template");
+    assert!(err.to_string().contains("pod-io.json.tera"), "{err}");
+
+    let (_dir, assets) = assets_with("pod-io.json.tera", "{\"uid\": {{ uid }} }");
+    let err = dashboards::render(&Config::default(), &assets).expect_err("not JSON");
+    assert!(
+        err.to_string()
+            .contains("dashboards/pod-io.json.tera does not render to valid JSON"),
+        "{err}"
+    );
+}
