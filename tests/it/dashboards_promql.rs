@@ -1,44 +1,117 @@
 //! Every PromQL expression in the dashboards passes promtool and uses only metrics that the
 //! pinned Prometheus chart's cAdvisor, kube-state-metrics and node-exporter produce.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use crate::dashboards::{Query, queries, rendered};
+use crate::dashboards_promql_parse::metric_names;
 use crate::support::service;
 
-/// Metrics the pinned chart (prometheus 29.27.0) scrapes: the kubelet's cAdvisor endpoint
-/// (`kubernetes-nodes-cadvisor`), kube-state-metrics 8.4.x and prometheus-node-exporter 4.56.x
-/// (`kubernetes-service-endpoints`). Only names these exporters export belong here.
-const CHART_METRICS: &[&str] = &[
-    // cAdvisor (labels: namespace, pod, container, instance = node name, device/interface)
-    "container_cpu_usage_seconds_total",
-    "container_memory_working_set_bytes",
-    "container_fs_reads_bytes_total",
-    "container_fs_writes_bytes_total",
-    "container_network_receive_bytes_total",
-    "container_network_transmit_bytes_total",
-    // kube-state-metrics
-    "kube_node_info",
-    "kube_node_status_condition",
-    "kube_pod_info",
-    "kube_pod_owner",
-    "kube_replicaset_owner",
-    "kube_pod_status_ready",
-    "kube_pod_status_phase",
-    "kube_pod_container_status_restarts_total",
-    // node-exporter (labels: node, instance, device, mountpoint, fstype, mode)
-    "node_cpu_seconds_total",
-    "node_load1",
-    "node_memory_MemAvailable_bytes",
-    "node_memory_MemTotal_bytes",
-    "node_filesystem_avail_bytes",
-    "node_filesystem_size_bytes",
-    "node_disk_read_bytes_total",
-    "node_disk_written_bytes_total",
-    "node_network_receive_bytes_total",
-    "node_network_transmit_bytes_total",
-    "node_network_receive_drop_total",
-    "node_network_transmit_drop_total",
+/// Metrics the pinned chart (prometheus 29.27.0) scrapes, with the labels a selector may match on:
+/// the kubelet's cAdvisor endpoint (`kubernetes-nodes-cadvisor`: the node name is `instance`),
+/// kube-state-metrics 8.4.x and prometheus-node-exporter 4.56.x (`kubernetes-service-endpoints`,
+/// which adds `node`, `namespace` and `service`). Only names these exporters export belong here.
+const CHART_METRICS: &[(&str, &[&str])] = &[
+    ("container_cpu_usage_seconds_total", CADVISOR),
+    ("container_memory_working_set_bytes", CADVISOR),
+    ("container_fs_reads_bytes_total", CADVISOR),
+    ("container_fs_writes_bytes_total", CADVISOR),
+    ("container_network_receive_bytes_total", CADVISOR),
+    ("container_network_transmit_bytes_total", CADVISOR),
+    (
+        "kube_node_info",
+        &[
+            "node",
+            "kernel_version",
+            "os_image",
+            "kubelet_version",
+            "internal_ip",
+        ],
+    ),
+    (
+        "kube_node_status_condition",
+        &["node", "condition", "status"],
+    ),
+    (
+        "kube_pod_info",
+        &[
+            "namespace",
+            "pod",
+            "uid",
+            "node",
+            "host_ip",
+            "pod_ip",
+            "created_by_kind",
+            "created_by_name",
+        ],
+    ),
+    (
+        "kube_pod_owner",
+        &[
+            "namespace",
+            "pod",
+            "uid",
+            "owner_kind",
+            "owner_name",
+            "owner_is_controller",
+        ],
+    ),
+    (
+        "kube_replicaset_owner",
+        &[
+            "namespace",
+            "replicaset",
+            "owner_kind",
+            "owner_name",
+            "owner_is_controller",
+        ],
+    ),
+    (
+        "kube_pod_status_ready",
+        &["namespace", "pod", "uid", "condition"],
+    ),
+    (
+        "kube_pod_status_phase",
+        &["namespace", "pod", "uid", "phase"],
+    ),
+    (
+        "kube_pod_container_status_restarts_total",
+        &["namespace", "pod", "uid", "container"],
+    ),
+    ("node_cpu_seconds_total", NODE_EXPORTER),
+    ("node_load1", NODE_EXPORTER),
+    ("node_memory_MemAvailable_bytes", NODE_EXPORTER),
+    ("node_memory_MemTotal_bytes", NODE_EXPORTER),
+    ("node_filesystem_avail_bytes", NODE_EXPORTER),
+    ("node_filesystem_size_bytes", NODE_EXPORTER),
+    ("node_disk_read_bytes_total", NODE_EXPORTER),
+    ("node_disk_written_bytes_total", NODE_EXPORTER),
+    ("node_network_receive_bytes_total", NODE_EXPORTER),
+    ("node_network_transmit_bytes_total", NODE_EXPORTER),
+    ("node_network_receive_drop_total", NODE_EXPORTER),
+    ("node_network_transmit_drop_total", NODE_EXPORTER),
+];
+const CADVISOR: &[&str] = &[
+    "namespace",
+    "pod",
+    "container",
+    "instance",
+    "image",
+    "name",
+    "id",
+    "device",
+    "interface",
+];
+const NODE_EXPORTER: &[&str] = &[
+    "node",
+    "instance",
+    "namespace",
+    "service",
+    "mode",
+    "cpu",
+    "device",
+    "fstype",
+    "mountpoint",
 ];
 
 /// Grafana's values for one scenario: "All" (`.*`) or a concrete, multi-valued selection.
@@ -155,140 +228,31 @@ fn promtool_rejects_a_broken_expression() {
 }
 
 #[test]
-fn promql_uses_only_metrics_the_chart_exports() {
-    let allowed: BTreeSet<&str> = CHART_METRICS.iter().copied().collect();
+fn promql_uses_only_metrics_and_labels_the_chart_exports() {
+    let allowed: BTreeMap<&str, &[&str]> = CHART_METRICS.iter().copied().collect();
     let mut used = BTreeSet::new();
     for q in prometheus_queries() {
         let names = metric_names(&promql(&q));
         assert!(!names.is_empty(), "{}: no metric in {}", q.origin, q.text);
-        for name in names {
-            assert!(
-                allowed.contains(name.as_str()),
-                "{}: {name} is not exported by the chart",
-                q.origin
-            );
+        for (name, labels) in names {
+            let known = allowed.get(name.as_str());
+            let known = known
+                .unwrap_or_else(|| panic!("{}: {name} is not exported by the chart", q.origin));
+            for label in labels {
+                assert!(
+                    known.contains(&label.as_str()),
+                    "{}: {name} has no label {label}",
+                    q.origin
+                );
+            }
             used.insert(name);
         }
     }
     // The list documents what the dashboards need; a name nobody uses is stale.
-    let unused: Vec<&&str> = CHART_METRICS
-        .iter()
-        .filter(|m| !used.contains(**m))
+    let unused: Vec<&str> = allowed
+        .keys()
+        .copied()
+        .filter(|m| !used.contains(*m))
         .collect();
     assert!(unused.is_empty(), "listed but unused: {unused:?}");
-}
-
-#[test]
-fn metric_names_skip_functions_labels_and_keywords() {
-    let expr = r#"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="", pod=~"a|b"}[5m]) * on (namespace, pod) group_left (workload) max by (namespace, pod, workload) (label_replace(kube_pod_owner{owner_kind="ReplicaSet"}, "workload", "$1", "owner_name", "(.+)"))) > 0 or vector(0) unless node_load1 offset 5m"#;
-    let names: Vec<String> = metric_names(expr).into_iter().collect();
-    assert_eq!(
-        names,
-        [
-            "container_cpu_usage_seconds_total",
-            "kube_pod_owner",
-            "node_load1"
-        ]
-    );
-}
-
-/// Metric names in a PromQL expression: identifiers outside strings, label matchers, ranges and
-/// `by`/`on`-style label lists that are neither functions nor keywords.
-fn metric_names(expr: &str) -> BTreeSet<String> {
-    const KEYWORDS: &[&str] = &[
-        "and",
-        "or",
-        "unless",
-        "bool",
-        "offset",
-        "inf",
-        "nan",
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-        "limitk",
-        "limit_ratio",
-    ];
-    const LABEL_LISTS: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-    ];
-    let chars: Vec<char> = expr.chars().collect();
-    let mut out = BTreeSet::new();
-    let (mut i, mut braces, mut parens) = (0, 0usize, 0usize);
-    let mut label_list_at: Option<usize> = None;
-    let mut expect_label_list = false;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += if chars[i] == '\\' { 2 } else { 1 };
-            }
-        } else if c == '[' {
-            while i < chars.len() && chars[i] != ']' {
-                i += 1;
-            }
-        } else if c == '{' {
-            braces += 1;
-        } else if c == '}' {
-            braces = braces.saturating_sub(1);
-        } else if c == '(' {
-            parens += 1;
-            if expect_label_list {
-                label_list_at = Some(parens);
-                expect_label_list = false;
-            }
-        } else if c == ')' {
-            if label_list_at == Some(parens) {
-                label_list_at = None;
-            }
-            parens = parens.saturating_sub(1);
-        } else if c.is_ascii_digit() {
-            while i + 1 < chars.len()
-                && (chars[i + 1].is_ascii_alphanumeric() || chars[i + 1] == '.')
-            {
-                i += 1;
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
-            let start = i;
-            while i + 1 < chars.len()
-                && (chars[i + 1].is_ascii_alphanumeric()
-                    || chars[i + 1] == '_'
-                    || chars[i + 1] == ':')
-            {
-                i += 1;
-            }
-            let word: String = chars[start..=i].iter().collect();
-            let next = chars[i + 1..].iter().find(|c| !c.is_whitespace());
-            if braces > 0 || label_list_at.is_some() {
-                // a label name
-            } else if LABEL_LISTS.contains(&word.as_str()) {
-                expect_label_list = next == Some(&'(');
-            } else if next != Some(&'(') && !KEYWORDS.contains(&word.as_str()) {
-                out.insert(word);
-            }
-        }
-        i += 1;
-    }
-    out
 }

@@ -7,5 +7,6 @@ mod dashboards_influxql;
 mod dashboards_model;
 mod dashboards_nodegraph;
 mod dashboards_promql;
+mod dashboards_promql_parse;
 mod dashboards_scenarios;
 mod support;
