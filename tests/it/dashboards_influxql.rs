@@ -247,3 +247,32 @@ fn the_written_points_sum_to_expected_json() {
         &["reads", "read_bytes", "writes", "write_bytes"],
     );
 }
+
+#[test]
+fn series_aliases_name_only_tags_the_query_groups_by() {
+    let mut aliased = 0;
+    for (_, json) in crate::dashboards::rendered() {
+        for panel in crate::dashboards::panels(&json) {
+            for t in panel["targets"].as_array().into_iter().flatten() {
+                let (alias, query) = (
+                    t["alias"].as_str().unwrap_or_default(),
+                    t["query"].as_str().unwrap_or_default(),
+                );
+                let group = query.split(" GROUP BY ").nth(1).unwrap_or_default();
+                for tag in alias.split("$tag_").skip(1) {
+                    let tag: String = tag
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(
+                        group.contains(&format!("\"{tag}\"")),
+                        "{}: alias {alias} but {query}",
+                        panel["title"]
+                    );
+                    aliased += 1;
+                }
+            }
+        }
+    }
+    assert!(aliased >= 10, "{aliased} aliased tags");
+}
