@@ -1,5 +1,4 @@
-//! A real InfluxDB 1.x filled with the agent's points for a generated corpus, shared by the
-//! dashboard query tests, and the points themselves for computing what each query must return.
+//! A real InfluxDB filled with the agent's points for a generated corpus, and those points.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;

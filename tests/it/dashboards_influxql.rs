@@ -1,5 +1,4 @@
-//! Every InfluxQL query of the dashboards, with Grafana's variables and macros substituted, runs
-//! against a real InfluxDB holding the agent's points and returns exactly the corpus's totals.
+//! Every InfluxQL panel query, substituted as Grafana does, returns the corpus's exact totals.
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;

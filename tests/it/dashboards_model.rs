@@ -1,5 +1,4 @@
-//! Rendered dashboards as a reader and install meet them: stable UIDs, titled and described
-//! panels with units, variables from the data, and the rendering context from Config and cluster.
+//! Dashboards as readers and install meet them: stable, described, variables from the data.
 use std::collections::BTreeSet;
 
 use kovenant::assets::Assets;

@@ -1,6 +1,4 @@
-//! The traffic map's node graph: its query's rows, put through the panel's own transformations the
-//! way Grafana applies them, form the edges frame Grafana's Node Graph needs; and the template
-//! variables list exactly the tag values in the data.
+//! The traffic map's node graph frame, and the InfluxDB variables' values, on real data.
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};

@@ -1,5 +1,4 @@
-//! Every PromQL expression in the dashboards passes promtool and uses only metrics that the
-//! pinned Prometheus chart's cAdvisor, kube-state-metrics and node-exporter produce.
+//! Every PromQL expression passes promtool and reads only the chart's metrics and labels.
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 

@@ -1,10 +1,14 @@
-//! A small PromQL reader for the dashboard tests: which metrics an expression reads, and on which
-//! labels its selectors match.
+//! A small PromQL reader: the metrics an expression reads and the labels its selectors match.
 use std::collections::{BTreeMap, BTreeSet};
 
 #[test]
 fn metric_names_skip_functions_labels_and_keywords() {
-    let expr = r#"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="", pod=~"a|b"}[5m]) * on (namespace, pod) group_left (workload) max by (namespace, pod, workload) (label_replace(kube_pod_owner{owner_kind="ReplicaSet"}, "workload", "$1", "owner_name", "(.+)"))) > 0 or vector(0) unless node_load1 offset 5m"#;
+    let expr = concat!(
+        r#"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="", pod=~"a|b"}[5m])"#,
+        r#" * on (namespace, pod) group_left (workload) max by (namespace, pod, workload) (label_replace("#,
+        r#"kube_pod_owner{owner_kind="ReplicaSet"}, "workload", "$1", "owner_name", "(.+)"))) > 0"#,
+        r#" or vector(0) unless node_load1 offset 5m"#
+    );
     let names: Vec<(String, Vec<String>)> = metric_names(expr)
         .into_iter()
         .map(|(m, l)| (m, l.into_iter().collect()))

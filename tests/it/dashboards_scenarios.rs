@@ -1,5 +1,4 @@
-//! Grafana's side of an InfluxQL query for the tests: the variable selections they run under,
-//! the interpolation Grafana applies, and the query's WHERE clause as a predicate on points.
+//! Grafana's side of an InfluxQL query: variable selections, interpolation, WHERE as a predicate.
 use std::collections::BTreeMap;
 
 use crate::dashboards::{Query, queries, rendered};

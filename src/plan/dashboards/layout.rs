@@ -1,7 +1,6 @@
 //! Places a rendered dashboard's panels on Grafana's 24-column grid and numbers them.
-//!
-//! Templates give each panel its width and height only; positions and ids follow from the order
-//! of the panels, so adding or moving a panel never means renumbering the rest by hand.
+// Templates give each panel its width and height only; positions and ids follow from the order
+// of the panels, so adding or moving a panel never means renumbering the rest by hand.
 use serde_json::{Value, json};
 
 /// Grafana's grid is 24 columns wide.
