@@ -1,3 +1,7 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
+mod chart;
 mod cli;
+mod render;
+mod schemas;
 mod support;
+mod values;
