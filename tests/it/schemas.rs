@@ -78,7 +78,9 @@ fn every_policy_validates_against_the_crd_schema() {
 }
 
 /// (call, syscall, argument types by index, return type) as DESIGN.md section 3 lists them.
-fn hooks(policy: &Value) -> Vec<(String, bool, Vec<(u64, String)>, Option<String>)> {
+type Hook = (String, bool, Vec<(u64, String)>, Option<String>);
+
+fn hooks(policy: &Value) -> Vec<Hook> {
     let kprobes = policy["spec"]["kprobes"].as_array().expect("kprobes");
     kprobes
         .iter()
