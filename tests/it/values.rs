@@ -187,3 +187,57 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
         true
     );
 }
+
+fn render_with(config: &kovenant::config::Config, file: &str) -> Value {
+    let tree = kovenant::plan::render_all(config, &kovenant::assets::Assets::embedded(), "i:1")
+        .expect("renders");
+    serde_yaml::from_slice(&tree[file]).expect("parses")
+}
+
+#[test]
+fn the_grafana_ingress_follows_the_external_url_and_the_class() {
+    let mut config = kovenant::config::Config::default();
+    config.external_url = Some("https://mon.example.com:8443/ops/".parse().unwrap());
+    config.ingress_class = Some("traefik".into());
+    let grafana = render_with(&config, "values/grafana.yaml");
+    assert_eq!(grafana["ingress"]["enabled"], true);
+    assert_eq!(grafana["ingress"]["ingressClassName"], "traefik");
+    assert_eq!(grafana["ingress"]["hosts"][0], "mon.example.com");
+    assert_eq!(grafana["ingress"]["path"], "/ops/grafana");
+    let server = &grafana["grafana.ini"]["server"];
+    assert_eq!(
+        server["root_url"],
+        "https://mon.example.com:8443/ops/grafana/"
+    );
+    assert_eq!(server["domain"], "mon.example.com");
+
+    config.external_url = None;
+    config.ingress_class = None;
+    let grafana = render_with(&config, "values/grafana.yaml");
+    assert_eq!(grafana["ingress"]["enabled"], false);
+    assert!(grafana["ingress"].get("ingressClassName").is_none());
+    assert_eq!(grafana["ingress"]["hosts"], Value::Sequence(Vec::new()));
+    assert_eq!(
+        grafana["grafana.ini"]["server"]["root_url"],
+        "%(protocol)s://%(domain)s/grafana"
+    );
+}
+
+#[test]
+fn pipeline_values_follow_the_configuration() {
+    let mut config = kovenant::config::Config::default();
+    config.influxdb.retention = std::time::Duration::ZERO;
+    config.influxdb.storage_class = Some("fast-ssd".into());
+    config.influxdb.org = "team \"ops\"".into();
+    config.agent_window = std::time::Duration::from_secs(90);
+    config.scrape_interval = std::time::Duration::from_secs(5);
+    let values = render_with(&config, "charts/kovenant-pipeline/values.yaml");
+    assert_eq!(values["influxdb"]["retention"], "0");
+    assert_eq!(values["influxdb"]["storageClass"], "fast-ssd");
+    assert_eq!(values["influxdb"]["org"], "team \"ops\"");
+    assert_eq!(values["agent"]["window"], "1m30s");
+    assert_eq!(values["agent"]["image"], "i:1");
+    let prometheus = render_with(&config, "values/prometheus.yaml");
+    assert_eq!(prometheus["server"]["global"]["scrape_interval"], "5s");
+    assert_eq!(prometheus["server"]["global"]["scrape_timeout"], "5s");
+}
