@@ -191,7 +191,7 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
 fn render_with(config: &kovenant::config::Config, file: &str) -> Value {
     let tree = kovenant::plan::render_all(config, &kovenant::assets::Assets::embedded(), "i:1")
         .expect("renders");
-    serde_yaml::from_slice(&tree[file]).expect("parses")
+    serde_yaml::from_slice(tree.get(file).expect("rendered")).expect("parses")
 }
 
 #[test]
