@@ -196,9 +196,11 @@ fn render_with(config: &kovenant::config::Config, file: &str) -> Value {
 
 #[test]
 fn the_grafana_ingress_follows_the_external_url_and_the_class() {
-    let mut config = kovenant::config::Config::default();
-    config.external_url = Some("https://mon.example.com:8443/ops/".parse().unwrap());
-    config.ingress_class = Some("traefik".into());
+    let mut config = kovenant::config::Config {
+        external_url: Some("https://mon.example.com:8443/ops/".parse().unwrap()),
+        ingress_class: Some("traefik".into()),
+        ..Default::default()
+    };
     let grafana = render_with(&config, "values/grafana.yaml");
     assert_eq!(grafana["ingress"]["enabled"], true);
     assert_eq!(grafana["ingress"]["ingressClassName"], "traefik");
@@ -225,12 +227,14 @@ fn the_grafana_ingress_follows_the_external_url_and_the_class() {
 
 #[test]
 fn pipeline_values_follow_the_configuration() {
-    let mut config = kovenant::config::Config::default();
+    let mut config = kovenant::config::Config {
+        agent_window: std::time::Duration::from_secs(90),
+        scrape_interval: std::time::Duration::from_secs(5),
+        ..Default::default()
+    };
     config.influxdb.retention = std::time::Duration::ZERO;
     config.influxdb.storage_class = Some("fast-ssd".into());
     config.influxdb.org = "team \"ops\"".into();
-    config.agent_window = std::time::Duration::from_secs(90);
-    config.scrape_interval = std::time::Duration::from_secs(5);
     let values = render_with(&config, "charts/kovenant-pipeline/values.yaml");
     assert_eq!(values["influxdb"]["retention"], "0");
     assert_eq!(values["influxdb"]["storageClass"], "fast-ssd");
