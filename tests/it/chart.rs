@@ -123,10 +123,31 @@ fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(path: &str, obj
     let mut original = object.clone();
     drop_nulls(&mut back);
     drop_nulls(&mut original);
-    assert_eq!(
-        back, original,
-        "{path}: fields the Kubernetes API does not know"
-    );
+    if let Some(at) = difference(&original, &back, String::new()) {
+        panic!(
+            "{path}: {at}: a field the Kubernetes API does not know, or a value it reads differently"
+        );
+    }
+}
+
+/// The first place where `a` and `b` differ, as a JSON pointer.
+fn difference(a: &Json, b: &Json, at: String) -> Option<String> {
+    match (a, b) {
+        (Json::Object(x), Json::Object(y)) => {
+            x.keys()
+                .chain(y.keys())
+                .find_map(|k| match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => difference(v, w, format!("{at}/{k}")),
+                    _ => Some(format!("{at}/{k}")),
+                })
+        }
+        (Json::Array(x), Json::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| difference(v, w, format!("{at}/{i}"))),
+        _ => (a != b).then_some(at),
+    }
 }
 
 #[test]
