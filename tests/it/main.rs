@@ -1,4 +1,8 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
+mod chart;
 mod cli;
 mod config;
+mod render;
+mod schemas;
 mod support;
+mod values;
