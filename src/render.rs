@@ -10,7 +10,7 @@ use crate::ui::Printer;
 
 pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<()> {
     // Configuration first: a bad .env stops before anything is written.
-    let config = resolve(global, args.env.env_file.as_deref())?;
+    let config = config::resolve(global, args.env.env_file.as_deref())?;
     for warning in &config.warnings {
         printer.warn(warning);
     }
@@ -27,15 +27,6 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<
         args.out.display()
     ));
     Ok(())
-}
-
-// TODO(config): replace with `config::resolve(global, env_file)` once it lands.
-fn resolve(global: &GlobalArgs, env_file: Option<&Path>) -> Result<Config> {
-    let mut config = config::load(env_file)?;
-    if let Some(ns) = &global.namespace {
-        config.namespace = ns.clone();
-    }
-    Ok(config)
 }
 
 /// The telegraf-tetragon image the DaemonSet runs.

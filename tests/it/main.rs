@@ -1,6 +1,7 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
 mod chart;
 mod cli;
+mod config;
 mod render;
 mod schemas;
 mod support;

@@ -138,10 +138,7 @@ fn secrets_given_in_the_env_file_never_reach_rendered_files() {
     }
 }
 
-// TODO(lead): un-ignore once the configuration loader (config branch) is merged; the placeholder
-// loader in this branch accepts any file.
 #[test]
-#[ignore = "needs the configuration loader from the config branch"]
 fn a_bad_env_file_exits_2_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".env"), "GRAFANA_PORT=notaport\n").unwrap();
