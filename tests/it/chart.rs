@@ -280,3 +280,13 @@ fn influxdb_keeps_its_data_and_takes_credentials_from_the_secret() {
         assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]));
     }
 }
+
+#[test]
+fn the_chart_is_versioned_with_kovenant() {
+    let tree = default_tree();
+    let chart: Yaml = serde_yaml::from_str(&text(&tree, &format!("{CHART}/Chart.yaml"))).unwrap();
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["name"], "kovenant-pipeline");
+    assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+}
