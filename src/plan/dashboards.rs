@@ -33,7 +33,7 @@ pub struct ClusterFacts {
     pub namespaces: Vec<String>,
 }
 
-/// The dashboards kovenant provisions: UID, template under dashboards/, output file name.
+/// The dashboards kovenant provisions, sorted by file name: UID, template, output file name.
 const DASHBOARDS: &[(&str, &str, &str)] = &[
     (
         "kovenant-cluster-health",
@@ -45,12 +45,12 @@ const DASHBOARDS: &[(&str, &str, &str)] = &[
         "namespaces-workloads.json.tera",
         "namespaces-workloads.json",
     ),
+    ("kovenant-pod-io", "pod-io.json.tera", "pod-io.json"),
     (
         "kovenant-traffic-map",
         "traffic-map.json.tera",
         "traffic-map.json",
     ),
-    ("kovenant-pod-io", "pod-io.json.tera", "pod-io.json"),
 ];
 
 /// Renders every dashboard with no knowledge of the cluster.
@@ -91,9 +91,18 @@ pub fn render_with(
 }
 
 /// Every file under dashboards/ (templates and the macros they import), named without the folder.
+/// An `--assets` folder without dashboards/ keeps the embedded ones: it overrides what it holds.
 fn load_templates(assets: &Assets) -> Result<Tera> {
+    let mut paths = assets.list("dashboards")?;
+    let embedded = Assets::embedded();
+    let assets = if paths.is_empty() {
+        paths = embedded.list("dashboards")?;
+        &embedded
+    } else {
+        assets
+    };
     let mut files = Vec::new();
-    for path in assets.list("dashboards")? {
+    for path in paths {
         let name = path.trim_start_matches("dashboards/").to_string();
         files.push((name, assets.get(&path)?));
     }

@@ -17,9 +17,14 @@ fn dashboards_have_stable_uids_and_file_names() {
         [
             "kovenant-cluster-health",
             "kovenant-namespaces-workloads",
-            "kovenant-traffic-map",
-            "kovenant-pod-io"
+            "kovenant-pod-io",
+            "kovenant-traffic-map"
         ]
+    );
+    let files: Vec<&str> = first.iter().map(|(d, _)| d.file_name.as_str()).collect();
+    assert!(
+        files.is_sorted(),
+        "in the order render lists files: {files:?}"
     );
     for (d, json) in &first {
         assert_eq!(json["uid"], json!(d.uid));
@@ -247,4 +252,14 @@ fn a_broken_template_is_an_error_that_names_it() {
             .contains("dashboards/pod-io.json.tera does not render to valid JSON"),
         "{err}"
     );
+}
+
+#[test]
+fn an_assets_folder_without_dashboards_keeps_the_embedded_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("templates")).expect("mkdir");
+    let assets = Assets::from_dir(dir.path()).expect("assets dir");
+    let from_dir = dashboards::render(&Config::default(), &assets).expect("render");
+    let embedded = dashboards::render(&Config::default(), &Assets::embedded()).expect("render");
+    assert_eq!(from_dir, embedded);
 }

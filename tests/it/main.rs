@@ -1,4 +1,5 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
+mod chart;
 mod cli;
 mod config;
 mod dashboards;
@@ -9,4 +10,7 @@ mod dashboards_nodegraph;
 mod dashboards_promql;
 mod dashboards_promql_parse;
 mod dashboards_scenarios;
+mod render;
+mod schemas;
 mod support;
+mod values;
