@@ -1,0 +1,113 @@
+//! Pushing to the real registry, and to one that refuses.
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
+use super::{Scratch, http_get, kovenant_image, text};
+use crate::support::service;
+
+#[test]
+fn pushes_to_the_registry_which_then_lists_the_tag() {
+    let registry = service("KOVENANT_TEST_REGISTRY");
+    let mut scratch = Scratch::new("push");
+    let out = kovenant_image(&scratch.base, &["--push"])
+        .env("KOVENANT_IMAGE_REGISTRY", &registry)
+        .output()
+        .expect("run kovenant");
+    let reference = text(&out.stdout).trim().to_string();
+    scratch.remove_later(&reference);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let prefix = format!(
+        "{registry}/telegraf-tetragon:{}-",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(reference.starts_with(&prefix), "{reference}");
+    let tag = reference.rsplit(':').next().expect("tag");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("• pushing {reference}\n")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("✓ pushing {reference} done (sha256:")),
+        "{stderr}"
+    );
+
+    let (status, catalog) = http_get(&registry, "/v2/_catalog");
+    assert_eq!(status, 200);
+    let catalog: serde_json::Value = serde_json::from_str(&catalog).expect("catalog JSON");
+    let repositories = catalog["repositories"].as_array().expect("repositories");
+    assert!(
+        repositories.contains(&"telegraf-tetragon".into()),
+        "{catalog}"
+    );
+    let (status, tags) = http_get(&registry, "/v2/telegraf-tetragon/tags/list");
+    assert_eq!(status, 200);
+    let tags: serde_json::Value = serde_json::from_str(&tags).expect("tags JSON");
+    assert_eq!(tags["name"], "telegraf-tetragon");
+    assert!(
+        tags["tags"].as_array().expect("tags").contains(&tag.into()),
+        "{tags}"
+    );
+}
+
+/// A registry on loopback that answers every request with `status`.
+fn refusing_registry(status: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = r#"{"errors":[{"code":"DENIED","message":"kovenant-it refuses"}]}"#;
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                 Docker-Distribution-Api-Version: registry/2.0\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+fn assert_push_refused(status: &'static str, cause: &str) {
+    let registry = refusing_registry(status);
+    let mut scratch = Scratch::new(&format!("refused{}", &status[..3]));
+    let out = kovenant_image(&scratch.base, &["--push"])
+        .env("KOVENANT_IMAGE_REGISTRY", &registry)
+        .output()
+        .expect("run kovenant");
+    let stderr = text(&out.stderr);
+    let built = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("• building "))
+        .expect("the build line")
+        .to_string();
+    scratch.remove_later(&built);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(text(&out.stdout), "");
+    let expected =
+        format!("error: image push: registry {registry} refused the push of {built}: {cause}");
+    assert!(
+        stderr.contains(&expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_registry_that_answers_403_refuses_the_push_clearly() {
+    assert_push_refused("403 Forbidden", "denied: kovenant-it refuses");
+}
+
+#[test]
+fn a_registry_that_answers_500_refuses_the_push_clearly() {
+    assert_push_refused(
+        "500 Internal Server Error",
+        "received unexpected HTTP status: 500 Internal Server Error",
+    );
+}
