@@ -82,12 +82,18 @@ impl Drop for Scratch {
     }
 }
 
-/// The stand-in telegraf base image, imported once per test process from a root filesystem made
-/// here: /bin/sh, a `telegraf` script, and the shared libraries they and kovenant need.
+/// The stand-in telegraf base image, made from a root filesystem built here: /bin/sh, a `telegraf`
+/// script, and the shared libraries they and kovenant need. Named by the hash of that filesystem,
+/// so later runs reuse it and nothing accumulates.
 fn shared_base() -> &'static str {
     static BASE: OnceLock<String> = OnceLock::new();
     BASE.get_or_init(|| {
-        let name = format!("kovenant-it-telegraf:{}", std::process::id());
+        let rootfs = rootfs();
+        let hash = kovenant::plan::image::context_hash("", &rootfs);
+        let name = format!("kovenant-it-telegraf:{}", &hash[..12]);
+        if docker(&["image", "inspect", &name]).status.success() {
+            return name;
+        }
         let mut child = Command::new("docker")
             .args(["-H", &docker_host(), "import", "-c"])
             .arg("ENV PATH=/usr/local/bin:/usr/bin:/bin")
@@ -97,7 +103,6 @@ fn shared_base() -> &'static str {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run docker import");
-        let rootfs = rootfs();
         child
             .stdin
             .take()

