@@ -102,7 +102,15 @@ pub async fn ensure_image(
             .await?;
             (id, true)
         }
-        Err(e) => return Err(connect::unreachable(&host, &e)),
+        Err(e) => {
+            return Err(Error::step(
+                "image",
+                format!(
+                    "the Docker daemon at {host} could not look up {reference}: {}",
+                    connect::innermost(&e)
+                ),
+            ));
+        }
     };
     let size = engine
         .docker
@@ -133,6 +141,29 @@ pub async fn ensure_image(
         _ => {}
     }
     Ok(ensured)
+}
+
+/// What `check_daemon` found: for install's preflight ("Docker reachable unless --skip-image").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSummary {
+    /// The address used, e.g. `unix:///var/run/docker.sock`.
+    pub host: String,
+    /// The negotiated API version, e.g. `1.41`.
+    pub api_version: String,
+    /// The daemon's architecture, e.g. `amd64`.
+    pub arch: String,
+}
+
+/// Finds and connects to the Docker daemon as `ensure_image` would, and says what it found; the
+/// error is the same one clear message (address and cause) that a build would give.
+pub async fn check_daemon() -> Result<DaemonSummary> {
+    let host = resolve_host(&DockerEnv::from_process())?;
+    let engine = connect::connect(&host).await?;
+    Ok(DaemonSummary {
+        host,
+        api_version: engine.api_version,
+        arch: engine.arch_name,
+    })
 }
 
 /// `kovenant image [--push]`: build (and push) the image alone, print its reference on stdout.

@@ -34,6 +34,13 @@ pub struct Engine {
 /// socket that exists.
 pub fn resolve_host(env: &DockerEnv) -> Result<String> {
     if let Some(host) = env.docker_host.as_deref().filter(|h| !h.is_empty()) {
+        if env.tls_verify && !host.starts_with("unix://") {
+            return Err(Error::step(
+                "docker",
+                format!("DOCKER_TLS_VERIFY is set for {host}, and kovenant does not speak TLS to the Docker daemon"),
+            )
+            .with_hint("reach the daemon over a unix socket or ssh tunnel (e.g. `ssh -L /tmp/docker.sock:/var/run/docker.sock HOST`) and set DOCKER_HOST=unix:///tmp/docker.sock"));
+        }
         return Ok(host.to_string());
     }
     if let Some(context) = env.current_context().filter(|c| c != "default") {

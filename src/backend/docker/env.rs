@@ -14,6 +14,8 @@ pub struct DockerEnv {
     pub docker_config: Option<PathBuf>,
     pub home: Option<PathBuf>,
     pub xdg_runtime_dir: Option<PathBuf>,
+    /// DOCKER_TLS_VERIFY is set: the daemon wants TLS client certificates.
+    pub tls_verify: bool,
 }
 
 impl DockerEnv {
@@ -26,6 +28,7 @@ impl DockerEnv {
             docker_config: var("DOCKER_CONFIG").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR").map(PathBuf::from),
+            tls_verify: var("DOCKER_TLS_VERIFY").is_some(),
         }
     }
 
