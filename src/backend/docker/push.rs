@@ -114,6 +114,7 @@ pub async fn push(
     let mut progress = Transfer::start(printer, format!("pushing {reference}"));
     let mut stream = engine.docker.push_image(name, Some(options), credentials);
     let mut digest = None;
+    let mut last_status = String::new();
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
@@ -123,17 +124,18 @@ pub async fn push(
             }
         };
         let status = info.status.as_deref().unwrap_or("");
+        if !status.is_empty() && status != last_status {
+            progress.detail(status);
+            last_status = status.to_string();
+        }
         // bollard drops the layer id, so the bar follows the layer being sent.
-        match info
+        if let Some((current, total)) = info
             .progress_detail
             .as_ref()
             .and_then(|d| Some((d.current?, d.total?)))
+            .filter(|(_, total)| *total > 0)
         {
-            Some((current, total)) if total > 0 => {
-                progress.bytes(current.max(0) as u64, total as u64)
-            }
-            _ if !status.is_empty() => progress.detail(status),
-            _ => {}
+            progress.bytes(current.max(0) as u64, total as u64);
         }
         if let Some(found) = status.split("digest: ").nth(1) {
             digest = found.split_whitespace().next().map(str::to_owned);
