@@ -168,7 +168,7 @@ pub async fn check_daemon() -> Result<DaemonSummary> {
 
 /// `kovenant image [--push]`: build (and push) the image alone, print its reference on stdout.
 pub fn run_image_command(global: &GlobalArgs, args: &ImageArgs, printer: &Printer) -> Result<()> {
-    let config = load_config(global, args)?;
+    let config = crate::config::resolve(global, args.env.env_file.as_deref())?;
     for warning in &config.warnings {
         printer.warn(warning);
     }
@@ -192,29 +192,4 @@ pub fn run_image_command(global: &GlobalArgs, args: &ImageArgs, printer: &Printe
     })?;
     printer.stdout(&ensured.reference);
     Ok(())
-}
-
-fn load_config(global: &GlobalArgs, args: &ImageArgs) -> Result<Config> {
-    let mut config = crate::config::load(args.env.env_file.as_deref())?;
-    if let Some(ns) = &global.namespace {
-        config.namespace = ns.clone();
-    }
-    interim_env_overlay(&mut config);
-    Ok(config)
-}
-
-/// Until `config::resolve` lands, the image keys are read here from the process environment (the
-/// placeholder loader returns defaults). Harmless afterwards: the environment wins there too.
-// TODO(lead): drop when config::resolve is merged and call it instead of config::load.
-fn interim_env_overlay(config: &mut Config) {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let Some(v) = var("KOVENANT_TELEGRAF_IMAGE") {
-        config.telegraf_image = v;
-    }
-    if let Some(v) = var("KOVENANT_IMAGE_REGISTRY") {
-        config.image_registry = Some(v);
-    }
-    if let Some(v) = var("KOVENANT_IMAGE_REGISTRY_INSECURE") {
-        config.image_registry_insecure = matches!(v.as_str(), "1" | "true" | "yes");
-    }
 }
