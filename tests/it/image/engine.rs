@@ -197,11 +197,14 @@ fn the_agent_inside_the_image_turns_a_fixture_into_line_protocol() {
         text(&host.stderr)
     );
     let points = |out: &[u8]| -> Vec<String> {
-        text(out)
+        let mut lines: Vec<String> = text(out)
             .lines()
             // lag_ms is wall-clock time behind the events: the one field that differs by run.
             .map(|l| l.split(",lag_ms=").next().unwrap_or(l).to_string())
-            .collect()
+            .collect();
+        // Points of one window may come in any order.
+        lines.sort();
+        lines
     };
     let inside_points = points(&inside.stdout);
     assert!(
