@@ -120,3 +120,49 @@ fn push_without_a_registry_is_a_usage_error() {
          hint: set KOVENANT_IMAGE_REGISTRY=host[:port][/path] in .env or the environment\n"
     );
 }
+
+/// A daemon on loopback that refuses every API version kovenant can speak, as a Docker 1.11
+/// daemon would: dockerd's own words, status 400.
+fn ancient_daemon() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = r#"{"message":"client version 1.53 is too new. Maximum supported API version is 1.23"}"#;
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_daemon_that_refuses_the_api_version_is_named() {
+    let host = format!("tcp://{}", ancient_daemon());
+    let out = kovenant()
+        .env("DOCKER_HOST", &host)
+        .env("KOVENANT_TELEGRAF_IMAGE", "kovenant-it-unused:1")
+        .arg("image")
+        .output()
+        .expect("run kovenant");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: docker: the Docker daemon at {host} refuses kovenant's API version: client \
+             version 1.53 is too new. Maximum supported API version is 1.23\n\
+             hint: kovenant speaks Docker API 1.24 to 1.53; upgrade the Docker daemon (or kovenant)\n"
+        )
+    );
+}
