@@ -106,3 +106,52 @@ fn assert_push_refused(status: &'static str, cause: &str) {
 fn a_registry_that_answers_403_refuses_the_push_clearly() {
     assert_push_refused("403 Forbidden", "denied: kovenant-it refuses");
 }
+
+/// The registry's credentials come from the helper the docker config names, and never show.
+#[test]
+fn credentials_come_from_the_docker_config_helper_and_stay_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let registry = service("KOVENANT_TEST_REGISTRY");
+    let mut scratch = Scratch::new("creds");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let asked = dir.path().join("asked");
+    let helper = dir.path().join("docker-credential-kovit");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nprintf '%s' \"$server\" > '{}'\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"it-user\",\"Secret\":\"it-secret-123\"}}' \"$server\"\n",
+            asked.display()
+        ),
+    )
+    .expect("write helper");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{registry}":"kovit"}}}}"#),
+    )
+    .expect("write docker config");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = kovenant_image(&scratch.base, &["-v", "--push"])
+        .env("KOVENANT_IMAGE_REGISTRY", &registry)
+        .env("DOCKER_CONFIG", dir.path())
+        .env("PATH", path)
+        .output()
+        .expect("run kovenant");
+    scratch.remove_later(text(&out.stdout).trim());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&asked).expect("the helper was asked"),
+        registry
+    );
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(
+            !text(stream).contains("it-secret-123"),
+            "the secret was printed"
+        );
+    }
+}
