@@ -166,19 +166,23 @@ pub async fn check_daemon() -> Result<DaemonSummary> {
     })
 }
 
-/// `kovenant image [--push]`: build (and push) the image alone, print its reference on stdout.
+/// `kovenant image [--push] [--context NAME]`: build (and push, or load into the kind/k3d/minikube
+/// cluster that NAME is) the image alone, and print its reference on stdout.
 pub fn run_image_command(global: &GlobalArgs, args: &ImageArgs, printer: &Printer) -> Result<()> {
     let config = crate::config::resolve(global, args.env.env_file.as_deref())?;
     for warning in &config.warnings {
         printer.warn(warning);
     }
+    // With --context, the image goes to that cluster as install would send it (pushed, or loaded
+    // into kind/k3d/minikube); the context is only a name here, no cluster is contacted.
+    let delivery = match (&global.context, args.push) {
+        (_, true) => Delivery::Push,
+        (Some(context), false) => image::delivery_for_context(&config, context)?,
+        (None, false) => Delivery::Keep,
+    };
     let opts = ImageOptions {
         agent_binary: args.agent_binary.clone(),
-        delivery: if args.push {
-            Delivery::Push
-        } else {
-            Delivery::Keep
-        },
+        delivery,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,4 +1,4 @@
-//! Pushing to the real registry, and to one that refuses.
+//! Getting the image to the cluster: push to the real registry (with helper credentials) or to one that refuses, kind load.
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
@@ -154,4 +154,70 @@ fn credentials_come_from_the_docker_config_helper_and_stay_secret() {
             "the secret was printed"
         );
     }
+}
+
+/// `--context kind-NAME` loads the image with `kind load docker-image`, pointed at the same daemon.
+#[test]
+fn a_kind_context_loads_the_image_with_kind() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut scratch = Scratch::new("kind");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("kind-called");
+    let kind = dir.path().join("kind");
+    std::fs::write(
+        &kind,
+        format!(
+            "#!/bin/sh\necho \"$DOCKER_HOST $*\" > '{}'\n",
+            record.display()
+        ),
+    )
+    .expect("write fake kind");
+    std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = kovenant_image(&scratch.base, &["--context", "kind-dev"])
+        .env("PATH", path)
+        .output()
+        .expect("run kovenant");
+    let reference = text(&out.stdout).trim().to_string();
+    scratch.remove_later(&reference);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&record).expect("kind was run"),
+        format!(
+            "{} load docker-image {reference} --name dev\n",
+            super::docker_host()
+        )
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.ends_with(&format!(
+            "✓ loading {reference} into the kind cluster done\n"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn another_context_without_a_registry_asks_for_one() {
+    let out = kovenant_image("kovenant-it-unused:1", &["--context", "prod-eu"])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: the telegraf-tetragon image has no way into cluster context \"prod-eu\""
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "\nhint: set KOVENANT_IMAGE_REGISTRY to a registry the cluster can pull from"
+        ),
+        "{stderr}"
+    );
 }
