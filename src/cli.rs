@@ -62,7 +62,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Write everything install would apply to a folder, with no cluster and no Docker.
     Render(RenderArgs),
-    /// Build (and push) the telegraf-tetragon image alone, with no cluster.
+    /// Build (and push) the telegraf-tetragon image alone, with no cluster. With --context naming a
+    /// kind, k3d or minikube cluster, load it there.
     Image(ImageArgs),
     /// Turn Tetragon's JSON events into InfluxDB line protocol (runs inside the pipeline).
     Agent(AgentArgs),

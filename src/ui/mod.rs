@@ -2,5 +2,6 @@
 mod printer;
 pub mod progress;
 pub mod prompt;
+pub mod transfer;
 
 pub use printer::Printer;

@@ -10,6 +10,7 @@ mod dashboards_nodegraph;
 mod dashboards_promql;
 mod dashboards_promql_parse;
 mod dashboards_scenarios;
+mod image;
 mod render;
 mod schemas;
 mod support;

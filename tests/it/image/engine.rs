@@ -1,0 +1,222 @@
+//! Building through bollard against the real daemon: the image runs, re-runs are skipped, changes retag.
+use std::process::Command;
+use std::time::Instant;
+
+use kovenant::config::Config;
+use kovenant::plan::image::reference_for_binary;
+
+use super::{Scratch, docker, kovenant_image, text};
+use crate::support::kovenant;
+
+fn config_with_base(base: &str) -> Config {
+    Config {
+        telegraf_image: base.to_string(),
+        ..Config::default()
+    }
+}
+
+fn host_binary() -> Vec<u8> {
+    std::fs::read(env!("CARGO_BIN_EXE_kovenant")).expect("read the kovenant binary")
+}
+
+fn image_id(reference: &str) -> String {
+    let out = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    assert!(
+        out.status.success(),
+        "inspect {reference}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+// Timings are part of what this test reports (BENCHMARKS.md, section "image").
+#[allow(clippy::print_stderr)]
+fn builds_runs_and_skips_the_second_build() {
+    let mut scratch = Scratch::new("build");
+    let expected = reference_for_binary(&config_with_base(&scratch.base), &host_binary());
+    scratch.remove_later(&expected);
+
+    let started = Instant::now();
+    let first = kovenant_image(&scratch.base, &[])
+        .output()
+        .expect("run kovenant");
+    let first_time = started.elapsed();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&first.stderr)
+    );
+    assert_eq!(text(&first.stdout), format!("{expected}\n"));
+    let stderr = text(&first.stderr);
+    assert!(
+        stderr.contains(&format!("• building {expected}\n")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  Step 3/3 : COPY kovenant /usr/local/bin/kovenant\n"),
+        "{stderr}"
+    );
+    let id = image_id(&expected);
+
+    // The agent inside answers with the host binary's version.
+    let host_version = kovenant()
+        .arg("--version")
+        .output()
+        .expect("kovenant --version");
+    let inside = docker(&["run", "--rm", &expected, "kovenant", "--version"]);
+    assert_eq!(inside.status.code(), Some(0), "{}", text(&inside.stderr));
+    assert_eq!(text(&inside.stdout), text(&host_version.stdout));
+    assert_eq!(
+        text(&inside.stdout),
+        format!("kovenant {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    // The stand-in base's telegraf is still what the image runs by default.
+    let telegraf = docker(&["run", "--rm", &expected, "telegraf", "--version"]);
+    assert_eq!(text(&telegraf.stdout), "telegraf stand-in --version\n");
+
+    let started = Instant::now();
+    let second = kovenant_image(&scratch.base, &[])
+        .output()
+        .expect("run kovenant");
+    let second_time = started.elapsed();
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&second.stderr)
+    );
+    assert_eq!(text(&second.stdout), format!("{expected}\n"));
+    assert_eq!(
+        text(&second.stderr),
+        format!("✓ image {expected} is already built; no build needed\n")
+    );
+    assert_eq!(
+        image_id(&expected),
+        id,
+        "the second run must not build a new image"
+    );
+    eprintln!("image: first build {first_time:?}, cached re-run {second_time:?}");
+}
+
+#[test]
+fn a_changed_binary_or_base_yields_a_new_tag() {
+    let mut scratch = Scratch::new("changes");
+    let original = reference_for_binary(&config_with_base(&scratch.base), &host_binary());
+
+    // The same binary with bytes appended: still a runnable ELF, different content.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let modified = dir.path().join("kovenant");
+    let mut bytes = host_binary();
+    bytes.extend_from_slice(b"\0kovenant-it: changed binary\0");
+    std::fs::write(&modified, &bytes).expect("write modified binary");
+    let expected = reference_for_binary(&config_with_base(&scratch.base), &bytes);
+    assert_ne!(expected, original);
+    scratch.remove_later(&expected);
+    let path = modified.to_str().expect("utf-8 path");
+    let out = kovenant_image(&scratch.base, &["--agent-binary", path])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{expected}\n"));
+    let inside = docker(&["run", "--rm", &expected, "kovenant", "--version"]);
+    assert_eq!(
+        text(&inside.stdout),
+        format!("kovenant {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    // Another FROM: a new Dockerfile, a new tag.
+    let other_base = scratch.alias("other");
+    let expected = reference_for_binary(&config_with_base(&other_base), &host_binary());
+    assert_ne!(expected, original);
+    scratch.remove_later(&expected);
+    let out = kovenant_image(&other_base, &[])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{expected}\n"));
+    assert!(text(&out.stderr).contains(&format!("• building {expected}\n")));
+}
+
+/// Runs the same fixture through the agent on the host and inside the image: the same points.
+#[test]
+#[ignore = "needs the agent"]
+fn the_agent_inside_the_image_turns_a_fixture_into_line_protocol() {
+    let mut scratch = Scratch::new("agent");
+    let out = kovenant_image(&scratch.base, &[])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let reference = text(&out.stdout).trim().to_string();
+    scratch.remove_later(&reference);
+
+    let fixtures = crate::support::shared().join("fixtures/tetragon-events");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snapshot = dir.path().join("cluster.json");
+    std::fs::write(&snapshot, r#"{"apiVersion":"v1","kind":"List","items":[]}"#).expect("snapshot");
+    let agent_args = ["agent", "--source", "stdin", "--node-name", "it-node"];
+    let events =
+        || std::fs::File::open(fixtures.join("tetragon-docs.jsonl")).expect("open the fixture");
+    let snap_mount = format!("{}:/snap:ro", dir.path().display());
+    let inside = Command::new("docker")
+        .args([
+            "-H",
+            &super::docker_host(),
+            "run",
+            "--rm",
+            "-i",
+            "-v",
+            &snap_mount,
+            &reference,
+        ])
+        .arg("kovenant")
+        .args(agent_args)
+        .args(["--cluster-snapshot", "/snap/cluster.json"])
+        .stdin(events())
+        .output()
+        .expect("run the agent in the image");
+    assert_eq!(
+        inside.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&inside.stderr)
+    );
+
+    let host = kovenant()
+        .args(agent_args)
+        .arg("--cluster-snapshot")
+        .arg(&snapshot)
+        .stdin(events())
+        .output()
+        .expect("run the agent on the host");
+    assert_eq!(
+        host.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&host.stderr)
+    );
+    let points = |out: &[u8]| -> Vec<String> {
+        let mut lines: Vec<String> = text(out)
+            .lines()
+            // lag_ms is wall-clock time behind the events: the one field that differs by run.
+            .map(|l| l.split(",lag_ms=").next().unwrap_or(l).to_string())
+            .collect();
+        // Points of one window may come in any order.
+        lines.sort();
+        lines
+    };
+    let inside_points = points(&inside.stdout);
+    assert!(
+        inside_points
+            .iter()
+            .any(|l| l.starts_with("kovenant_agent")),
+        "{inside_points:?}"
+    );
+    assert!(inside_points.iter().all(|l| {
+        ["tcp_flow", "pod_io", "kovenant_agent"]
+            .iter()
+            .any(|m| l.starts_with(&format!("{m},")) || l.starts_with(&format!("{m} ")))
+    }));
+    assert_eq!(inside_points, points(&host.stdout));
+}
