@@ -183,6 +183,9 @@ pub struct AgentArgs {
     /// With file:PATH, read the file from its start instead of its end.
     #[arg(long)]
     pub from_start: bool,
+    /// With file:PATH, stop at the end of the file instead of following it (replays).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Learn the cluster from this Kubernetes List (JSON) instead of watching the API.
     #[arg(long, value_name = "FILE")]
     pub cluster_snapshot: Option<PathBuf>,
