@@ -68,10 +68,10 @@ fn pod_ips(pod: &Pod) -> Vec<IpAddr> {
         .flatten()
         .filter_map(|p| p.ip.parse().ok())
         .collect();
-    if let Some(ip) = status.pod_ip.as_deref().and_then(|s| s.parse().ok()) {
-        if !ips.contains(&ip) {
-            ips.push(ip);
-        }
+    if let Some(ip) = status.pod_ip.as_deref().and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
     }
     ips
 }

@@ -9,6 +9,8 @@ mod line_protocol;
 mod lines;
 mod owners;
 mod pipeline;
+#[cfg(test)]
+mod props;
 mod scalars;
 pub mod source;
 mod tags;

@@ -18,13 +18,19 @@ pub struct Workload {
     pub release: String,
 }
 
+/// (kind, name) of a controller.
+type Ref = (String, String);
+
+/// A controller's own controller and its release annotation.
+type Controller = (Option<Ref>, Option<String>);
+
 /// Controllers by (kind, namespace, name): their own controller and their release annotation.
 #[derive(Default)]
 pub struct Owners {
-    objects: HashMap<(String, String, String), (Option<(String, String)>, Option<String>)>,
+    objects: HashMap<(String, String, String), Controller>,
 }
 
-fn controller_of(meta: &ObjectMeta) -> Option<(String, String)> {
+fn controller_of(meta: &ObjectMeta) -> Option<Ref> {
     let refs = meta.owner_references.as_deref()?;
     let r = refs
         .iter()
@@ -104,12 +110,11 @@ impl Owners {
                 }
                 None => {
                     let hash = labels.and_then(|l| l.get("pod-template-hash"));
-                    if kind == "ReplicaSet" {
-                        if let Some(base) = hash.and_then(|h| name.strip_suffix(h.as_str())) {
-                            if let Some(base) = base.strip_suffix('-') {
-                                (kind, name) = ("Deployment".into(), base.to_string());
-                            }
-                        }
+                    let base = hash.and_then(|h| name.strip_suffix(h.as_str()));
+                    if kind == "ReplicaSet"
+                        && let Some(base) = base.and_then(|b| b.strip_suffix('-'))
+                    {
+                        (kind, name) = ("Deployment".into(), base.to_string());
                     }
                     break;
                 }

@@ -1,3 +1,6 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
+mod agent;
+mod agent_fixtures;
+mod agent_support;
 mod cli;
 mod support;
