@@ -7,6 +7,7 @@ mod event;
 pub mod index;
 mod line_protocol;
 mod lines;
+mod live;
 mod owners;
 mod pipeline;
 #[cfg(test)]
@@ -39,27 +40,46 @@ pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Error::step("agent", format!("cannot handle signals: {e}")))?;
     }
-    let index = match &args.cluster_snapshot {
-        Some(path) => {
+    // Only live knowledge or the kube-logs source need a runtime and a client.
+    let needs_api = args.cluster_snapshot.is_none() || source == Source::KubeLogs;
+    let runtime = if needs_api {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::step("agent", format!("cannot start the runtime: {e}")))?;
+        let client = rt
+            .block_on(kube::Client::try_default())
+            .map_err(|e| Error::step("agent: connect to the cluster", e.to_string()).with_hint(
+                "run in the cluster (service account) or set KUBECONFIG; offline, pass --cluster-snapshot",
+            ))?;
+        Some((rt, client))
+    } else {
+        None
+    };
+    let (index, updates) = match (&args.cluster_snapshot, &runtime) {
+        (Some(path), _) => {
             let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
             let objects = ClusterObjects::from_list_reader(io::BufReader::new(file))
                 .map_err(|e| Error::step("agent", format!("{}: {e}", path.display())))?;
-            Index::build(&objects)
+            (Arc::new(Index::build(&objects)), None)
         }
-        None => {
-            return Err(Error::usage(
-                "watching the cluster is not available in this build",
-                Some("pass --cluster-snapshot FILE".to_string()),
-            ));
+        (None, Some((rt, client))) => {
+            printer.debug("agent: listing the cluster's objects");
+            let (first, rx) = rt
+                .block_on(live::start(client.clone()))
+                .map_err(|e| Error::step("agent: watch the cluster", e))?;
+            (first, Some(rx))
         }
+        (None, None) => return Err(Error::step("agent", "no cluster knowledge")),
     };
     let window_ns = i64::try_from(args.window.as_nanos())
         .unwrap_or(i64::MAX)
         .max(1_000_000);
     let node = args.node_name.as_deref().unwrap_or("");
-    let agent = Agent::new(Arc::new(index), window_ns, args.max_keys, node);
+    let agent = Agent::new(index, window_ns, args.max_keys, node);
     let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
-    let mut d = Driver::new(agent, out, stop, None, args.window);
+    let mut d = Driver::new(agent, out, stop, updates, args.window);
     let result = match &source {
         Source::Stdin => source::stdin::run(io::stdin(), &mut d),
         Source::File(path) => {
@@ -69,12 +89,26 @@ pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
             };
             source::file::run(path, follow, &mut d)
         }
-        Source::KubeLogs => {
-            return Err(Error::usage(
-                "--source kube-logs is not available in this build",
-                None,
-            ));
-        }
+        Source::KubeLogs => match &runtime {
+            Some((rt, client)) => {
+                let target = source::kube::Target {
+                    namespace: args.tetragon_namespace.clone(),
+                    selector: args.tetragon_selector.clone(),
+                    container: args.tetragon_container.clone(),
+                };
+                let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+                rt.spawn(source::kube::run(client.clone(), target, tx));
+                let mut next = |t| {
+                    Ok(match rt.block_on(tokio::time::timeout(t, rx.recv())) {
+                        Ok(Some(buf)) => source::stdin::Next::Data(buf),
+                        Ok(None) => source::stdin::Next::End,
+                        Err(_) => source::stdin::Next::Idle,
+                    })
+                };
+                source::stdin::drive(&mut next, &mut drop, &mut d)
+            }
+            None => Err(io::Error::other("kube-logs needs the Kubernetes API")),
+        },
     };
     let finished = result.and_then(|()| d.finish());
     let totals = d.agent.totals();
@@ -82,6 +116,9 @@ pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
         "agent: {} lines, {} events, {} bad, {} ignored",
         totals.lines, totals.events, totals.bad_lines, totals.ignored
     ));
+    if let Some((rt, _)) = runtime {
+        rt.shutdown_background();
+    }
     match finished {
         Ok(()) => Ok(()),
         // The reader of our output went away (telegraf stopping): nothing left to tell.
