@@ -106,6 +106,18 @@ impl Aggregator {
         }
     }
 
+    /// Whether the window's tag tables hold all the distinct sources and peers its keys can
+    /// use: past this, new ones are folded too, so memory stays bounded within a window.
+    pub fn tags_full(&self) -> bool {
+        self.tags.len() >= 2 * self.hard_cap() + 64
+    }
+
+    /// The source that overflowing keys are folded into.
+    pub fn overflow(&mut self) -> u32 {
+        self.stats.dropped_keys += 1;
+        self.overflow_src()
+    }
+
     pub fn keys(&self) -> usize {
         self.flows.len() + self.io.len()
     }
@@ -167,7 +179,6 @@ impl Aggregator {
                     };
                     if !self.flows.contains_key(&folded) && self.keys() >= self.hard_cap() {
                         folded.src = self.overflow_src();
-                        folded.role = key.role.min(ROLE_SERVER);
                     }
                     folded
                 };

@@ -8,7 +8,7 @@ use super::scalars::{FlexI64, FlexU64, Str};
 
 /// One export line. `kprobe` is set when the line carries `process_kprobe`; `other_kind` when
 /// it carries another event object (`process_exec`, `process_exit`, ...).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Envelope<'a> {
     pub kprobe: Option<Kprobe<'a>>,
     /// `process_kprobe` was present but not an object (e.g. `null`).
@@ -18,7 +18,7 @@ pub struct Envelope<'a> {
     pub time: Option<Str<'a>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Kprobe<'a> {
     #[serde(borrow, default)]
     pub process: Option<Process<'a>>,
@@ -30,13 +30,13 @@ pub struct Kprobe<'a> {
     pub ret: Option<Arg<'a>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Process<'a> {
     #[serde(borrow, default)]
     pub pod: Option<Pod<'a>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Pod<'a> {
     #[serde(borrow, default)]
     pub namespace: Option<Str<'a>>,
@@ -51,7 +51,7 @@ pub struct Pod<'a> {
 }
 
 /// The two pod labels that name a Helm release; every other label is skipped unparsed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct HelmLabels<'a> {
     #[serde(borrow, default, rename = "app.kubernetes.io/instance")]
     pub instance: Option<Str<'a>>,
@@ -60,7 +60,7 @@ pub struct HelmLabels<'a> {
 }
 
 /// One kprobe argument (or the return value): the variants the policies produce.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Arg<'a> {
     #[serde(borrow, default)]
     pub sock_arg: Option<Sock<'a>>,
@@ -72,7 +72,7 @@ pub struct Arg<'a> {
     pub long_arg: Option<FlexI64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Sock<'a> {
     #[serde(borrow, default)]
     pub daddr: Option<Str<'a>>,
@@ -83,7 +83,7 @@ pub struct Sock<'a> {
 }
 
 /// The first socket and the first size among the arguments; the list itself is not kept.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Args<'a> {
     pub sock: Option<Sock<'a>>,
     pub size: Option<u64>,
@@ -197,5 +197,14 @@ impl<'de> Deserialize<'de> for IsObject {
 /// Parses one line; `None` when it is not UTF-8, not JSON or not an object.
 pub fn parse_line(line: &[u8]) -> Option<Envelope<'_>> {
     let text = std::str::from_utf8(line).ok()?;
-    serde_json::from_str(text).ok()
+    match super::scan::scan(text) {
+        Some(env) => Some(env),
+        None => serde_json::from_str(text).ok(),
+    }
+}
+
+/// serde alone, for the property test that holds the fast scanner to the same answers.
+#[cfg(test)]
+pub fn parse_line_serde(line: &[u8]) -> Option<Envelope<'_>> {
+    serde_json::from_str(std::str::from_utf8(line).ok()?).ok()
 }

@@ -5,6 +5,8 @@ pub mod cluster;
 mod driver;
 mod event;
 pub mod index;
+#[cfg(test)]
+mod index_tests;
 mod line_protocol;
 mod lines;
 mod live;
@@ -13,6 +15,8 @@ mod pipeline;
 #[cfg(test)]
 mod props;
 mod scalars;
+mod scan;
+mod scan_event;
 pub mod source;
 mod tags;
 mod time;

@@ -148,6 +148,7 @@ impl Agent {
                     pod,
                     node: node_sym,
                 },
+                None if self.agg.tags_full() => return self.agg.overflow(),
                 None => {
                     // A pod the index does not know: Tetragon's own fields say what it is.
                     let p = pod.map(|p| {
@@ -213,7 +214,7 @@ impl Agent {
         if let Some(id) = self.agg.tags.cached_peer(&r) {
             return id;
         }
-        let r = if self.agg.tags.len() > 4 * self.agg.keys().max(1024) {
+        let r = if self.agg.tags_full() {
             PeerRef::Other
         } else {
             r

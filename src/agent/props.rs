@@ -68,6 +68,51 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The fast scanner either gives up or says exactly what serde says.
+    #[test]
+    fn the_fast_scanner_agrees_with_serde(
+        w in 0usize..3, cut in 0usize..700, flips in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az".to_vec())), 0..4)
+    ) {
+        let line = mangle([RECV, WRITE, EXEC][w], cut, &flips);
+        if let Ok(text) = std::str::from_utf8(&line)
+            && let Some(fast) = super::scan::scan(text)
+        {
+            prop_assert_eq!(Some(fast), super::event::parse_line_serde(&line));
+        }
+    }
+}
+
+#[test]
+fn the_fast_scanner_takes_the_usual_lines() {
+    for line in [
+        RECV,
+        WRITE,
+        EXEC,
+        r#"{"process_kprobe":null}"#,
+        "{}",
+        r#" {"time":null,"x":[1,-2.5e3,true,{"a":"\u00e9\n"}]} "#,
+    ] {
+        let fast = super::scan::scan(line);
+        assert!(fast.is_some(), "{line}");
+        assert_eq!(
+            fast,
+            super::event::parse_line_serde(line.as_bytes()),
+            "{line}"
+        );
+    }
+    for odd in [
+        r#"{"process_kprobe":{"function_name":"a","function_name":"b"}}"#,
+        "[1]",
+        r#"{"time":"\u0041"}"#,
+        "{\"a\":1}x",
+    ] {
+        assert!(super::scan::scan(odd).is_none(), "{odd}");
+    }
+}
+
 #[test]
 fn unmangled_events_are_counted_as_the_contract_says() {
     let lines: Vec<Vec<u8>> = [RECV, WRITE, EXEC, ""]
