@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
 seed=${2:-11}
-dir=target/bench-agent/corpus-$events-$seed
+dir=target/bench-agent/corpus-$events-$seed-h0
 if [ ! -f "$dir/expected.json" ]; then
-  python3 ../shared/tools/tetragon_corpus.py --out "$dir" --events "$events" --seed "$seed" >/dev/null
+  PYTHONHASHSEED=0 python3 ../shared/tools/tetragon_corpus.py --out "$dir" --events "$events" --seed "$seed" >/dev/null
 fi
 cargo build --release --quiet --bin kovenant
 cargo bench --quiet --bench agent --no-run

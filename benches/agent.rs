@@ -3,7 +3,7 @@
 //!
 //! Run through `bench/agent.sh` (which pins everything to one core and makes the corpus):
 //! `cargo bench --bench agent -- CORPUS_DIR KOVENANT_BINARY`.
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Write};
@@ -183,7 +183,7 @@ fn main() {
         .filter(|&&b| b == b'\n')
         .count() as f64;
     let (parse_t, (parsed, _)) = best_of(5, || typed_parse(&path));
-    let (agent_t, rss) = best_of(5, || agent(bin, dir, 1));
+    let (_, (agent_t, rss)) = best_of(5, || agent(bin, dir, 1));
     let (_, rss10) = agent(bin, dir, 10);
     let py_t = best_of(1, || {
         let ok = Command::new("python3")
