@@ -32,6 +32,19 @@ pub(super) struct P<'a> {
     i: usize,
 }
 
+/// Position of the first `"` or `\\`. Most strings here are short keys: a plain loop beats
+/// memchr's setup for them; long values go to memchr.
+#[inline]
+fn find_quote(b: &[u8]) -> Option<usize> {
+    for (i, &c) in b.iter().take(24).enumerate() {
+        if c == b'"' || c == b'\\' {
+            return Some(i);
+        }
+    }
+    let skip = b.len().min(24);
+    memchr::memchr2(b'"', b'\\', &b[skip..]).map(|n| n + skip)
+}
+
 pub(super) fn once(seen: &mut u8, bit: u8) -> R<()> {
     let first = *seen & bit == 0;
     *seen |= bit;
@@ -39,17 +52,20 @@ pub(super) fn once(seen: &mut u8, bit: u8) -> R<()> {
 }
 
 impl<'a> P<'a> {
+    #[inline]
     fn ws(&mut self) {
         while self.i < self.b.len() && self.b[self.i] == b' ' {
             self.i += 1;
         }
     }
 
+    #[inline]
     pub(super) fn peek(&mut self) -> R<u8> {
         self.ws();
         self.b.get(self.i).copied()
     }
 
+    #[inline]
     fn eat(&mut self, c: u8) -> R<()> {
         (self.peek()? == c).then(|| self.i += 1)
     }
@@ -61,10 +77,11 @@ impl<'a> P<'a> {
     }
 
     /// A string without escapes, borrowed.
+    #[inline]
     pub(super) fn string(&mut self) -> R<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let n = memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+        let n = find_quote(&self.b[start..])?;
         if self.b[start + n] != b'"' {
             return None;
         }
@@ -75,7 +92,7 @@ impl<'a> P<'a> {
     fn skip_string(&mut self) -> R<()> {
         self.eat(b'"')?;
         loop {
-            let n = memchr::memchr2(b'"', b'\\', &self.b[self.i..])?;
+            let n = find_quote(&self.b[self.i..])?;
             self.i += n + 1;
             if self.b[self.i - 1] == b'"' {
                 return Some(());
@@ -142,6 +159,7 @@ impl<'a> P<'a> {
         }
     }
 
+    #[inline]
     pub(super) fn object(&mut self, f: &mut dyn FnMut(&mut Self, &'a str) -> R<()>) -> R<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
@@ -183,6 +201,7 @@ impl<'a> P<'a> {
     }
 
     /// `null` -> None, else the value parsed by `f`.
+    #[inline]
     pub(super) fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<Option<T>> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
@@ -191,6 +210,7 @@ impl<'a> P<'a> {
         f(self).map(Some)
     }
 
+    #[inline]
     pub(super) fn opt_str(&mut self) -> R<Option<Str<'a>>> {
         self.opt(|p| p.string().map(|s| Str(Cow::Borrowed(s))))
     }

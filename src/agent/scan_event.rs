@@ -26,6 +26,7 @@ impl<'a> P<'a> {
         Some(env)
     }
 
+    #[inline]
     fn kprobe(&mut self) -> R<Kprobe<'a>> {
         let mut k = Kprobe::default();
         let mut seen = 0u8;
@@ -54,6 +55,7 @@ impl<'a> P<'a> {
         Some(k)
     }
 
+    #[inline]
     fn process(&mut self) -> R<Process<'a>> {
         let mut out = Process::default();
         let mut seen = 0u8;
@@ -69,6 +71,7 @@ impl<'a> P<'a> {
         Some(out)
     }
 
+    #[inline]
     fn pod(&mut self) -> R<Pod<'a>> {
         let mut pod = Pod::default();
         let mut seen = 0u8;
@@ -89,6 +92,7 @@ impl<'a> P<'a> {
         Some(pod)
     }
 
+    #[inline]
     fn labels(&mut self) -> R<HelmLabels<'a>> {
         let mut l = HelmLabels::default();
         let mut seen = 0u8;
@@ -105,6 +109,7 @@ impl<'a> P<'a> {
         Some(l)
     }
 
+    #[inline]
     fn args(&mut self) -> R<Args<'a>> {
         let mut out = Args::default();
         self.array(&mut |p| {
@@ -120,6 +125,7 @@ impl<'a> P<'a> {
         Some(out)
     }
 
+    #[inline]
     fn arg(&mut self) -> R<Arg<'a>> {
         let mut a = Arg::default();
         let mut seen = 0u8;
@@ -136,6 +142,7 @@ impl<'a> P<'a> {
         Some(a)
     }
 
+    #[inline]
     fn sock(&mut self) -> R<Sock<'a>> {
         let mut s = Sock::default();
         let mut seen = 0u8;
