@@ -21,11 +21,10 @@ fn influx_sums(base: &str, db: &str, measurement: &str, key: &[&str], fields: &[
         .map(|f| format!("sum(\"{f}\") AS \"{f}\""))
         .collect();
     let group: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
-    let q = format!(
-        "SELECT {} FROM \"{measurement}\" GROUP BY {}",
-        select.join(","),
-        group.join(",")
-    );
+    let mut q = format!("SELECT {} FROM \"{measurement}\"", select.join(","));
+    if !group.is_empty() {
+        q += &format!(" GROUP BY {}", group.join(","));
+    }
     let v = query(base, db, &q);
     let mut out = Sums::new();
     for s in v["results"][0]["series"].as_array().expect("series") {
