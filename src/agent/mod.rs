@@ -47,6 +47,9 @@ pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
     // Only live knowledge or the kube-logs source need a runtime and a client.
     let needs_api = args.cluster_snapshot.is_none() || source == Source::KubeLogs;
     let runtime = if needs_api {
+        // Both rustls back ends are linked (through different dependencies), so rustls cannot
+        // pick one by itself; an error only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -103,11 +106,13 @@ pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
                 let (tx, mut rx) = tokio::sync::mpsc::channel(64);
                 rt.spawn(source::kube::run(client.clone(), target, tx));
                 let mut next = |t| {
-                    Ok(match rt.block_on(tokio::time::timeout(t, rx.recv())) {
-                        Ok(Some(buf)) => source::stdin::Next::Data(buf),
-                        Ok(None) => source::stdin::Next::End,
-                        Err(_) => source::stdin::Next::Idle,
-                    })
+                    Ok(
+                        match rt.block_on(async { tokio::time::timeout(t, rx.recv()).await }) {
+                            Ok(Some(buf)) => source::stdin::Next::Data(buf),
+                            Ok(None) => source::stdin::Next::End,
+                            Err(_) => source::stdin::Next::Idle,
+                        },
+                    )
                 };
                 source::stdin::drive(&mut next, &mut drop, &mut d)
             }

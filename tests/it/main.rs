@@ -3,6 +3,7 @@ mod agent;
 mod agent_fixtures;
 mod agent_follow;
 mod agent_influx;
+mod agent_kube;
 mod agent_support;
 mod cli;
 mod support;
