@@ -184,6 +184,9 @@ pub struct AgentArgs {
     /// With file:PATH, read the file from its start instead of its end.
     #[arg(long)]
     pub from_start: bool,
+    /// With file:PATH, stop at the end of the file instead of following it (replays).
+    #[arg(long)]
+    pub no_follow: bool,
     /// Learn the cluster from this Kubernetes List (JSON) instead of watching the API.
     #[arg(long, value_name = "FILE")]
     pub cluster_snapshot: Option<PathBuf>,
@@ -196,6 +199,19 @@ pub struct AgentArgs {
     /// Node name to tag host events with when the event carries none (default: $NODE_NAME).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+    /// With kube-logs: the namespace of the Tetragon pods.
+    #[arg(long, default_value = "kube-system", value_name = "NS")]
+    pub tetragon_namespace: String,
+    /// With kube-logs: the label selector of the Tetragon pods.
+    #[arg(
+        long,
+        default_value = "app.kubernetes.io/name=tetragon",
+        value_name = "SELECTOR"
+    )]
+    pub tetragon_selector: String,
+    /// With kube-logs: the container whose log carries the JSON export.
+    #[arg(long, default_value = "export-stdout", value_name = "NAME")]
+    pub tetragon_container: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,137 @@
 //! `kovenant agent`: Tetragon JSON events -> attributed, windowed InfluxDB line protocol.
+mod aggregate;
+mod attribute;
+pub mod cluster;
+mod driver;
+mod event;
+pub mod index;
+#[cfg(test)]
+mod index_tests;
+mod line_protocol;
+mod lines;
+mod live;
+mod owners;
+mod pipeline;
+#[cfg(test)]
+mod props;
+mod scalars;
+mod scan;
+mod scan_event;
+pub mod source;
+mod tags;
+mod time;
+
+use std::io::{self, BufWriter};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use crate::cli::AgentArgs;
 use crate::error::{Error, Result};
 use crate::ui::Printer;
 
-pub fn run(_args: &AgentArgs, _printer: &Printer) -> Result<()> {
-    Err(Error::step("agent", "not implemented yet"))
+use self::cluster::ClusterObjects;
+use self::driver::Driver;
+use self::index::Index;
+use self::pipeline::Agent;
+use self::source::Source;
+
+pub use self::pipeline::Agent as Pipeline;
+
+pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
+    let source = Source::parse(&args.source)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Error::step("agent", format!("cannot handle signals: {e}")))?;
+    }
+    // Only live knowledge or the kube-logs source need a runtime and a client.
+    let needs_api = args.cluster_snapshot.is_none() || source == Source::KubeLogs;
+    let runtime = if needs_api {
+        // Both rustls back ends are linked (through different dependencies), so rustls cannot
+        // pick one by itself; an error only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::step("agent", format!("cannot start the runtime: {e}")))?;
+        let client = rt
+            .block_on(kube::Client::try_default())
+            .map_err(|e| Error::step("agent: connect to the cluster", e.to_string()).with_hint(
+                "run in the cluster (service account) or set KUBECONFIG; offline, pass --cluster-snapshot",
+            ))?;
+        Some((rt, client))
+    } else {
+        None
+    };
+    let (index, updates) = match (&args.cluster_snapshot, &runtime) {
+        (Some(path), _) => {
+            let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+            let objects = ClusterObjects::from_list_reader(io::BufReader::new(file))
+                .map_err(|e| Error::step("agent", format!("{}: {e}", path.display())))?;
+            (Arc::new(Index::build(&objects)), None)
+        }
+        (None, Some((rt, client))) => {
+            printer.debug("agent: listing the cluster's objects");
+            let (first, rx) = rt
+                .block_on(live::start(client.clone()))
+                .map_err(|e| Error::step("agent: watch the cluster", e))?;
+            (first, Some(rx))
+        }
+        (None, None) => return Err(Error::step("agent", "no cluster knowledge")),
+    };
+    let window_ns = i64::try_from(args.window.as_nanos())
+        .unwrap_or(i64::MAX)
+        .max(1_000_000);
+    let node = args.node_name.as_deref().unwrap_or("");
+    let agent = Agent::new(index, window_ns, args.max_keys, node);
+    let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    let mut d = Driver::new(agent, out, stop, updates, args.window);
+    let result = match &source {
+        Source::Stdin => source::stdin::run(io::stdin(), &mut d),
+        Source::File(path) => {
+            let follow = source::file::Follow {
+                from_start: args.from_start,
+                stop_at_end: args.no_follow,
+            };
+            source::file::run(path, follow, &mut d)
+        }
+        Source::KubeLogs => match &runtime {
+            Some((rt, client)) => {
+                let target = source::kube::Target {
+                    namespace: args.tetragon_namespace.clone(),
+                    selector: args.tetragon_selector.clone(),
+                    container: args.tetragon_container.clone(),
+                };
+                let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+                rt.spawn(source::kube::run(client.clone(), target, tx));
+                let mut next = |t| {
+                    Ok(
+                        match rt.block_on(async { tokio::time::timeout(t, rx.recv()).await }) {
+                            Ok(Some(buf)) => source::stdin::Next::Data(buf),
+                            Ok(None) => source::stdin::Next::End,
+                            Err(_) => source::stdin::Next::Idle,
+                        },
+                    )
+                };
+                source::stdin::drive(&mut next, &mut drop, &mut d)
+            }
+            None => Err(io::Error::other("kube-logs needs the Kubernetes API")),
+        },
+    };
+    let finished = result.and_then(|()| d.finish());
+    let totals = d.agent.totals();
+    printer.debug(format!(
+        "agent: {} lines, {} events, {} bad, {} ignored",
+        totals.lines, totals.events, totals.bad_lines, totals.ignored
+    ));
+    if let Some((rt, _)) = runtime {
+        rt.shutdown_background();
+    }
+    match finished {
+        Ok(()) => Ok(()),
+        // The reader of our output went away (telegraf stopping): nothing left to tell.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::step("agent", format!("{}: {e}", args.source))),
+    }
 }

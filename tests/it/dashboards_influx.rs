@@ -150,7 +150,7 @@ pub fn fill_influx(url: &str, db: &str, dir: &Path) -> String {
         ("dropped_keys", 0),
     ];
     out.push_str(&line("kovenant_agent", &[], agent, ts));
-    let resp = ureq::post(&format!("{url}/write?db={db}&precision=ns")).send_string(&out);
+    let resp = ureq::post(format!("{url}/write?db={db}&precision=ns")).send(out.as_bytes());
     if let Err(e) = resp {
         panic!("writing line protocol to {url}: {e}");
     }
@@ -273,16 +273,20 @@ fn parse_line(text: &str) -> Point {
 
 /// Runs InfluxQL against `db` ("" for server statements) and returns the first result.
 pub fn influx(url: &str, db: &str, q: &str) -> Value {
-    let resp = ureq::post(&format!("{url}/query"))
+    let resp = ureq::post(format!("{url}/query"))
         .query("db", db)
         .query("epoch", "ms")
-        .send_form(&[("q", q)]);
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_form([("q", q)]);
     let text = match resp {
-        Ok(r) => r.into_string().expect("read InfluxDB response"),
-        Err(ureq::Error::Status(code, r)) => panic!(
-            "InfluxDB {code} for {q}: {}",
-            r.into_string().unwrap_or_default()
-        ),
+        Ok(mut r) => {
+            let status = r.status();
+            let text = r.body_mut().read_to_string().expect("read InfluxDB response");
+            assert!(status.is_success(), "InfluxDB {status} for {q}: {text}");
+            text
+        }
         Err(e) => panic!("InfluxDB at {url}: {e}"),
     };
     let body: Value = serde_json::from_str(&text).expect("InfluxDB answers JSON");

@@ -1,0 +1,135 @@
+//! Property tests: whatever the lines, the agent never panics and its counters add up.
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::index::Index;
+use super::pipeline::Agent;
+
+const RECV: &str = r#"{"process_kprobe":{"process":{"pid":312484,"pod":{"namespace":"team-3","name":"auth-0","pod_labels":{"app.kubernetes.io/instance":"shop-3","app.kubernetes.io/managed-by":"Helm"},"workload":"auth","workload_kind":"StatefulSet"}},"function_name":"tcp_recvmsg","args":[{"sock_arg":{"family":"AF_INET","saddr":"10.244.1.64","daddr":"10.244.2.9","sport":38281,"dport":8080,"cookie":"2791016250064148286"}},{"size_arg":"262144"}],"return":{"int_arg":87381}},"node_name":"node-1","time":"2026-01-01T00:00:00.030038622Z"}"#;
+const WRITE: &str = r#"{"process_kprobe":{"process":{"pid":7},"function_name":"__x64_sys_write","args":[{"int_arg":1},{"size_arg":"512"}],"return":{"long_arg":"-11"}},"node_name":"node-0","time":"2026-01-01T00:01:00Z"}"#;
+const EXEC: &str =
+    r#"{"process_exec":{"process":{"pid":1}},"node_name":"node-0","time":"2026-01-01T00:00:01Z"}"#;
+
+fn mangle(line: &str, cut: usize, flips: &[(usize, u8)]) -> Vec<u8> {
+    let mut b = line.as_bytes().to_vec();
+    for &(at, v) in flips {
+        if !b.is_empty() {
+            let i = at % b.len();
+            b[i] = v;
+        }
+    }
+    b.truncate(cut.min(b.len()));
+    b
+}
+
+fn run(lines: &[Vec<u8>]) -> (super::aggregate::Stats, String) {
+    let mut agent = Agent::new(Arc::new(Index::default()), 10_000_000_000, 8, "n");
+    let mut out = Vec::new();
+    for l in lines {
+        let clean: Vec<u8> = l.iter().copied().filter(|&c| c != b'\n').collect();
+        agent.feed(&clean, &mut out).expect("writing to a Vec");
+    }
+    agent.flush(&mut out).expect("writing to a Vec");
+    (
+        agent.totals(),
+        String::from_utf8(out).expect("line protocol is UTF-8"),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_bytes_never_stop_the_agent(lines in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 0..50)) {
+        let (t, _) = run(&lines);
+        prop_assert_eq!(t.lines, lines.len() as u64);
+        prop_assert_eq!(t.events + t.bad_lines, t.lines);
+    }
+
+    #[test]
+    fn mangled_events_are_counted_once(
+        picks in prop::collection::vec((0usize..3, 0usize..700, prop::collection::vec((any::<usize>(), any::<u8>()), 0..3)), 1..60)
+    ) {
+        let base = [RECV, WRITE, EXEC];
+        let lines: Vec<Vec<u8>> = picks.iter().map(|(w, cut, flips)| mangle(base[*w], *cut, flips)).collect();
+        let (t, out) = run(&lines);
+        prop_assert_eq!(t.lines, lines.len() as u64);
+        prop_assert_eq!(t.events + t.bad_lines, t.lines);
+        prop_assert!(t.ignored <= t.events);
+        // Every written window carries its self-metrics, and they add up to the totals.
+        let sum: u64 = out.lines().filter(|l| l.starts_with("kovenant_agent")).map(|l| {
+            let f = l.split(' ').nth(1).unwrap_or("");
+            f.split(',').find_map(|kv| kv.strip_prefix("lines=")).and_then(|v| v.trim_end_matches('i').parse::<u64>().ok()).unwrap_or(0)
+        }).sum();
+        prop_assert_eq!(sum, t.lines);
+        // At most 8 keys (+ the overflow allowance) per window, however many sources.
+        prop_assert!(out.lines().filter(|l| !l.starts_with("kovenant_agent")).count() <= (8 + 16 + 2) * 8);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The fast scanner either gives up or says exactly what serde says.
+    #[test]
+    fn the_fast_scanner_agrees_with_serde(
+        w in 0usize..3, cut in 0usize..700, flips in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az".to_vec())), 0..4)
+    ) {
+        let line = mangle([RECV, WRITE, EXEC][w], cut, &flips);
+        if let Ok(text) = std::str::from_utf8(&line)
+            && let Some(fast) = super::scan::scan(text)
+        {
+            prop_assert_eq!(Some(fast), super::event::parse_line_serde(&line));
+        }
+    }
+}
+
+#[test]
+fn the_fast_scanner_takes_the_usual_lines() {
+    for line in [
+        RECV,
+        WRITE,
+        EXEC,
+        r#"{"process_kprobe":null}"#,
+        "{}",
+        r#" {"time":null,"x":[1,-2.5e3,true,{"a":"\u00e9\n"}]} "#,
+    ] {
+        let fast = super::scan::scan(line);
+        assert!(fast.is_some(), "{line}");
+        assert_eq!(
+            fast,
+            super::event::parse_line_serde(line.as_bytes()),
+            "{line}"
+        );
+    }
+    for odd in [
+        r#"{"process_kprobe":{"function_name":"a","function_name":"b"}}"#,
+        "[1]",
+        r#"{"time":"\u0041"}"#,
+        "{\"a\":1}x",
+    ] {
+        assert!(super::scan::scan(odd).is_none(), "{odd}");
+    }
+}
+
+#[test]
+fn unmangled_events_are_counted_as_the_contract_says() {
+    let lines: Vec<Vec<u8>> = [RECV, WRITE, EXEC, ""]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    let (t, out) = run(&lines);
+    assert_eq!(
+        (
+            t.lines,
+            t.events,
+            t.bad_lines,
+            t.ignored,
+            t.unresolved_peers
+        ),
+        (4, 3, 1, 1, 1)
+    );
+    assert!(out.contains("tcp_flow,node=node-1,peer_name=10.244.2.9,peer_type=unresolved,port=8080,role=client,src_kind=StatefulSet,src_namespace=team-3,src_pod=auth-0,src_release=shop-3,src_workload=auth connects=0i,closes=0i,sends=0i,send_bytes=0i,recvs=1i,recv_bytes=87381i 1767225600000000000\n"), "{out}");
+    assert!(out.contains("pod_io,kind=Node,node=node-0,workload=node-0 reads=0i,read_bytes=0i,writes=1i,write_bytes=0i 1767225660000000000\n"), "{out}");
+}

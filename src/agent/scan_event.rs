@@ -1,0 +1,160 @@
+//! The event-shaped half of the fast scanner: which keys fill which fields of `Envelope`.
+use super::event::{Arg, Args, Envelope, HelmLabels, Kprobe, Pod, Process, Sock};
+use super::scan::{P, once};
+
+type R<T> = Option<T>;
+
+impl<'a> P<'a> {
+    pub(super) fn envelope(&mut self) -> R<Envelope<'a>> {
+        let mut env = Envelope::default();
+        self.object(&mut |p, key| {
+            match key {
+                // As the serde visitor: the last of repeated top-level keys wins.
+                "process_kprobe" => match p.opt(|p| p.kprobe())? {
+                    Some(k) => env.kprobe = Some(k),
+                    None => env.kprobe_invalid = true,
+                },
+                "node_name" => env.node_name = p.opt_str()?,
+                "time" => env.time = p.opt_str()?,
+                _ => {
+                    env.other_kind |= p.peek()? == b'{';
+                    p.skip_value(1)?;
+                }
+            }
+            Some(())
+        })?;
+        Some(env)
+    }
+
+    #[inline]
+    fn kprobe(&mut self) -> R<Kprobe<'a>> {
+        let mut k = Kprobe::default();
+        let mut seen = 0u8;
+        self.object(&mut |p, key| {
+            match key {
+                "process" => {
+                    once(&mut seen, 1)?;
+                    k.process = p.opt(|p| p.process())?;
+                }
+                "function_name" => {
+                    once(&mut seen, 2)?;
+                    k.function_name = p.opt_str()?;
+                }
+                "args" => {
+                    once(&mut seen, 4)?;
+                    k.args = p.args()?;
+                }
+                "return" => {
+                    once(&mut seen, 8)?;
+                    k.ret = p.opt(|p| p.arg())?;
+                }
+                _ => p.skip_value(2)?,
+            }
+            Some(())
+        })?;
+        Some(k)
+    }
+
+    #[inline]
+    fn process(&mut self) -> R<Process<'a>> {
+        let mut out = Process::default();
+        let mut seen = 0u8;
+        self.object(&mut |p, key| {
+            if key == "pod" {
+                once(&mut seen, 1)?;
+                out.pod = p.opt(|p| p.pod())?;
+                Some(())
+            } else {
+                p.skip_value(3)
+            }
+        })?;
+        Some(out)
+    }
+
+    #[inline]
+    fn pod(&mut self) -> R<Pod<'a>> {
+        let mut pod = Pod::default();
+        let mut seen = 0u8;
+        self.object(&mut |p, key| {
+            match key {
+                "namespace" => (once(&mut seen, 1)?, pod.namespace = p.opt_str()?).1,
+                "name" => (once(&mut seen, 2)?, pod.name = p.opt_str()?).1,
+                "workload" => (once(&mut seen, 4)?, pod.workload = p.opt_str()?).1,
+                "workload_kind" => (once(&mut seen, 8)?, pod.workload_kind = p.opt_str()?).1,
+                "pod_labels" => {
+                    once(&mut seen, 16)?;
+                    pod.pod_labels = p.opt(|p| p.labels())?;
+                }
+                _ => p.skip_value(4)?,
+            }
+            Some(())
+        })?;
+        Some(pod)
+    }
+
+    #[inline]
+    fn labels(&mut self) -> R<HelmLabels<'a>> {
+        let mut l = HelmLabels::default();
+        let mut seen = 0u8;
+        self.object(&mut |p, key| {
+            match key {
+                "app.kubernetes.io/instance" => (once(&mut seen, 1)?, l.instance = p.opt_str()?).1,
+                "app.kubernetes.io/managed-by" => {
+                    (once(&mut seen, 2)?, l.managed_by = p.opt_str()?).1
+                }
+                _ => p.skip_value(5)?,
+            }
+            Some(())
+        })?;
+        Some(l)
+    }
+
+    #[inline]
+    fn args(&mut self) -> R<Args<'a>> {
+        let mut out = Args::default();
+        self.array(&mut |p| {
+            let arg = p.arg()?;
+            if out.sock.is_none() {
+                out.sock = arg.sock_arg;
+            }
+            if out.size.is_none() {
+                out.size = arg.size_arg.map(|v| v.0);
+            }
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    #[inline]
+    fn arg(&mut self) -> R<Arg<'a>> {
+        let mut a = Arg::default();
+        let mut seen = 0u8;
+        self.object(&mut |p, key| {
+            match key {
+                "sock_arg" => (once(&mut seen, 1)?, a.sock_arg = p.opt(|p| p.sock())?).1,
+                "size_arg" => (once(&mut seen, 2)?, a.size_arg = p.u64()?).1,
+                "int_arg" => (once(&mut seen, 4)?, a.int_arg = p.i64()?).1,
+                "long_arg" => (once(&mut seen, 8)?, a.long_arg = p.i64()?).1,
+                _ => p.skip_value(4)?,
+            }
+            Some(())
+        })?;
+        Some(a)
+    }
+
+    #[inline]
+    fn sock(&mut self) -> R<Sock<'a>> {
+        let mut s = Sock::default();
+        let mut seen = 0u8;
+        self.object(&mut |p, key| {
+            match key {
+                "daddr" => (once(&mut seen, 1)?, s.daddr = p.opt_str()?).1,
+                "sport" => (once(&mut seen, 2)?, s.sport = p.u64()?).1,
+                "dport" => (once(&mut seen, 4)?, s.dport = p.u64()?).1,
+                _ => p.skip_value(5)?,
+            }
+            Some(())
+        })?;
+        Some(s)
+    }
+}

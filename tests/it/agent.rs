@@ -1,0 +1,165 @@
+//! `kovenant agent` against ground truth: generated corpora, real Tetragon output, bad input.
+use std::io::Write;
+
+use crate::agent_support::*;
+
+fn snapshot_args(c: &Corpus) -> Vec<String> {
+    vec![
+        "--cluster-snapshot".into(),
+        c.path("cluster.json").display().to_string(),
+    ]
+}
+
+#[test]
+fn agent_stdin_matches_ground_truth_for_several_seeds() {
+    for (events, seed, bad) in [(2_000, 1, 0.0), (20_000, 7, 0.02), (8_000, 42, 0.1)] {
+        let c = Corpus::generate(events, seed, bad);
+        let args = snapshot_args(&c);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_agent(&args, Some(&c.path("events.jsonl")));
+        assert_ground_truth(&parse_lp(&out), &c.expected());
+    }
+}
+
+#[test]
+fn agent_file_replay_matches_ground_truth() {
+    let c = Corpus::generate(30_000, 11, 0.02);
+    let file = format!("file:{}", c.path("events.jsonl").display());
+    let snap = c.path("cluster.json").display().to_string();
+    let args = [
+        "--source",
+        &file,
+        "--from-start",
+        "--no-follow",
+        "--cluster-snapshot",
+        &snap,
+    ];
+    let out = run_agent(&args, None);
+    let points = parse_lp(&out);
+    assert_ground_truth(&points, &c.expected());
+    // 120 s of events in 10 s windows: twelve windows, one self-metrics point each.
+    let agent: Vec<_> = points
+        .iter()
+        .filter(|p| p.measurement == "kovenant_agent")
+        .collect();
+    assert_eq!(agent.len(), 12);
+    assert_eq!(agent[0].time, 1_767_225_600_000_000_000);
+    assert!(
+        agent
+            .windows(2)
+            .all(|w| w[1].time - w[0].time == 10_000_000_000)
+    );
+}
+
+#[test]
+fn agent_writes_one_point_per_key_per_window() {
+    let c = Corpus::generate(10_000, 5, 0.0);
+    let args = snapshot_args(&c);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args = args.clone();
+    args.extend(["--window", "30s"]);
+    let points = parse_lp(&run_agent(&args, Some(&c.path("events.jsonl"))));
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &points {
+        assert!(
+            seen.insert((p.measurement.clone(), p.tags.clone(), p.time)),
+            "duplicate {p:?}"
+        );
+        assert_eq!(p.time % 30_000_000_000, 0, "aligned window start");
+    }
+    assert_eq!(
+        points
+            .iter()
+            .filter(|p| p.measurement == "kovenant_agent")
+            .count(),
+        4
+    );
+    assert_ground_truth(&points, &c.expected());
+}
+
+#[test]
+fn agent_folds_keys_over_the_cap_into_peer_other() {
+    let c = Corpus::generate(5_000, 3, 0.0);
+    let args = snapshot_args(&c);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--max-keys", "50", "--window", "1h"]);
+    let points = parse_lp(&run_agent(&args, Some(&c.path("events.jsonl"))));
+    let keys = points
+        .iter()
+        .filter(|p| p.measurement != "kovenant_agent")
+        .count();
+    let t = agent_totals(&points);
+    assert!(keys <= 50 + 50 / 16 + 16 + 2, "{keys} keys");
+    assert_eq!(t["keys"], keys as i64);
+    assert!(t["dropped_keys"] > 0);
+    assert!(
+        points
+            .iter()
+            .any(|p| p.tags.get("peer_type").map(String::as_str) == Some("other"))
+    );
+    // Nothing is lost: bytes still add up.
+    let e = c.expected();
+    let total = |field: &str, m: &str| -> i64 {
+        points
+            .iter()
+            .filter(|p| p.measurement == m)
+            .map(|p| p.fields[field])
+            .sum()
+    };
+    assert_eq!(
+        total("send_bytes", "tcp_flow"),
+        e["totals"]["send_bytes"].as_i64().unwrap()
+    );
+    assert_eq!(
+        total("recv_bytes", "tcp_flow"),
+        e["totals"]["recv_bytes"].as_i64().unwrap()
+    );
+    assert_eq!(
+        total("read_bytes", "pod_io"),
+        e["totals"]["read_bytes"].as_i64().unwrap()
+    );
+    assert_eq!(
+        total("write_bytes", "pod_io"),
+        e["totals"]["write_bytes"].as_i64().unwrap()
+    );
+}
+
+#[test]
+fn agent_counts_and_skips_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let good = std::fs::read_to_string(
+        crate::support::shared().join("fixtures/tetragon-events/kovenant-2022-cluster.jsonl"),
+    )
+    .unwrap();
+    let first = good.lines().next().unwrap();
+    f.write_all(first.as_bytes()).unwrap();
+    f.write_all(b"\n\xff\xfe not utf-8\n").unwrap();
+    f.write_all(&vec![b'x'; 10 * 1024 * 1024]).unwrap(); // a 10 MB line
+    f.write_all(b"\n{\"process_kprobe\":null}\n[1,2]\n{}\n\n")
+        .unwrap();
+    f.write_all(b"{\"process_kprobe\":{\"function_name\":\"tcp_sendmsg\",\"args\":[{\"sock_arg\":{\"daddr\":\"nope\"}},{\"size_arg\":\"1\"}]}}\n").unwrap();
+    f.write_all(b"{\"process_exec\":{\"process\":{}}}\n")
+        .unwrap();
+    f.write_all(first.as_bytes()).unwrap();
+    f.write_all(b"\n").unwrap();
+    f.write_all(&first.as_bytes()[..100]).unwrap(); // truncated last line, no newline
+    drop(f);
+    let out = run_agent(
+        &["--cluster-snapshot", &empty_snapshot(dir.path())],
+        Some(&path),
+    );
+    let t = agent_totals(&parse_lp(&out));
+    assert_eq!(t["lines"], 11);
+    assert_eq!(t["bad_lines"], 8);
+    assert_eq!(t["events"], 3);
+    assert_eq!(t["ignored"], 1);
+}
+
+/// A snapshot with nothing in it: attribution from the events alone.
+pub fn empty_snapshot(dir: &std::path::Path) -> String {
+    let p = dir.join("empty.json");
+    std::fs::write(&p, r#"{"apiVersion":"v1","kind":"List","items":[]}"#).unwrap();
+    p.display().to_string()
+}

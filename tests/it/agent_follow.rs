@@ -1,0 +1,147 @@
+//! `--source file:PATH` followed like `tail -F`: appends, rotation, truncation and SIGTERM.
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::agent_support::*;
+
+fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = crate::support::kovenant()
+        .arg("agent")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the agent");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).expect("read agent output");
+        s
+    });
+    (child, reader)
+}
+
+/// SIGTERM, then the agent must flush and exit 0.
+fn stop(mut child: Child, reader: std::thread::JoinHandle<String>) -> String {
+    let pid = child.id().to_string();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let status = child.wait().expect("agent exits");
+    assert!(
+        status.success(),
+        "agent exit status after SIGTERM: {status}"
+    );
+    reader.join().expect("reader thread")
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open log");
+    f.write_all(bytes).expect("append");
+}
+
+fn pause() {
+    // Longer than the agent's 250 ms poll.
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+#[test]
+fn agent_follows_appends_rotation_and_truncation_without_loss() {
+    let c = Corpus::generate(6_000, 21, 0.02);
+    let all = std::fs::read(c.path("events.jsonl")).unwrap();
+    let lines: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').collect();
+    let (a, rest) = lines.split_at(2_000);
+    let (b, d) = rest.split_at(2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tetragon.log");
+    append(&log, b"");
+    let src = format!("file:{}", log.display());
+    let snap = c.path("cluster.json").display().to_string();
+    let (child, reader) = start(&[
+        "--source",
+        &src,
+        "--from-start",
+        "--cluster-snapshot",
+        &snap,
+    ]);
+    pause();
+    // Appends, one of them ending mid-line.
+    let first = a.concat();
+    let cut = first.len() / 2 + 17;
+    append(&log, &first[..cut]);
+    pause();
+    append(&log, &first[cut..]);
+    pause();
+    // Rotation: rename, then a new file at the same path.
+    std::fs::rename(&log, dir.path().join("tetragon.log.1")).unwrap();
+    append(&log, &b.concat());
+    pause();
+    // Truncation in place (copytruncate), then new lines.
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    pause();
+    append(&log, &d.concat());
+    pause();
+    let out = stop(child, reader);
+    assert_ground_truth(&parse_lp(&out), &c.expected());
+}
+
+#[test]
+fn agent_starts_at_the_end_of_the_file_by_default() {
+    let c = Corpus::generate(1_000, 4, 0.0);
+    let all = std::fs::read(c.path("events.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tetragon.log");
+    append(&log, &all[..all.len() / 2]);
+    let src = format!("file:{}", log.display());
+    let snap = c.path("cluster.json").display().to_string();
+    let (child, reader) = start(&["--source", &src, "--cluster-snapshot", &snap]);
+    pause();
+    let new: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').take(300).collect();
+    append(&log, &new.concat());
+    pause();
+    let t = agent_totals(&parse_lp(&stop(child, reader)));
+    assert_eq!(t["lines"], 300);
+    assert_eq!(t["bad_lines"], 0);
+}
+
+#[test]
+fn agent_reports_every_window_while_input_is_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tetragon.log");
+    append(&log, b"");
+    let src = format!("file:{}", log.display());
+    let snap = crate::agent::empty_snapshot(dir.path());
+    let (child, reader) = start(&[
+        "--source",
+        &src,
+        "--cluster-snapshot",
+        &snap,
+        "--window",
+        "1s",
+    ]);
+    std::thread::sleep(Duration::from_millis(3_600));
+    let points = parse_lp(&stop(child, reader));
+    let agent: Vec<_> = points
+        .iter()
+        .filter(|p| p.measurement == "kovenant_agent")
+        .collect();
+    assert!(
+        (3..=5).contains(&agent.len()),
+        "{} self-metrics points in 3.6 s",
+        agent.len()
+    );
+    assert!(agent.iter().all(|p| p.fields["lines"] == 0));
+}
