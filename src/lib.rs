@@ -23,6 +23,9 @@ use crate::ui::Printer;
 
 /// Runs kovenant with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    // kube's TLS goes through rustls; pick its provider once, before any client exists, so no
+    // code path depends on which back ends the dependency graph happens to link.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let printer = Printer::new(&cli.global);
     match run(cli, &printer) {

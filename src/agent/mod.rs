@@ -47,9 +47,6 @@ pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
     // Only live knowledge or the kube-logs source need a runtime and a client.
     let needs_api = args.cluster_snapshot.is_none() || source == Source::KubeLogs;
     let runtime = if needs_api {
-        // Both rustls back ends are linked (through different dependencies), so rustls cannot
-        // pick one by itself; an error only means one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

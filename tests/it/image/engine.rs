@@ -141,7 +141,6 @@ fn a_changed_binary_or_base_yields_a_new_tag() {
 
 /// Runs the same fixture through the agent on the host and inside the image: the same points.
 #[test]
-#[ignore = "needs the agent"]
 fn the_agent_inside_the_image_turns_a_fixture_into_line_protocol() {
     let mut scratch = Scratch::new("agent");
     let out = kovenant_image(&scratch.base, &[])
