@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::support::{service, shared};
+use crate::support::{kovenant, service, shared};
 
 /// The corpus tool's default start (2026-01-01T00:00:00Z) and span (120 s), in ms.
 pub const CORPUS_START_MS: i64 = 1_767_225_600_000;
@@ -71,166 +71,27 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-/// Writes the agent's output for the corpus in `dir` to `db` and returns the line protocol.
-///
-/// Stand-in until the agent lands on this branch: one point per expected.json key carrying its
-/// totals (the agent's contract is that its points sum to expected.json), with the pod and node
-/// the cluster snapshot gives the key's workload, as the agent would attribute them.
+/// Writes the agent's output for the corpus in `dir` to `db` and returns the line protocol: the
+/// real `kovenant agent --source stdin --cluster-snapshot cluster.json < events.jsonl`.
 pub fn fill_influx(url: &str, db: &str, dir: &Path) -> String {
-    let expected = read_json(&dir.join("expected.json"));
-    let placement = pod_placement(&read_json(&dir.join("cluster.json")));
-    let ts = CORPUS_START_MS * 1_000_000 + 5_000_000_000;
-    let mut out = String::new();
-    let place = |ns: &str, wl: &str, kind: &str| -> (String, String) {
-        if kind == "Node" {
-            return (String::new(), wl.to_string());
-        }
-        placement
-            .get(&(ns.to_string(), wl.to_string()))
-            .cloned()
-            .expect("workload has a pod")
-    };
-    for f in expected["flows"].as_array().expect("flows") {
-        let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-        let (pod, node) = place(&s("src_namespace"), &s("src_workload"), &s("src_kind"));
-        let tags = [
-            ("node", node),
-            ("src_namespace", s("src_namespace")),
-            ("src_workload", s("src_workload")),
-            ("src_kind", s("src_kind")),
-            ("src_pod", pod),
-            ("src_release", s("src_release")),
-            ("peer_type", s("peer_type")),
-            ("peer_namespace", s("peer_namespace")),
-            ("peer_name", s("peer_name")),
-            ("port", f["port"].to_string()),
-            ("role", s("role")),
-        ];
-        let fields = [
-            "connects",
-            "closes",
-            "sends",
-            "send_bytes",
-            "recvs",
-            "recv_bytes",
-        ];
-        out.push_str(&line(
-            "tcp_flow",
-            &tags,
-            fields.map(|k| (k, f[k].as_i64().unwrap_or(0))),
-            ts,
-        ));
-    }
-    for io in expected["io"].as_array().expect("io") {
-        let s = |k: &str| io[k].as_str().unwrap_or_default().to_string();
-        let (pod, node) = place(&s("namespace"), &s("workload"), &s("kind"));
-        let tags = [
-            ("node", node),
-            ("namespace", s("namespace")),
-            ("workload", s("workload")),
-            ("kind", s("kind")),
-            ("pod", pod),
-            ("release", s("release")),
-        ];
-        let fields = ["reads", "read_bytes", "writes", "write_bytes"];
-        out.push_str(&line(
-            "pod_io",
-            &tags,
-            fields.map(|k| (k, io[k].as_i64().unwrap_or(0))),
-            ts,
-        ));
-    }
-    let counts = &expected["counts"];
-    let c = |k: &str| counts[k].as_i64().unwrap_or(0);
-    let agent = [
-        ("lines", c("lines")),
-        ("events", c("events")),
-        ("bad_lines", c("bad_lines")),
-        ("ignored", c("ignored_events")),
-        ("dropped_keys", 0),
-    ];
-    out.push_str(&line("kovenant_agent", &[], agent, ts));
-    let resp = ureq::post(format!("{url}/write?db={db}&precision=ns")).send(out.as_bytes());
+    let events = std::fs::File::open(dir.join("events.jsonl")).expect("open events.jsonl");
+    let out = kovenant()
+        .args(["agent", "--source", "stdin", "--cluster-snapshot"])
+        .arg(dir.join("cluster.json"))
+        .stdin(events)
+        .output()
+        .expect("run kovenant agent");
+    assert!(
+        out.status.success(),
+        "kovenant agent: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8(out.stdout).expect("line protocol is UTF-8");
+    let resp = ureq::post(format!("{url}/write?db={db}&precision=ns")).send(lines.as_bytes());
     if let Err(e) = resp {
-        panic!("writing line protocol to {url}: {e}");
+        panic!("writing the agent's line protocol to {url}: {e}");
     }
-    out
-}
-
-/// (namespace, workload) -> (first pod, its node), following Pod -> ReplicaSet -> Deployment.
-fn pod_placement(cluster: &Value) -> BTreeMap<(String, String), (String, String)> {
-    let items = cluster["items"].as_array().expect("items");
-    let owner = |item: &Value| -> Option<String> {
-        item["metadata"]["ownerReferences"][0]["name"]
-            .as_str()
-            .map(str::to_string)
-    };
-    let rs_owner: BTreeMap<(String, String), String> = items
-        .iter()
-        .filter(|i| i["kind"] == "ReplicaSet")
-        .filter_map(|i| {
-            let key = (
-                i["metadata"]["namespace"].as_str()?.to_string(),
-                i["metadata"]["name"].as_str()?.to_string(),
-            );
-            Some((key, owner(i)?))
-        })
-        .collect();
-    let mut out = BTreeMap::new();
-    let mut pods: Vec<&Value> = items.iter().filter(|i| i["kind"] == "Pod").collect();
-    pods.sort_by_key(|p| {
-        p["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    });
-    for p in pods {
-        let ns = p["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let name = p["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let workload = match (
-            p["metadata"]["ownerReferences"][0]["kind"].as_str(),
-            owner(p),
-        ) {
-            (Some("ReplicaSet"), Some(rs)) => rs_owner
-                .get(&(ns.clone(), rs.clone()))
-                .cloned()
-                .unwrap_or(rs),
-            (_, Some(o)) => o,
-            (_, None) => name.clone(),
-        };
-        let node = p["spec"]["nodeName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        out.entry((ns, workload)).or_insert((name, node));
-    }
-    out
-}
-
-fn line<const N: usize>(
-    m: &str,
-    tags: &[(&str, String)],
-    fields: [(&str, i64); N],
-    ts: i64,
-) -> String {
-    let esc = |v: &str| {
-        v.replace(',', "\\,")
-            .replace(' ', "\\ ")
-            .replace('=', "\\=")
-    };
-    let tags: String = tags
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!(",{k}={}", esc(v)))
-        .collect();
-    let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}i")).collect();
-    format!("{m}{tags} {} {ts}\n", fields.join(","))
+    lines
 }
 
 /// Parses one line of line protocol (escaped `,`, ` `, `=` in tag values; integer fields).
@@ -283,7 +144,10 @@ pub fn influx(url: &str, db: &str, q: &str) -> Value {
     let text = match resp {
         Ok(mut r) => {
             let status = r.status();
-            let text = r.body_mut().read_to_string().expect("read InfluxDB response");
+            let text = r
+                .body_mut()
+                .read_to_string()
+                .expect("read InfluxDB response");
             assert!(status.is_success(), "InfluxDB {status} for {q}: {text}");
             text
         }

@@ -1,11 +1,11 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
-mod chart;
 mod agent;
 mod agent_fixtures;
 mod agent_follow;
 mod agent_influx;
 mod agent_kube;
 mod agent_support;
+mod chart;
 mod cli;
 mod config;
 mod dashboards;
