@@ -2,6 +2,7 @@
 //! policies, dashboards, the image's build context. No I/O beyond reading assets.
 pub mod dashboards;
 pub mod image;
+pub mod steps;
 
 use std::collections::BTreeMap;
 
