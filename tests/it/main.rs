@@ -1,3 +1,7 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
 mod cli;
+mod fake_api;
+mod fake_helm;
+mod install;
+mod stack;
 mod support;

@@ -1,0 +1,189 @@
+//! `kovenant install` against the fake API server and the fake helm.
+use crate::fake_helm::upgrades;
+use crate::stack::Stack;
+
+const RELEASES: [&str; 4] = [
+    "kovenant-tetragon",
+    "kovenant-prometheus",
+    "kovenant-grafana",
+    "kovenant-pipeline",
+];
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn secret_data(stack: &Stack, name: &str) -> serde_json::Value {
+    stack
+        .api
+        .get(&format!("/api/v1/namespaces/kovenant/secrets/{name}"))
+        .expect("the Secret exists")["data"]
+        .clone()
+}
+
+#[test]
+fn fresh_install_creates_every_part_in_order() {
+    let stack = Stack::new();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    let calls = stack.helm_calls();
+    let ups = upgrades(&calls);
+    assert_eq!(ups[0], "kovenant-tetragon", "Tetragon goes first: {ups:?}");
+    let mut want: Vec<String> = RELEASES.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(sorted(ups), want);
+    for c in calls.iter().filter(|c| c.verb() == "upgrade") {
+        assert!(
+            c.argv.contains(&"-f".to_string()),
+            "values through a file: {}",
+            c.line()
+        );
+        assert!(
+            !c.argv.iter().any(|a| a.starts_with("--set")),
+            "no --set: {}",
+            c.line()
+        );
+        assert_eq!(c.values.len(), 1, "{}", c.line());
+        assert!(c.argv.contains(&"--wait".to_string()), "{}", c.line());
+    }
+    let repo_adds: Vec<String> = calls
+        .iter()
+        .filter(|c| c.argv.starts_with(&["repo".into(), "add".into()]))
+        .map(|c| c.argv[3].clone())
+        .collect();
+    assert_eq!(
+        repo_adds,
+        [
+            "kovenant-cilium",
+            "kovenant-prometheus-community",
+            "kovenant-grafana-community"
+        ]
+    );
+
+    let ns = stack
+        .api
+        .get("/api/v1/namespaces/kovenant")
+        .expect("namespace");
+    assert_eq!(
+        ns["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "kovenant"
+    );
+    let influx = secret_data(&stack, "kovenant-influxdb");
+    let keys: Vec<&String> = influx.as_object().expect("data").keys().collect();
+    assert_eq!(keys, ["admin-password", "admin-token", "admin-user"]);
+    let grafana = secret_data(&stack, "kovenant-grafana");
+    assert_eq!(grafana.as_object().expect("data").len(), 2);
+
+    for name in ["kovenant-tcp", "kovenant-io"] {
+        let p = stack
+            .api
+            .get(&format!("/apis/cilium.io/v1alpha1/tracingpolicies/{name}"))
+            .expect("policy applied");
+        assert_eq!(
+            p["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "kovenant"
+        );
+        assert_eq!(p["metadata"]["managedFields"][0]["manager"], "kovenant");
+        assert_eq!(p["metadata"]["managedFields"][0]["operation"], "Apply");
+    }
+    let cm = stack
+        .api
+        .get("/api/v1/namespaces/kovenant/configmaps/kovenant-dashboard-overview")
+        .expect("dashboard");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert!(
+        cm["data"]["overview.json"]
+            .as_str()
+            .expect("json")
+            .contains("kovenant-overview")
+    );
+
+    for r in RELEASES {
+        assert!(
+            run.stderr.contains(&format!("release {r:<22} created")),
+            "summary names {r}:\n{run}"
+        );
+    }
+    assert!(
+        run.stderr
+            .contains("kubectl -n kovenant get secret kovenant-grafana"),
+        "{run}"
+    );
+}
+
+#[test]
+fn second_install_changes_nothing() {
+    let stack = Stack::new();
+    let first = stack.install();
+    assert_eq!(first.code, 0, "{first}");
+    let before = (
+        secret_data(&stack, "kovenant-influxdb"),
+        secret_data(&stack, "kovenant-grafana"),
+    );
+    stack.reset_records();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("nothing to do"), "{run}");
+    let calls = stack.helm_calls();
+    assert_eq!(upgrades(&calls), Vec::<String>::new());
+    assert!(
+        !calls.iter().any(|c| c.verb() == "repo"),
+        "no repo update when nothing changes"
+    );
+    assert_eq!(calls.iter().filter(|c| c.verb() == "diff").count(), 4);
+    assert_eq!(stack.api.take_writes(), Vec::<String>::new());
+    let after = (
+        secret_data(&stack, "kovenant-influxdb"),
+        secret_data(&stack, "kovenant-grafana"),
+    );
+    assert_eq!(
+        before, after,
+        "generated credentials are kept, never rotated"
+    );
+}
+
+#[test]
+fn failed_third_release_is_completed_by_a_rerun() {
+    let mut stack = Stack::new();
+    stack
+        .env
+        .push(("FAKE_HELM_FAIL".into(), "upgrade:kovenant-grafana".into()));
+    let run = stack.install();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("UPGRADE FAILED") || run.stderr.contains("INSTALLATION FAILED"),
+        "helm's own words: {run}"
+    );
+    assert!(
+        run.stderr
+            .contains("helm upgrade --install kovenant-grafana"),
+        "names the command: {run}"
+    );
+    stack.env.clear();
+    stack.reset_records();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(upgrades(&stack.helm_calls()), ["kovenant-grafana"]);
+    assert!(
+        stack
+            .api
+            .get("/apis/cilium.io/v1alpha1/tracingpolicies/kovenant-tcp")
+            .is_some()
+    );
+}
+
+#[test]
+fn without_a_terminal_or_yes_nothing_is_touched() {
+    let stack = Stack::new();
+    let run = stack.run(&[
+        "install",
+        "--skip-image",
+        "--env-file",
+        &stack.env_file.to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(run.stderr.contains("--yes"), "{run}");
+    assert_eq!(upgrades(&stack.helm_calls()), Vec::<String>::new());
+    assert_eq!(stack.api.take_writes(), Vec::<String>::new());
+}
