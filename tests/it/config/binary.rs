@@ -163,6 +163,27 @@ fn environment_missing_and_unreadable() {
 
 #[test]
 #[ignore = "needs render::run to call config::resolve (render branch)"]
+fn environment_value_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = kovenant()
+        .current_dir(dir.path())
+        .args(["render", "--out", "out"])
+        .env(
+            "KOVENANT_CLUSTER_NAME",
+            std::ffi::OsStr::from_bytes(b"caf\xE9"),
+        )
+        .output()
+        .expect("run kovenant");
+    assert_config_error(
+        dir.path(),
+        &out,
+        "environment variable KOVENANT_CLUSTER_NAME: the value is not valid UTF-8",
+    );
+}
+
+#[test]
+#[ignore = "needs render::run to call config::resolve (render branch)"]
 fn world_readable_secret_is_only_a_warning() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
