@@ -36,7 +36,8 @@ fn example_env_is_what_the_key_table_says() {
     assert_eq!(
         text,
         keys::example_env(),
-        "example.env is out of date: regenerate it from kovenant::config::keys::example_env()"
+        "example.env is out of date; it should read:\n{}",
+        keys::example_env()
     );
 }
 
@@ -64,7 +65,8 @@ fn readme_holds_the_generated_key_table() {
     assert_eq!(
         readme[start + START.len()..end].trim(),
         keys::markdown_table().trim(),
-        "README.md's key table is out of date: paste kovenant::config::keys::markdown_table()"
+        "README.md's key table is out of date; between the markers it should read:\n{}",
+        keys::markdown_table()
     );
 }
 
