@@ -8,10 +8,7 @@ use crate::ui::Printer;
 
 /// Resolves the configuration once and shows its warnings.
 pub fn config(global: &GlobalArgs, env: &EnvFileArg, printer: &Printer) -> Result<Config> {
-    let mut config = config::load(env.env_file.as_deref())?;
-    if let Some(ns) = &global.namespace {
-        config.namespace = ns.clone();
-    }
+    let config = config::resolve(global, env.env_file.as_deref())?;
     for w in &config.warnings {
         printer.warn(w);
     }

@@ -2,7 +2,7 @@
 //! `example.env` is checked against this table by a test.
 
 /// One configuration key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     pub name: &'static str,
     /// Default as written in `example.env`; empty when there is none (or it is generated).
@@ -196,4 +196,36 @@ pub const OBSOLETE: &[&str] = &[
 pub fn lookup(name: &str) -> Option<&'static Key> {
     KEYS.iter()
         .find(|k| k.name == name || k.aliases.contains(&name))
+}
+
+/// The text of `example.env`: every key in order, a `# help` line, then `KEY=default`.
+pub fn example_env() -> String {
+    let mut out = String::from(
+        "# kovenant configuration: copy to .env and change what you need; every line is optional.\n\
+         # The process environment overrides this file. Empty secrets are generated once and kept\n\
+         # in Kubernetes Secrets. A .env holding secrets should be private: chmod 600 .env\n\
+         # Put values holding spaces, # or $ in single quotes: KEY='a b#c$d' is taken as written.\n",
+    );
+    for key in KEYS {
+        out.push_str(&format!("\n# {}\n{}={}\n", key.help, key.name, key.default));
+    }
+    out
+}
+
+/// The configuration table of README.md, between `<!-- keys:start -->` and `<!-- keys:end -->`.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+    for key in KEYS {
+        let default = match (key.default, key.secret) {
+            ("", true) => "generated".to_string(),
+            ("", false) => "none".to_string(),
+            (d, _) => format!("`{d}`"),
+        };
+        out.push_str(&format!(
+            "| `{}` | {default} | {} |\n",
+            key.name,
+            key.help.replace('|', "\\|")
+        ));
+    }
+    out
 }

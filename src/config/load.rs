@@ -1,43 +1,239 @@
-//! Reading `.env` and the environment into a `Config`. (Placeholder: defaults only; the full
-//! loader with validation lands with the configuration work.)
+//! Reading `.env` and the environment into a `Config`: which file, which keys win, which warn.
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::Config;
+use super::apply::{apply, empty_allowed};
+use super::dotenv::parse_bytes;
+use super::error::{ConfigError, Place, Source};
+use super::names::{self, Name};
+use super::{Config, keys};
 
-/// Where a value came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    File { path: PathBuf, line: usize },
-    Environment,
-    Default,
-}
-
-/// An invalid configuration: names the file, line and key, and what is expected.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ConfigError {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl ConfigError {
-    pub fn hint(&self) -> Option<String> {
-        self.hint.clone()
-    }
+/// A configuration file's contents, as `build` takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvFile<'a> {
+    /// Names the file in messages.
+    pub path: &'a Path,
+    pub bytes: &'a [u8],
+    /// Unix permission bits, to warn when others can read a secret.
+    pub mode: Option<u32>,
 }
 
 /// Loads the configuration: `env_file` (or `./.env` when it exists) overlaid by the process
-/// environment.
+/// environment. The process environment is read, never written.
 pub fn load(env_file: Option<&Path>) -> Result<Config, ConfigError> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let mut env = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        // A name that is not UTF-8 cannot be one of ours; a value that is not must be reported.
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => {
+                env.insert(name, value);
+            }
+            Err(_) if names::in_env(&name) != Name::Foreign => {
+                return Err(ConfigError::new(
+                    format!(
+                        "{}: the value is not valid UTF-8; expected UTF-8 text",
+                        Place(&Source::Environment, &name)
+                    ),
+                    format!("set {name} to a UTF-8 value, or unset it"),
+                ));
+            }
+            Err(_) => {}
+        }
+    }
     load_from(env_file, &env)
 }
 
-/// Loads from a file and an explicit environment map (what tests drive).
+/// Loads from a file and an explicit environment map (what tests drive). With no `env_file`,
+/// `./.env` is read when it exists; an `env_file` that is given must exist.
 pub fn load_from(
-    _env_file: Option<&Path>,
-    _env: &BTreeMap<String, String>,
+    env_file: Option<&Path>,
+    env: &BTreeMap<String, String>,
 ) -> Result<Config, ConfigError> {
-    Ok(Config::default())
+    let (path, explicit) = match env_file {
+        Some(path) => (path.to_path_buf(), true),
+        None => (PathBuf::from(".env"), false),
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let file = EnvFile {
+                path: &path,
+                bytes: &bytes,
+                mode: mode(&path),
+            };
+            build(Some(file), env)
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound && !explicit => build(None, env),
+        Err(e) => Err(unreadable(&path, &e)),
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).ok().map(|m| m.permissions().mode())
+}
+
+#[cfg(not(unix))]
+fn mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+fn unreadable(path: &Path, e: &std::io::Error) -> ConfigError {
+    let shown = path.display();
+    let (problem, hint) = match e.kind() {
+        ErrorKind::NotFound => (
+            "no such file".to_string(),
+            format!("check the path given to --env-file, or create {shown} from example.env"),
+        ),
+        ErrorKind::IsADirectory => (
+            "it is a directory".to_string(),
+            "pass the path of a dotenv file, not of a directory".to_string(),
+        ),
+        ErrorKind::PermissionDenied => (
+            "permission denied".to_string(),
+            format!("make {shown} readable to this user (chmod u+r), or pass another --env-file"),
+        ),
+        _ => (
+            e.to_string(),
+            format!("check that {shown} is a readable file"),
+        ),
+    };
+    ConfigError::new(
+        format!(
+            "{shown}: cannot read the configuration file: {problem}; expected a readable dotenv file"
+        ),
+        hint,
+    )
+}
+
+/// The pure part: a file's contents (if any) overlaid by `env` -> a validated `Config`.
+pub fn build(
+    file: Option<EnvFile<'_>>,
+    env: &BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    // canonical key -> (value, where it came from); the environment overrides the file.
+    let mut chosen: BTreeMap<&'static str, (&str, Source)> = BTreeMap::new();
+    let entries = match file {
+        Some(f) => parse_bytes(f.path, f.bytes)?,
+        None => Vec::new(),
+    };
+    if let Some(f) = file {
+        for entry in &entries {
+            let at = Source::File {
+                path: f.path.to_path_buf(),
+                line: entry.line,
+            };
+            match names::in_file(&entry.key) {
+                Name::Known(key) => {
+                    // Reachable only through an alias: parse_bytes already refused repeated names.
+                    if let Some((_, Source::File { line: first, .. })) = chosen.get(key.name) {
+                        return Err(ConfigError::new(
+                            format!(
+                                "{}: sets {} again, first set on line {first}; expected each key once",
+                                Place(&at, &entry.key),
+                                key.name
+                            ),
+                            format!(
+                                "delete line {first} or line {} of {}",
+                                entry.line,
+                                f.path.display()
+                            ),
+                        ));
+                    }
+                    chosen.insert(key.name, (entry.value.as_str(), at));
+                }
+                Name::Obsolete => config.warnings.push(obsolete(&at, &entry.key)),
+                Name::Unknown(near) => return Err(unknown(&at, &entry.key, near)),
+                Name::Foreign => {}
+            }
+        }
+        config.warnings.extend(world_readable(&f, &entries));
+    }
+    for (name, value) in env {
+        match names::in_env(name) {
+            Name::Known(key) => {
+                chosen.insert(key.name, (value.as_str(), Source::Environment));
+            }
+            Name::Obsolete => config.warnings.push(obsolete(&Source::Environment, name)),
+            Name::Unknown(near) => return Err(unknown(&Source::Environment, name, near)),
+            Name::Foreign => {}
+        }
+    }
+    // Check values in the order a reader meets them: the file's lines, then the environment.
+    let mut order: Vec<_> = chosen.into_iter().collect();
+    order.sort_by_key(|(name, (_, at))| match at {
+        Source::File { line, .. } => (0, *line, *name),
+        _ => (1, 0, *name),
+    });
+    for (name, (value, at)) in order {
+        check(&mut config, name, value, &at)?;
+    }
+    Ok(config)
+}
+
+/// Checks one chosen value and sets it; secrets are described, never shown.
+fn check(config: &mut Config, name: &str, value: &str, at: &Source) -> Result<(), ConfigError> {
+    let Some(key) = keys::lookup(name) else {
+        return Ok(());
+    };
+    if value.is_empty() && !empty_allowed(name) {
+        let expected = apply(&mut Config::default(), name, "")
+            .err()
+            .map_or_else(|| "a value".to_string(), |p| p.expected);
+        return Err(ConfigError::empty(at, name, &expected, key.default));
+    }
+    apply(config, name, value).map_err(|problem| {
+        let shown = (!key.secret).then_some(value);
+        ConfigError::invalid(at, name, shown, &problem, key.default)
+    })
+}
+
+fn obsolete(at: &Source, name: &str) -> String {
+    let fix = match at {
+        Source::File { .. } => "delete the line",
+        _ => "unset it",
+    };
+    format!(
+        "{}: obsolete and ignored: kovenant no longer mounts credentials into pods; {fix}",
+        Place(at, name)
+    )
+}
+
+fn unknown(at: &Source, name: &str, near: Option<&str>) -> ConfigError {
+    let place = Place(at, name);
+    let action = match at {
+        Source::File { .. } => "delete the line",
+        _ => "unset it",
+    };
+    match near {
+        Some(near) => ConfigError::new(
+            format!("{place}: unknown key; did you mean {near}?"),
+            format!("rename it to {near}, or {action}; example.env lists every key kovenant reads"),
+        ),
+        None => ConfigError::new(
+            format!("{place}: unknown key; expected one of the keys listed in example.env"),
+            format!("{action}; example.env lists every key kovenant reads"),
+        ),
+    }
+}
+
+/// DESIGN.md section 8: a `.env` that others can read draws a warning when it holds a secret.
+fn world_readable(file: &EnvFile<'_>, entries: &[super::dotenv::Entry]) -> Option<String> {
+    let mode = file.mode?;
+    let secret = entries
+        .iter()
+        .find(|e| !e.value.is_empty() && keys::lookup(&e.key).is_some_and(|k| k.secret))?;
+    (mode & 0o004 != 0).then(|| {
+        let path = file.path.display();
+        format!(
+            "{path} holds a secret ({}) and is readable by every user of this machine; \
+             run `chmod 600 {path}`",
+            secret.key
+        )
+    })
 }

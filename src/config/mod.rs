@@ -1,15 +1,38 @@
 //! `.env` + environment -> one validated `Config`. Nothing below this module reads env vars or files
 //! for configuration.
+mod apply;
+mod dotenv;
 pub mod duration;
+mod error;
 pub mod keys;
 mod load;
+mod names;
 mod secret;
+pub mod validate;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{ConfigError, Source, load, load_from};
+pub use dotenv::{Entry, parse_bytes};
+pub use error::{ConfigError, Source};
+pub use load::{EnvFile, build, load, load_from};
 pub use secret::Secret;
+
+/// The configuration a command runs with: `env_file` (or `./.env`) overlaid by the environment,
+/// then the global `--namespace`. Every command that needs configuration calls this first, before
+/// it changes anything; the caller prints `config.warnings` through its Printer.
+pub fn resolve(
+    global: &crate::cli::GlobalArgs,
+    env_file: Option<&std::path::Path>,
+) -> crate::error::Result<Config> {
+    let mut config = load(env_file)?;
+    if let Some(ns) = &global.namespace {
+        config.namespace = validate::dns_label(ns).map_err(|problem| {
+            ConfigError::invalid(&Source::Flag("--namespace"), "", Some(ns), &problem, "")
+        })?;
+    }
+    Ok(config)
+}
 
 /// Pinned versions and images: the one place they live (DESIGN.md section 1).
 pub mod pins {

@@ -1,5 +1,6 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
 mod cli;
+mod config;
 mod fake_api;
 mod fake_helm;
 mod install;

@@ -1,0 +1,250 @@
+//! Bad configurations: each stops with exit code 2, names the place and key, and shows no secret.
+use std::path::Path;
+
+use kovenant::config::{self, ConfigError, EnvFile};
+use kovenant::error::Error;
+
+use super::env;
+
+/// On line 1 of every bad file: it must never appear in a message.
+pub const SECRET: &str = "Sup3r-S3cret-Value";
+
+/// `bad.env` = the secret on line 1, then `text`; mode 0600.
+fn bad_file(text: &str, environment: &[(&str, &str)]) -> ConfigError {
+    let body = format!("GRAFANA_ADMIN_PASSWORD={SECRET}\n{text}");
+    let file = EnvFile {
+        path: Path::new("bad.env"),
+        bytes: body.as_bytes(),
+        mode: Some(0o600),
+    };
+    config::build(Some(file), &env(environment)).expect_err("the configuration is rejected")
+}
+
+/// Asserts the exact message and hint, exit code 2, and that the secret is not shown.
+pub fn check(err: ConfigError, message: &str, hint: &str) {
+    assert_eq!(err.message, message);
+    assert_eq!(err.hint.as_deref(), Some(hint));
+    assert!(
+        !format!("{err:?}").contains(SECRET),
+        "secret shown: {err:?}"
+    );
+    assert_eq!(Error::from(err).exit_code(), 2);
+}
+
+fn fix(key: &str, default: &str) -> String {
+    format!("correct {key} on line 2 of bad.env, or delete the line to use the default `{default}`")
+}
+
+const PORT: &str = "expected an integer from 1 to 65535";
+const RETENTION: &str = "expected a duration such as 7d, 12h or 1w, or 0 to keep data forever";
+const LABEL: &str = "expected a DNS-1123 label: at most 63 characters of a-z, 0-9 and '-', \
+                     starting and ending with a letter or digit";
+
+#[test]
+fn bad_ports() {
+    let cases = [
+        (
+            "GRAFANA_PORT=0",
+            "`0` is not a valid port (0 is reserved)",
+            "3000",
+        ),
+        ("GRAFANA_PORT=abc", "`abc` is not a port number", "3000"),
+        (
+            "DOCKER_INFLUXDB_INIT_PORT=70000",
+            "`70000` is out of the port range",
+            "8086",
+        ),
+    ];
+    for (line, problem, default) in cases {
+        let key = line.split('=').next().unwrap_or_default();
+        check(
+            bad_file(line, &[]),
+            &format!("bad.env line 2: {key}: {problem}; {PORT}"),
+            &fix(key, default),
+        );
+    }
+}
+
+#[test]
+fn bad_retention() {
+    for (value, problem) in [("-1d", "is negative"), ("forever", "is not a duration")] {
+        check(
+            bad_file(&format!("DOCKER_INFLUXDB_INIT_RETENTION={value}"), &[]),
+            &format!(
+                "bad.env line 2: DOCKER_INFLUXDB_INIT_RETENTION: `{value}` {problem}; {RETENTION}"
+            ),
+            &fix("DOCKER_INFLUXDB_INIT_RETENTION", "7d"),
+        );
+    }
+}
+
+#[test]
+fn bad_namespace_in_the_file_and_in_the_environment() {
+    check(
+        bad_file("KOVENANT_NAMESPACE=Monitoring", &[]),
+        &format!(
+            "bad.env line 2: KOVENANT_NAMESPACE: `Monitoring` has characters other than a-z, 0-9 \
+             and '-'; {LABEL}"
+        ),
+        &fix("KOVENANT_NAMESPACE", "kovenant"),
+    );
+    check(
+        bad_file("", &[("KOVENANT_TETRAGON_NAMESPACE", "-tetragon")]),
+        &format!(
+            "environment variable KOVENANT_TETRAGON_NAMESPACE: `-tetragon` does not start and end \
+             with a letter or digit; {LABEL}"
+        ),
+        "correct the environment variable KOVENANT_TETRAGON_NAMESPACE, or unset it to use the \
+         default `kube-system`",
+    );
+}
+
+#[test]
+fn malformed_url() {
+    let form = "expected an absolute http:// or https:// URL with a host, e.g. https://monitor.example.com";
+    for (value, problem) in [
+        (
+            "monitor.example.com",
+            "is not a URL (relative URL without a base)",
+        ),
+        ("ftp://monitor.example.com", "has the scheme `ftp`"),
+    ] {
+        let err = bad_file(&format!("KOVENANT_EXTERNAL_URL={value}"), &[]);
+        assert_eq!(
+            err.message,
+            format!("bad.env line 2: KOVENANT_EXTERNAL_URL: `{value}` {problem}; {form}")
+        );
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("correct KOVENANT_EXTERNAL_URL on line 2 of bad.env, or delete the line")
+        );
+        assert_eq!(Error::from(err).exit_code(), 2);
+    }
+}
+
+#[test]
+fn duplicate_key_names_both_lines() {
+    check(
+        bad_file("GRAFANA_PORT=3000\n# again\nGRAFANA_PORT=3001", &[]),
+        "bad.env line 4: GRAFANA_PORT: set twice, on lines 2 and 4; expected each key once",
+        "delete line 2 or line 4 of bad.env",
+    );
+}
+
+#[test]
+fn unterminated_quote_in_a_secret_line() {
+    check(
+        bad_file(
+            &format!("DOCKER_INFLUXDB_INIT_ADMIN_TOKEN=\"{SECRET}\nA=1"),
+            &[],
+        ),
+        "bad.env line 2: DOCKER_INFLUXDB_INIT_ADMIN_TOKEN: the value opens a quote (' or \") that \
+         is never closed; expected the closing quote",
+        "close the quote; note that a quote inside a comment after the value counts too",
+    );
+}
+
+#[test]
+fn unknown_keys_get_a_suggestion() {
+    let hint = "rename it to KOVENANT_NAMESPACE, or delete the line; example.env lists every key \
+                kovenant reads";
+    check(
+        bad_file("KOVENANT_NAMESPAC=kovenant", &[]),
+        "bad.env line 2: KOVENANT_NAMESPAC: unknown key; did you mean KOVENANT_NAMESPACE?",
+        hint,
+    );
+    check(
+        bad_file(&format!("GRAFANA_ADMIN_PASWORD={SECRET}"), &[]),
+        "bad.env line 2: GRAFANA_ADMIN_PASWORD: unknown key; did you mean GRAFANA_ADMIN_PASSWORD?",
+        "rename it to GRAFANA_ADMIN_PASSWORD, or delete the line; example.env lists every key \
+         kovenant reads",
+    );
+    check(
+        bad_file("GRAFANA_PROT=3000", &[]),
+        "bad.env line 2: GRAFANA_PROT: unknown key; did you mean GRAFANA_PORT?",
+        "rename it to GRAFANA_PORT, or delete the line; example.env lists every key kovenant reads",
+    );
+    check(
+        bad_file("", &[("KOVENANT_FROBNICATE", "1")]),
+        "environment variable KOVENANT_FROBNICATE: unknown key; expected one of the keys listed \
+         in example.env",
+        "unset it; example.env lists every key kovenant reads",
+    );
+}
+
+#[test]
+fn empty_required_value() {
+    check(
+        bad_file("KOVENANT_NAMESPACE=", &[]),
+        &format!("bad.env line 2: KOVENANT_NAMESPACE: set but empty; {LABEL}"),
+        &fix("KOVENANT_NAMESPACE", "kovenant"),
+    );
+}
+
+#[test]
+fn bad_boolean_and_bad_max_keys() {
+    check(
+        bad_file("KOVENANT_IMAGE_REGISTRY_INSECURE=maybe", &[]),
+        "bad.env line 2: KOVENANT_IMAGE_REGISTRY_INSECURE: `maybe` is not a boolean; expected \
+         true or false (also 1/0, yes/no)",
+        &fix("KOVENANT_IMAGE_REGISTRY_INSECURE", "false"),
+    );
+    for (value, problem) in [("-5", "is not a positive integer"), ("0", "is zero")] {
+        check(
+            bad_file(&format!("KOVENANT_AGENT_MAX_KEYS={value}"), &[]),
+            &format!(
+                "bad.env line 2: KOVENANT_AGENT_MAX_KEYS: `{value}` {problem}; expected a positive \
+                 integer, e.g. 50000"
+            ),
+            &fix("KOVENANT_AGENT_MAX_KEYS", "50000"),
+        );
+    }
+}
+
+#[test]
+fn bad_secrets_are_described_not_shown() {
+    check(
+        bad_file("DOCKER_INFLUXDB_INIT_PASSWORD=short", &[]),
+        "bad.env line 2: DOCKER_INFLUXDB_INIT_PASSWORD: the value is shorter than 8 characters, \
+         which InfluxDB refuses; expected at least 8 characters, or empty to have one generated",
+        "correct DOCKER_INFLUXDB_INIT_PASSWORD on line 2 of bad.env, or delete the line",
+    );
+    let err = bad_file("", &[("GRAFANA_ADMIN_PASSWORD", "admin")]);
+    assert_eq!(
+        err.message,
+        "environment variable GRAFANA_ADMIN_PASSWORD: the value is the well-known default \
+         password; expected a password of your own, or empty to have one generated"
+    );
+}
+
+#[test]
+fn bad_namespace_flag() {
+    let global = kovenant::cli::GlobalArgs {
+        kubeconfig: None,
+        context: None,
+        namespace: Some("Prod".into()),
+        verbose: false,
+        quiet: false,
+        no_color: false,
+        assets: None,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("ok.env");
+    std::fs::write(&file, "KOVENANT_NAMESPACE=monitoring\n").expect("write");
+    let err = config::resolve(&global, Some(&file)).expect_err("bad --namespace");
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(
+        err.to_string(),
+        format!("--namespace: `Prod` has characters other than a-z, 0-9 and '-'; {LABEL}")
+    );
+    assert_eq!(
+        err.hint().as_deref(),
+        Some("pass a valid value to --namespace, or leave it out")
+    );
+    let global = kovenant::cli::GlobalArgs {
+        namespace: Some("prod".into()),
+        ..global
+    };
+    let c = config::resolve(&global, Some(&file)).expect("valid");
+    assert_eq!(c.namespace, "prod");
+}
