@@ -1,8 +1,82 @@
 //! `kovenant render`: write everything install would apply to a folder.
+use std::path::Path;
+
+use crate::assets::Assets;
 use crate::cli::{GlobalArgs, RenderArgs};
+use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::plan::{self, Rendered};
 use crate::ui::Printer;
 
-pub fn run(_global: &GlobalArgs, _args: &RenderArgs, _printer: &Printer) -> Result<()> {
-    Err(Error::step("render", "not implemented yet"))
+pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<()> {
+    // Configuration first: a bad .env stops before anything is written.
+    let config = resolve(global, args.env.env_file.as_deref())?;
+    for warning in &config.warnings {
+        printer.warn(warning);
+    }
+    let assets = match &global.assets {
+        Some(dir) => Assets::from_dir(dir)?,
+        None => Assets::embedded(),
+    };
+    let rendered = plan::render_all(&config, &assets, &image_ref(&config))?;
+    check_out_dir(&args.out, args.force)?;
+    write(&args.out, &rendered, printer)?;
+    printer.success(format!(
+        "rendered {} files into {}",
+        rendered.files.len(),
+        args.out.display()
+    ));
+    Ok(())
+}
+
+// TODO(config): replace with `config::resolve(global, env_file)` once it lands.
+fn resolve(global: &GlobalArgs, env_file: Option<&Path>) -> Result<Config> {
+    let mut config = config::load(env_file)?;
+    if let Some(ns) = &global.namespace {
+        config.namespace = ns.clone();
+    }
+    Ok(config)
+}
+
+/// The telegraf-tetragon image the DaemonSet runs.
+// TODO(image): replace with the image engineer's function in plan/image.rs (content tag).
+pub fn image_ref(config: &Config) -> String {
+    let repo = match &config.image_registry {
+        Some(registry) => format!("{registry}/{}", config.image_repository),
+        None => config.image_repository.clone(),
+    };
+    format!("{repo}:{}", env!("CARGO_PKG_VERSION"))
+}
+
+fn check_out_dir(out: &Path, force: bool) -> Result<()> {
+    let mut entries = match std::fs::read_dir(out) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(Error::usage(
+                format!("--out {}: not a folder", out.display()),
+                Some("name a new or empty folder".to_owned()),
+            ));
+        }
+        Err(e) => return Err(Error::io("reading", out, e)),
+    };
+    if entries.next().is_some() && !force {
+        return Err(Error::usage(
+            format!("--out {}: the folder is not empty", out.display()),
+            Some("name a new or empty folder, or add --force to overwrite the files kovenant renders".to_owned()),
+        ));
+    }
+    Ok(())
+}
+
+fn write(out: &Path, rendered: &Rendered, printer: &Printer) -> Result<()> {
+    for (rel, body) in &rendered.files {
+        let path = out.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+        }
+        std::fs::write(&path, body).map_err(|e| Error::io("writing", &path, e))?;
+        printer.stdout(path.display().to_string());
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::preview::{self, Change, Preview};
-use super::{objects, preflight, render_stub, secrets, session, summary, wait};
+use super::{image_stub, objects, preflight, secrets, session, summary, wait};
 use crate::assets::Assets;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
@@ -37,8 +37,8 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         Some(dir) => Assets::from_dir(dir)?,
         None => Assets::embedded(),
     };
-    let image_ref = render_stub::image(&config);
-    let rendered = render_stub::render(&config, &assets, &image_ref)?;
+    let image_ref = image_stub::image(&config);
+    let rendered = crate::plan::render_all(&config, &assets, &image_ref)?;
     let plan = steps::build(&config, &rendered, &args.only)?;
     if args.check_only {
         return match checks.failures {

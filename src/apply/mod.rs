@@ -1,9 +1,9 @@
 //! Executes a Plan step by step (install) and tears it down (uninstall).
+mod image_stub;
 mod install;
 mod objects;
 mod preflight;
 mod preview;
-mod render_stub;
 mod secrets;
 pub mod session;
 mod summary;
@@ -23,7 +23,7 @@ pub fn rendered(
     config: &crate::config::Config,
     assets: &crate::assets::Assets,
 ) -> Result<crate::plan::Rendered> {
-    render_stub::render(config, assets, &render_stub::image(config))
+    crate::plan::render_all(config, assets, &image_stub::image(config))
 }
 
 pub fn install(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {

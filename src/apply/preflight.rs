@@ -37,7 +37,7 @@ pub async fn run(
     tools(helm, &mut list).await;
     if check_docker {
         list.section("docker");
-        match super::render_stub::docker_ping().await {
+        match super::image_stub::docker_ping().await {
             Ok(v) => list.ok("Docker is reachable", &v),
             Err(e) => list.fail(
                 "Docker is reachable",

@@ -3,36 +3,39 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::Rendered;
+use super::{Rendered, names};
 use crate::cli::Part;
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 
-/// Release names; other parts (values, dashboards) refer to the services these names produce.
+/// Release names (the rendered values derive service names from them).
 pub mod release {
-    pub const TETRAGON: &str = "kovenant-tetragon";
-    pub const PROMETHEUS: &str = "kovenant-prometheus";
-    pub const GRAFANA: &str = "kovenant-grafana";
-    pub const PIPELINE: &str = "kovenant-pipeline";
+    use super::names;
+    pub const TETRAGON: &str = names::TETRAGON_RELEASE;
+    pub const PROMETHEUS: &str = names::PROMETHEUS_RELEASE;
+    pub const GRAFANA: &str = names::GRAFANA_RELEASE;
+    pub const PIPELINE: &str = names::PIPELINE_RELEASE;
 }
 
-/// Services status reaches through the API server's proxy.
+/// Services status reaches through the API server's proxy: Grafana's is named after its release.
 pub mod service {
-    pub const GRAFANA: &str = "kovenant-grafana";
-    pub const INFLUXDB: &str = "kovenant-influxdb";
+    use super::names;
+    pub const GRAFANA: &str = names::GRAFANA_RELEASE;
+    pub const INFLUXDB: &str = names::INFLUXDB_NAME;
 }
 
-/// Secret names and keys (kept in step with the values that reference them).
+/// Secret names (the rendered values reference them).
 pub mod secret {
-    pub const INFLUXDB: &str = "kovenant-influxdb";
-    pub const GRAFANA: &str = "kovenant-grafana";
+    use super::super::secrets;
+    pub const INFLUXDB: &str = secrets::INFLUXDB_SECRET;
+    pub const GRAFANA: &str = secrets::GRAFANA_SECRET;
 }
 
 /// The labels every object kovenant applies itself carries; uninstall selects on them.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kovenant");
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=kovenant";
 /// The label Grafana's dashboard sidecar provisions ConfigMaps by.
-pub const DASHBOARD_LABEL: (&str, &str) = ("grafana_dashboard", "1");
+pub const DASHBOARD_LABEL: (&str, &str) = (names::DASHBOARD_LABEL, names::DASHBOARD_LABEL_VALUE);
 
 /// Where helm finds a chart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,42 +238,28 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
     Ok(plan)
 }
 
+/// The credentials Secrets, from the table the rendered values reference.
 fn secrets(config: &Config) -> Vec<SecretStep> {
-    let ns = config.namespace.clone();
-    vec![
-        SecretStep {
-            name: secret::INFLUXDB,
-            namespace: ns.clone(),
-            keys: vec![
-                SecretKey {
-                    key: "admin-user",
-                    value: Some(Secret::new(config.influxdb.username.clone())),
-                },
-                SecretKey {
-                    key: "admin-password",
-                    value: config.influxdb.password.clone(),
-                },
-                SecretKey {
-                    key: "admin-token",
-                    value: config.influxdb.admin_token.clone(),
-                },
-            ],
-        },
-        SecretStep {
-            name: secret::GRAFANA,
-            namespace: ns,
-            keys: vec![
-                SecretKey {
-                    key: "admin-user",
-                    value: Some(Secret::new(config.grafana.admin_user.clone())),
-                },
-                SecretKey {
-                    key: "admin-password",
-                    value: config.grafana.admin_password.clone(),
-                },
-            ],
-        },
-    ]
+    let mut out: Vec<SecretStep> = Vec::new();
+    for k in super::secrets::SECRET_KEYS {
+        let value = match k.config_key {
+            "DOCKER_INFLUXDB_INIT_PASSWORD" => config.influxdb.password.clone(),
+            "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN" => config.influxdb.admin_token.clone(),
+            "GRAFANA_ADMIN_USER" => Some(Secret::new(config.grafana.admin_user.clone())),
+            "GRAFANA_ADMIN_PASSWORD" => config.grafana.admin_password.clone(),
+            _ => None,
+        };
+        let key = SecretKey { key: k.key, value };
+        match out.iter_mut().find(|s| s.name == k.secret) {
+            Some(s) => s.keys.push(key),
+            None => out.push(SecretStep {
+                name: k.secret,
+                namespace: config.namespace.clone(),
+                keys: vec![key],
+            }),
+        }
+    }
+    out
 }
 
 fn labelled(part: Part, mut value: Value) -> ObjectStep {

@@ -2,12 +2,7 @@
 use crate::fake_helm::upgrades;
 use crate::stack::Stack;
 
-const RELEASES: [&str; 4] = [
-    "kovenant-tetragon",
-    "kovenant-prometheus",
-    "kovenant-grafana",
-    "kovenant-pipeline",
-];
+const RELEASES: [&str; 4] = ["tetragon", "prometheus", "grafana", "kovenant-pipeline"];
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
@@ -29,7 +24,7 @@ fn fresh_install_creates_every_part_in_order() {
     assert_eq!(run.code, 0, "{run}");
     let calls = stack.helm_calls();
     let ups = upgrades(&calls);
-    assert_eq!(ups[0], "kovenant-tetragon", "Tetragon goes first: {ups:?}");
+    assert_eq!(ups[0], "tetragon", "Tetragon goes first: {ups:?}");
     let mut want: Vec<String> = RELEASES.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(sorted(ups), want);
@@ -71,7 +66,7 @@ fn fresh_install_creates_every_part_in_order() {
     );
     let influx = secret_data(&stack, "kovenant-influxdb");
     let keys: Vec<&String> = influx.as_object().expect("data").keys().collect();
-    assert_eq!(keys, ["admin-password", "admin-token", "admin-user"]);
+    assert_eq!(keys, ["admin-password", "admin-token"]);
     let grafana = secret_data(&stack, "kovenant-grafana");
     assert_eq!(grafana.as_object().expect("data").len(), 2);
 
@@ -87,17 +82,31 @@ fn fresh_install_creates_every_part_in_order() {
         assert_eq!(p["metadata"]["managedFields"][0]["manager"], "kovenant");
         assert_eq!(p["metadata"]["managedFields"][0]["operation"], "Apply");
     }
-    let cm = stack
-        .api
-        .get("/api/v1/namespaces/kovenant/configmaps/kovenant-dashboard-overview")
-        .expect("dashboard");
-    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
-    assert!(
-        cm["data"]["overview.json"]
-            .as_str()
-            .expect("json")
-            .contains("kovenant-overview")
-    );
+    // Every dashboard `kovenant render` produces is a ConfigMap Grafana's sidecar provisions.
+    let out = stack.dir.path().join("rendered");
+    let render = stack.run(&["render", "--out", &out.to_string_lossy()]);
+    assert_eq!(render.code, 0, "{render}");
+    for entry in std::fs::read_dir(out.join("dashboards"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let stem = file.trim_end_matches(".json");
+        let cm = stack
+            .api
+            .get(&format!(
+                "/api/v1/namespaces/kovenant/configmaps/kovenant-dashboard-{stem}"
+            ))
+            .expect("dashboard ConfigMap");
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "kovenant"
+        );
+        let text = std::fs::read_to_string(entry.path()).expect("rendered dashboard");
+        assert_eq!(cm["data"][file.as_str()], text.as_str());
+    }
 
     for r in RELEASES {
         assert!(
@@ -148,7 +157,7 @@ fn failed_third_release_is_completed_by_a_rerun() {
     let mut stack = Stack::new();
     stack
         .env
-        .push(("FAKE_HELM_FAIL".into(), "upgrade:kovenant-grafana".into()));
+        .push(("FAKE_HELM_FAIL".into(), "upgrade:grafana".into()));
     let run = stack.install();
     assert_eq!(run.code, 1, "{run}");
     assert!(
@@ -156,15 +165,14 @@ fn failed_third_release_is_completed_by_a_rerun() {
         "helm's own words: {run}"
     );
     assert!(
-        run.stderr
-            .contains("helm upgrade --install kovenant-grafana"),
+        run.stderr.contains("helm upgrade --install grafana"),
         "names the command: {run}"
     );
     stack.env.clear();
     stack.reset_records();
     let run = stack.install();
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(upgrades(&stack.helm_calls()), ["kovenant-grafana"]);
+    assert_eq!(upgrades(&stack.helm_calls()), ["grafana"]);
     assert!(
         stack
             .api

@@ -1,8 +1,12 @@
 //! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
+mod chart;
 mod cli;
 mod config;
 mod fake_api;
 mod fake_helm;
 mod install;
+mod render;
+mod schemas;
 mod stack;
 mod support;
+mod values;

@@ -1,0 +1,37 @@
+//! Fixed names of the releases and objects that render, install and status agree on.
+
+/// Helm release names (each chart's objects derive their names from these).
+pub const TETRAGON_RELEASE: &str = "tetragon";
+pub const PROMETHEUS_RELEASE: &str = "prometheus";
+pub const GRAFANA_RELEASE: &str = "grafana";
+pub const PIPELINE_RELEASE: &str = "kovenant-pipeline";
+
+/// The Prometheus server Service: `<release>-server` in the prometheus chart, port 80.
+pub const PROMETHEUS_SERVICE: &str = "prometheus-server";
+pub const PROMETHEUS_SERVICE_PORT: u16 = 80;
+
+/// Objects of the pipeline chart. Their names are fixed (not derived from the release name) so
+/// the Grafana datasource, status and the dashboards can find them.
+pub const INFLUXDB_NAME: &str = "kovenant-influxdb";
+pub const AGENT_NAME: &str = "kovenant-agent";
+
+/// Grafana datasource UIDs the dashboards refer to.
+pub const PROMETHEUS_DATASOURCE_UID: &str = "kovenant-prometheus";
+pub const INFLUXDB_DATASOURCE_UID: &str = "kovenant-influxdb";
+
+/// Label the Grafana dashboard sidecar watches: install labels every dashboard ConfigMap with it.
+pub const DASHBOARD_LABEL: &str = "grafana_dashboard";
+pub const DASHBOARD_LABEL_VALUE: &str = "1";
+
+/// TracingPolicy names (cluster-scoped).
+pub const POLICIES: &[&str] = &["kovenant-tcp", "kovenant-io"];
+
+/// Tetragon's JSON export, which the agent follows on every node.
+pub const TETRAGON_EXPORT_DIR: &str = "/var/log/tetragon";
+pub const TETRAGON_EXPORT_FILE: &str = "tetragon.log";
+
+/// Where the binaries of the pipeline live in their images: the policies exclude them in the
+/// kernel so the pipeline does not observe (and feed on) its own reads and writes.
+pub const TETRAGON_BINARY: &str = "/usr/bin/tetragon";
+pub const TELEGRAF_BINARY: &str = "/usr/bin/telegraf";
+pub const AGENT_BINARY: &str = "/usr/local/bin/kovenant";

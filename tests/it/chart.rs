@@ -1,0 +1,261 @@
+//! The pipeline chart, rendered the way helm renders it, is valid Kubernetes objects of known kinds.
+//!
+//! No helm binary exists here, so `helm_template` below renders the chart's templates for the
+//! subset of Helm's template syntax the chart restricts itself to, and fails on anything else:
+//! `{{ .Values.a.b }}`, `{{ .Release.Name }}`, `{{ .Release.Namespace }}`, `{{ .Release.Service }}`,
+//! `{{ .Chart.Name }}`, `{{ .Chart.Version }}`, `{{ .Chart.AppVersion }}`, each optionally
+//! followed by `| quote`. As in Helm, a missing or null value renders as nothing, `quote` as Go's
+//! `%q` (a JSON string, for the characters values hold).
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::{apps, core, rbac};
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+use crate::render::{IMAGE, default_tree};
+
+const CHART: &str = "charts/kovenant-pipeline";
+const NAMESPACE: &str = "kovenant";
+const RELEASE: &str = "kovenant-pipeline";
+
+fn text(tree: &BTreeMap<String, Vec<u8>>, path: &str) -> String {
+    String::from_utf8(tree[path].clone()).expect("UTF-8")
+}
+
+fn scalar(value: Option<&Yaml>, what: &str) -> Option<String> {
+    match value {
+        None | Some(Yaml::Null) => None,
+        Some(Yaml::String(s)) => Some(s.clone()),
+        Some(Yaml::Number(n)) => Some(n.to_string()),
+        Some(Yaml::Bool(b)) => Some(b.to_string()),
+        Some(other) => panic!("{what} is not a scalar but {other:?}: outside the chart's subset"),
+    }
+}
+
+fn lookup<'a>(root: &'a Yaml, path: &str) -> Option<&'a Yaml> {
+    path.split('.').try_fold(root, |node, key| node.get(key))
+}
+
+/// Renders one action (the text between `{{` and `}}`).
+fn action(expr: &str, values: &Yaml, chart: &Yaml) -> String {
+    let (expr, quote) = match expr.split_once('|') {
+        Some((e, f)) if f.trim() == "quote" => (e.trim(), true),
+        Some(_) => panic!("{{{{ {expr} }}}}: only `| quote` is in the chart's subset"),
+        None => (expr, false),
+    };
+    let value = match expr {
+        ".Release.Name" => Some(RELEASE.to_owned()),
+        ".Release.Namespace" => Some(NAMESPACE.to_owned()),
+        ".Release.Service" => Some("Helm".to_owned()),
+        ".Chart.Name" => scalar(chart.get("name"), expr),
+        ".Chart.Version" => scalar(chart.get("version"), expr),
+        ".Chart.AppVersion" => scalar(chart.get("appVersion"), expr),
+        _ => match expr.strip_prefix(".Values.") {
+            Some(path) => scalar(lookup(values, path), expr),
+            None => panic!("{{{{ {expr} }}}} is outside the chart's template subset"),
+        },
+    };
+    let value = value.unwrap_or_default();
+    if quote {
+        serde_json::to_string(&value).expect("a string serializes")
+    } else {
+        value
+    }
+}
+
+fn helm_template(template: &str, values: &Yaml, chart: &Yaml) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("unclosed {{") + start;
+        let inner = &rest[start + 2..end];
+        assert!(
+            !inner.starts_with('-') && !inner.ends_with('-'),
+            "{{{{{inner}}}}}: whitespace trimming is outside the chart's subset"
+        );
+        out.push_str(&action(inner.trim(), values, chart));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every object of the chart rendered with its default values, by template file.
+pub fn objects() -> Vec<(String, Json)> {
+    let tree = default_tree();
+    let values: Yaml = serde_yaml::from_str(&text(&tree, &format!("{CHART}/values.yaml"))).unwrap();
+    let chart: Yaml = serde_yaml::from_str(&text(&tree, &format!("{CHART}/Chart.yaml"))).unwrap();
+    let mut out = Vec::new();
+    for (path, _) in tree.range(format!("{CHART}/templates/")..) {
+        if !path.starts_with(&format!("{CHART}/templates/")) {
+            break;
+        }
+        let rendered = helm_template(&text(&tree, path), &values, &chart);
+        for doc in serde_yaml::Deserializer::from_str(&rendered) {
+            let value = <Yaml as serde::Deserialize>::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{path} does not render to YAML: {e}\n{rendered}"));
+            if !value.is_null() {
+                out.push((path.clone(), serde_json::to_value(value).expect("JSON")));
+            }
+        }
+    }
+    out
+}
+
+fn drop_nulls(value: &mut Json) {
+    match value {
+        Json::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Json::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// Deserializes into the typed object and back: a field k8s-openapi does not know (a misspelt or
+/// misplaced one, which the API server would drop or reject) is lost on the way and fails.
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(path: &str, object: &Json) {
+    let typed: T = serde_json::from_value(object.clone())
+        .unwrap_or_else(|e| panic!("{path}: not a valid {}: {e}", std::any::type_name::<T>()));
+    let mut back = serde_json::to_value(typed).expect("serializes");
+    let mut original = object.clone();
+    drop_nulls(&mut back);
+    drop_nulls(&mut original);
+    assert_eq!(
+        back, original,
+        "{path}: fields the Kubernetes API does not know"
+    );
+}
+
+#[test]
+fn chart_templates_render_to_valid_objects_of_known_kinds() {
+    let mut kinds = Vec::new();
+    for (path, object) in objects() {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        match (api_version, kind) {
+            ("v1", "Service") => round_trip::<core::v1::Service>(&path, &object),
+            ("v1", "ServiceAccount") => round_trip::<core::v1::ServiceAccount>(&path, &object),
+            ("v1", "ConfigMap") => round_trip::<core::v1::ConfigMap>(&path, &object),
+            ("apps/v1", "StatefulSet") => round_trip::<apps::v1::StatefulSet>(&path, &object),
+            ("apps/v1", "DaemonSet") => round_trip::<apps::v1::DaemonSet>(&path, &object),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+                round_trip::<rbac::v1::ClusterRole>(&path, &object)
+            }
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+                round_trip::<rbac::v1::ClusterRoleBinding>(&path, &object)
+            }
+            other => panic!("{path}: unexpected kind {other:?}"),
+        }
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/part-of"], "kovenant", "{path}");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm", "{path}");
+        kinds.push(format!(
+            "{kind}/{}",
+            object["metadata"]["name"].as_str().unwrap_or("")
+        ));
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole/kovenant-agent",
+            "ClusterRoleBinding/kovenant-agent",
+            "ConfigMap/kovenant-agent",
+            "DaemonSet/kovenant-agent",
+            "Service/kovenant-influxdb",
+            "ServiceAccount/kovenant-agent",
+            "StatefulSet/kovenant-influxdb",
+        ]
+    );
+}
+
+fn object(kind: &str) -> Json {
+    objects()
+        .into_iter()
+        .map(|(_, o)| o)
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+#[test]
+fn the_agent_daemonset_runs_the_image_and_reads_the_export_read_only() {
+    let ds = object("DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], IMAGE);
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(pod["serviceAccountName"], "kovenant-agent");
+    let env = &container["env"];
+    assert_eq!(env[0]["name"], "NODE_NAME");
+    assert_eq!(
+        env[0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(env[1]["name"], "INFLUX_TOKEN");
+    let token_ref = &env[1]["valueFrom"]["secretKeyRef"];
+    assert_eq!(token_ref["name"], "kovenant-influxdb");
+    assert_eq!(token_ref["key"], "admin-token");
+    let mount = &container["volumeMounts"][0];
+    assert_eq!(mount["mountPath"], "/var/log/tetragon");
+    assert_eq!(mount["readOnly"], true);
+    assert_eq!(pod["volumes"][0]["hostPath"]["path"], "/var/log/tetragon");
+}
+
+#[test]
+fn telegraf_runs_the_agent_and_writes_to_the_influxdb_service() {
+    let cm = object("ConfigMap");
+    let conf = cm["data"]["telegraf.conf"].as_str().expect("telegraf.conf");
+    for line in [
+        r#"command = ["/usr/local/bin/kovenant", "agent", "--source", "file:/var/log/tetragon/tetragon.log", "--window", "10s", "--max-keys", "50000"]"#,
+        r#"signal = "none""#,
+        r#"data_format = "influx""#,
+        r#"urls = ["http://kovenant-influxdb.kovenant.svc:8086"]"#,
+        r#"token = "${INFLUX_TOKEN}""#,
+        r#"organization = "kovenant""#,
+        r#"bucket = "tetragon""#,
+    ] {
+        assert!(
+            conf.lines().any(|l| l.trim() == line),
+            "telegraf.conf lacks `{line}`:\n{conf}"
+        );
+    }
+}
+
+#[test]
+fn influxdb_keeps_its_data_and_takes_credentials_from_the_secret() {
+    let sts = object("StatefulSet");
+    let claim = &sts["spec"]["volumeClaimTemplates"][0]["spec"];
+    assert_eq!(claim["resources"]["requests"]["storage"], "10Gi");
+    assert_eq!(claim.get("storageClassName"), Some(&Json::Null));
+    let env = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .clone();
+    let by_name = |name: &str| env.iter().find(|e| e["name"] == name).cloned();
+    for secret in [
+        "DOCKER_INFLUXDB_INIT_PASSWORD",
+        "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN",
+    ] {
+        let var = by_name(secret).unwrap_or_else(|| panic!("no {secret}"));
+        assert_eq!(
+            var["valueFrom"]["secretKeyRef"]["name"],
+            "kovenant-influxdb"
+        );
+        assert!(var.get("value").is_none(), "{secret} inlined");
+    }
+    assert_eq!(
+        by_name("DOCKER_INFLUXDB_INIT_MODE").unwrap()["value"],
+        "setup"
+    );
+    assert_eq!(
+        by_name("DOCKER_INFLUXDB_INIT_RETENTION").unwrap()["value"],
+        "168h"
+    );
+    let role = object("ClusterRole");
+    for rule in role["rules"].as_array().expect("rules") {
+        assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]));
+    }
+}

@@ -1,0 +1,189 @@
+//! Every values key kovenant sets exists in the pinned chart's own values.yaml.
+//!
+//! The rule: walk kovenant's values as a tree of maps. Each key must exist at the same place in the
+//! upstream values.yaml. Below a key whose upstream value is not a non-empty map (an empty map,
+//! a list, a scalar or null: places the chart leaves open, like `env: {}` or `datasources: {}`),
+//! kovenant's value is a leaf and is not walked. Keys the chart documents only as a commented-out
+//! example are listed in `COMMENTED` with the path they hold, and must appear in the upstream file
+//! as `# <key>:`. `grafana.ini` is open too: its keys are Grafana's ini sections, not the chart's.
+use serde_yaml::Value;
+
+use crate::render::default_tree;
+use crate::support::shared;
+
+/// (values file, dotted path) that upstream documents in a comment, not as a key.
+const COMMENTED: &[(&str, &str)] = &[("grafana", "ingress.ingressClassName")];
+
+/// (values file, dotted path) whose contents are not the chart's keys.
+const OPEN: &[(&str, &str)] = &[("grafana", "grafana.ini")];
+
+const CHARTS: &[(&str, &str)] = &[
+    ("tetragon", "tetragon-1.7.0"),
+    ("prometheus", "prometheus-29.27.0"),
+    ("grafana", "grafana-12.11.1"),
+];
+
+fn upstream_text(dir: &str) -> String {
+    let path = shared().join("upstream").join(dir).join("values.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn ours(file: &str) -> Value {
+    let tree = default_tree();
+    let text = std::str::from_utf8(&tree[&format!("values/{file}.yaml")])
+        .unwrap()
+        .to_owned();
+    serde_yaml::from_str(&text).expect("rendered values parse")
+}
+
+/// Paths in `ours` that `upstream` does not have.
+fn unknown_keys(file: &str, ours: &Value, upstream: &Value, upstream_text: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    walk(file, "", ours, Some(upstream), upstream_text, &mut missing);
+    missing
+}
+
+fn walk(
+    file: &str,
+    prefix: &str,
+    ours: &Value,
+    upstream: Option<&Value>,
+    text: &str,
+    missing: &mut Vec<String>,
+) {
+    let Value::Mapping(map) = ours else { return };
+    for (key, value) in map {
+        let key = key.as_str().expect("string keys");
+        let path = if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if OPEN.contains(&(file, path.as_str())) {
+            continue;
+        }
+        let theirs = upstream.and_then(|u| u.get(key));
+        match theirs {
+            Some(Value::Mapping(m)) if !m.is_empty() => {
+                walk(file, &path, value, theirs, text, missing)
+            }
+            Some(_) => {}
+            None if COMMENTED.contains(&(file, path.as_str())) => {
+                assert!(
+                    text.contains(&format!("# {key}:")),
+                    "{file}: {path} is not even commented upstream"
+                );
+            }
+            None => missing.push(path),
+        }
+    }
+}
+
+#[test]
+fn every_key_kovenant_sets_exists_upstream() {
+    for (file, dir) in CHARTS {
+        let text = upstream_text(dir);
+        let upstream: Value = serde_yaml::from_str(&text).expect("upstream values parse");
+        let missing = unknown_keys(file, &ours(file), &upstream, &text);
+        assert!(
+            missing.is_empty(),
+            "{file}: keys the chart does not have: {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn the_key_check_catches_a_misspelt_key() {
+    let text = upstream_text("grafana-12.11.1");
+    let upstream: Value = serde_yaml::from_str(&text).unwrap();
+    let bad: Value = serde_yaml::from_str("admin:\n  existingSecrets: x\nsidecar:\n  dashboard:\n    enabled: true\nenv:\n  ANY: thing\n").unwrap();
+    assert_eq!(
+        unknown_keys("grafana", &bad, &upstream, &text),
+        ["admin.existingSecrets", "sidecar.dashboard"]
+    );
+}
+
+#[test]
+fn prometheus_values_validate_against_the_chart_schema() {
+    let path = shared().join("upstream/prometheus-29.27.0/values.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let values = serde_json::to_value(ours("prometheus")).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&values)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let bad = serde_json::json!({"server": {"retention": 15}, "alertmanager": {"enabled": "no"}});
+    assert!(
+        !validator.is_valid(&bad),
+        "the schema check accepts anything"
+    );
+}
+
+#[test]
+fn the_values_do_what_kovenant_needs_of_each_chart() {
+    let tetragon = ours("tetragon");
+    // No deny filter drops a whole namespace or the host: each one that names a namespace is
+    // narrowed to one container of one pod.
+    let deny = tetragon["tetragon"]["exportDenyList"].as_str().unwrap();
+    for line in deny.lines() {
+        let filter: serde_json::Value = serde_json::from_str(line).expect("a JSON filter per line");
+        assert_eq!(
+            filter["policy_names"],
+            serde_json::json!(["kovenant-io"]),
+            "{line}"
+        );
+        assert_eq!(
+            filter["container_name_regex"],
+            serde_json::json!(["^export-stdout$"]),
+            "{line}"
+        );
+        assert!(!line.contains("\"\""), "{line}");
+    }
+    assert_eq!(
+        tetragon["tetragon"]["exportAllowList"],
+        "{\"event_set\":[\"PROCESS_KPROBE\"]}"
+    );
+    assert_eq!(tetragon["exportDirectory"], "/var/log/tetragon");
+    assert_eq!(tetragon["export"]["mode"], "stdout");
+
+    let prometheus = ours("prometheus");
+    assert_eq!(prometheus["server"]["global"]["scrape_interval"], "30s");
+    assert_eq!(prometheus["kube-state-metrics"]["enabled"], true);
+    assert_eq!(prometheus["prometheus-node-exporter"]["enabled"], true);
+    assert_eq!(prometheus["alertmanager"]["enabled"], false);
+    assert_eq!(prometheus["prometheus-pushgateway"]["enabled"], false);
+
+    let grafana = ours("grafana");
+    assert_eq!(grafana["admin"]["existingSecret"], "kovenant-grafana");
+    assert_eq!(grafana["service"]["port"], 3000);
+    let sources = &grafana["datasources"]["datasources.yaml"]["datasources"];
+    assert_eq!(sources[0]["uid"], "kovenant-prometheus");
+    assert_eq!(
+        sources[0]["url"],
+        "http://prometheus-server.kovenant.svc:80"
+    );
+    assert_eq!(sources[1]["uid"], "kovenant-influxdb");
+    assert_eq!(sources[1]["jsonData"]["dbName"], "tetragon");
+    assert_eq!(
+        sources[1]["secureJsonData"]["httpHeaderValue1"],
+        "Token ${INFLUX_TOKEN}"
+    );
+    assert_eq!(
+        grafana["envValueFrom"]["INFLUX_TOKEN"]["secretKeyRef"]["name"],
+        "kovenant-influxdb"
+    );
+    assert_eq!(
+        grafana["sidecar"]["dashboards"]["label"],
+        "grafana_dashboard"
+    );
+    assert_eq!(grafana["sidecar"]["dashboards"]["labelValue"], "1");
+    assert_eq!(grafana["ingress"]["path"], "/grafana");
+    assert_eq!(grafana["ingress"]["ingressClassName"], "nginx");
+    assert_eq!(
+        grafana["grafana.ini"]["server"]["serve_from_sub_path"],
+        true
+    );
+}
