@@ -9,4 +9,5 @@ mod render;
 mod schemas;
 mod stack;
 mod support;
+mod uninstall;
 mod values;

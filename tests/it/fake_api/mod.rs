@@ -17,7 +17,31 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
+pub use proxy::http_request;
 use store::Store;
+
+/// A stand-in HTTP service on loopback answering `path` with a JSON body (e.g. Grafana's
+/// `/api/health`), 404 otherwise; returns its base URL.
+pub fn stand_in(path: &'static str, body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a stand-in");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    http::serve(
+        listener,
+        Arc::new(move |_m: &str, target: &str, _ct: &str, _b: &[u8]| {
+            let p = target.split('?').next().unwrap_or_default();
+            if p == path {
+                handler::Reply {
+                    status: 200,
+                    content_type: "application/json",
+                    body: handler::Body::Bytes(body.as_bytes().to_vec()),
+                }
+            } else {
+                handler::status(404, "NotFound", "no such path")
+            }
+        }),
+    );
+    url
+}
 
 pub struct FakeApi {
     pub url: String,

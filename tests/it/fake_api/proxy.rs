@@ -11,13 +11,25 @@ use super::store::Store;
 
 /// A plain HTTP/1.0 GET; `(status, body)`.
 pub fn http_get(base: &str, path_and_query: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    http_request("GET", base, path_and_query, b"")
+}
+
+/// A plain HTTP/1.0 request with a form or text body; `(status, body)`.
+pub fn http_request(
+    method: &str,
+    base: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let hostport = base.trim_start_matches("http://").trim_end_matches('/');
     let mut s = TcpStream::connect(hostport)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "GET {path_and_query} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/json\r\n\r\n"
+        "{method} {path_and_query} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/json\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     )?;
+    s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let split = raw
