@@ -8,6 +8,7 @@ mod install;
 mod render;
 mod schemas;
 mod stack;
+mod status;
 mod support;
 mod uninstall;
 mod values;
