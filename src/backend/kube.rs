@@ -55,6 +55,9 @@ pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Kube,
         .map_err(|e| format!("context `{name}`: {}", chain(&e)))?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(60));
+    // kube retries 429/503/504 with backoff up to 1000s; a command line should say what failed
+    // (a service proxy answers 503 while the service has no ready endpoint).
+    config.default_retry = false;
     let client = Client::try_from(config).map_err(|e| describe(&e))?;
     Ok(Kube {
         client,
@@ -239,10 +242,11 @@ impl Kube {
         let request = http::Request::get(uri)
             .body(Vec::new())
             .map_err(|e| e.to_string())?;
-        self.client
-            .request_text(request)
-            .await
-            .map_err(|e| describe(&e))
+        match tokio::time::timeout(Duration::from_secs(20), self.client.request_text(request)).await
+        {
+            Ok(out) => out.map_err(|e| describe(&e)),
+            Err(_) => Err(format!("no answer from {service}:{port} within 20s")),
+        }
     }
 
     /// The last `lines` lines of a container's log.

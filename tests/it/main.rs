@@ -5,6 +5,7 @@ mod config;
 mod fake_api;
 mod fake_helm;
 mod install;
+mod preflight;
 mod render;
 mod schemas;
 mod stack;
