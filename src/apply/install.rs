@@ -42,7 +42,10 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     let plan = steps::build(&config, &rendered, &args.only)?;
     if args.check_only {
         return match checks.failures {
-            0 => Ok(printer.success("all preflight checks passed")),
+            0 => {
+                printer.success("all preflight checks passed");
+                Ok(())
+            }
             n => Err(preflight_failed(n)),
         };
     }

@@ -60,13 +60,14 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
 }
 
 fn helm_release(r: &Release) -> HelmRelease {
-    // helm prints `<chart>-<version>`; the version starts after the last `-` followed by a digit.
+    // helm prints `<chart>-<version>`; the version starts after the first `-` followed by a digit
+    // (a pre-release suffix such as `-rc.1` may contain more dashes).
     let split = r
         .chart
         .char_indices()
         .filter(|(i, c)| *c == '-' && r.chart[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
         .map(|(i, _)| i)
-        .last();
+        .next();
     let (chart, version) = match split {
         Some(i) => (r.chart[..i].to_string(), r.chart[i + 1..].to_string()),
         None => (r.chart.clone(), String::new()),

@@ -83,11 +83,7 @@ pub fn print_text(printer: &Printer, r: &Report) {
     ));
     for c in &r.components {
         let (chart, rev, status) = match &c.helm {
-            Some(h) => (
-                format!("{}", h.version),
-                h.revision.to_string(),
-                h.status.clone(),
-            ),
+            Some(h) => (h.version.clone(), h.revision.to_string(), h.status.clone()),
             None => ("-".into(), "-".into(), "not installed".into()),
         };
         let ready: Vec<String> = c

@@ -14,11 +14,11 @@ pub fn leaves(v: &Value) -> BTreeSet<Path> {
     let mut out = BTreeSet::new();
     walk(v, &mut Vec::new(), &mut out);
     out.retain(|p| {
-        !matches!(
-            p.first().map(String::as_str),
-            Some("apiVersion" | "kind" | "status")
-        ) && !(p.first().map(String::as_str) == Some("metadata")
-            && !matches!(p.get(1).map(String::as_str), Some("labels" | "annotations")))
+        let first = p.first().map(String::as_str);
+        let identity = matches!(first, Some("apiVersion" | "kind" | "status"));
+        let meta_kept = first != Some("metadata")
+            || matches!(p.get(1).map(String::as_str), Some("labels" | "annotations"));
+        !identity && meta_kept
     });
     out
 }
@@ -84,10 +84,10 @@ pub fn apply(
         json!({"apiVersion": config["apiVersion"], "kind": config["kind"], "metadata": {
             "name": config["metadata"]["name"], "namespace": config["metadata"]["namespace"]}})
     });
-    if obj["metadata"]["namespace"].is_null() {
-        if let Some(m) = obj["metadata"].as_object_mut() {
-            m.remove("namespace");
-        }
+    if obj["metadata"]["namespace"].is_null()
+        && let Some(m) = obj["metadata"].as_object_mut()
+    {
+        m.remove("namespace");
     }
     let mut owners = owners.clone();
     let mut conflicts = Vec::new();

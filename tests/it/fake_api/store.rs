@@ -1,5 +1,5 @@
 //! The fake API server's state: served resources (built-in and from CRDs), objects, watchers.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
 
 use serde_json::{Value, json};
@@ -102,7 +102,7 @@ pub struct Watcher {
 pub struct Store {
     pub objects: BTreeMap<Key, Value>,
     /// Field ownership per object: manager -> (operation, leaf paths).
-    pub managed: BTreeMap<Key, BTreeMap<String, (String, BTreeSet<Vec<String>>)>>,
+    pub managed: BTreeMap<Key, super::apply::Owners>,
     pub rv: u64,
     pub watchers: Vec<Watcher>,
     /// Every mutating request that changed state, as `VERB path`.
