@@ -79,10 +79,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     preview::print(printer, &plan, Some(&preview));
     if preview.is_noop() {
         printer.success("nothing to do: the cluster already matches the configuration");
-        printer.debug(format!(
-            "kovenant took {} ms",
-            started.elapsed().as_millis()
-        ));
+        timing(printer, started, &helm);
         return Ok(());
     }
     if args.dry_run {
@@ -98,7 +95,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     }
     converge(&kube, &helm, &plan, &preview, tree.path(), printer).await?;
     for (r, _) in plan.releases.iter().zip(&preview.releases) {
-        let step = Step::start(printer, format!("Waiting for {} to be ready", r.name));
+        let step = Step::start(printer, format!("release {}", r.name));
         match wait::ready(&kube, &r.namespace, &r.name, r.timeout.min(args.timeout)).await {
             Ok(()) => step.finish("ready"),
             Err(e) => {
@@ -108,11 +105,18 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         }
     }
     summary::print(printer, &config, &plan, &preview);
-    printer.debug(format!(
-        "kovenant took {} ms",
-        started.elapsed().as_millis()
-    ));
+    timing(printer, started, &helm);
     Ok(())
+}
+
+/// `--verbose`: the wall time, and how much of it helm took (DESIGN.md section 7 budgets the rest).
+fn timing(printer: &Printer, started: Instant, helm: &Helm) {
+    let total = started.elapsed().as_millis();
+    let helm = helm.busy().as_millis();
+    printer.debug(format!(
+        "took {total} ms: helm {helm} ms, kovenant itself {} ms",
+        total.saturating_sub(helm)
+    ));
 }
 
 fn preflight_failed(n: usize) -> Error {

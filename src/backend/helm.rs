@@ -1,7 +1,8 @@
 //! helm as a subprocess: every call kovenant makes, with helm's own message in any error.
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::process::Command;
@@ -15,6 +16,8 @@ pub struct Helm {
     exe: PathBuf,
     kubeconfig: Option<PathBuf>,
     context: Option<String>,
+    /// When each helm process ran, to tell helm's time from kovenant's own (`--verbose`).
+    spans: Arc<Mutex<Vec<(Instant, Instant)>>>,
 }
 
 /// One row of `helm list -o json`.
@@ -55,7 +58,23 @@ impl Helm {
             exe: exe.to_path_buf(),
             kubeconfig: kubeconfig.map(Path::to_path_buf),
             context: context.map(str::to_owned),
+            spans: Arc::default(),
         }
+    }
+
+    /// How long at least one helm process was running (the union of their spans).
+    pub fn busy(&self) -> Duration {
+        let mut spans = self.spans.lock().map(|s| s.clone()).unwrap_or_default();
+        spans.sort();
+        let (mut total, mut end) = (Duration::ZERO, None::<Instant>);
+        for (s, e) in spans {
+            let s = end.map_or(s, |end| s.max(end));
+            if e > s {
+                total += e - s;
+                end = Some(e);
+            }
+        }
+        total
     }
 
     /// The command line as shown to a user (values come from files, so nothing secret is in it).
@@ -79,7 +98,12 @@ impl Helm {
         if let Some(c) = &self.context {
             cmd.env("HELM_KUBECONTEXT", c);
         }
-        let out = cmd.output().await.map_err(|e| {
+        let started = Instant::now();
+        let out = cmd.output().await;
+        if let Ok(mut spans) = self.spans.lock() {
+            spans.push((started, Instant::now()));
+        }
+        let out = out.map_err(|e| {
             let hint = "install helm 3 (https://helm.sh/docs/intro/install/) or set KOVENANT_HELM";
             let message = if e.kind() == std::io::ErrorKind::NotFound {
                 format!("`{}` was not found", self.exe.display())

@@ -195,3 +195,38 @@ fn without_a_terminal_or_yes_nothing_is_touched() {
     assert_eq!(upgrades(&stack.helm_calls()), Vec::<String>::new());
     assert_eq!(stack.api.take_writes(), Vec::<String>::new());
 }
+
+/// Measures what kovenant itself adds to an install and to a no-op re-install (fake helm): the
+/// `--verbose` timing line (wall time minus the union of the helm processes' spans, as kovenant
+/// measures them). `cargo test --test it bench_install -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_install_overhead() {
+    let stack = Stack::new();
+    let env = stack.env_file.to_string_lossy().into_owned();
+    let args = [
+        "install",
+        "--yes",
+        "--skip-image",
+        "--verbose",
+        "--env-file",
+        &env,
+    ];
+    for label in ["fresh install", "no-op re-install", "no-op re-install"] {
+        let run = stack.run(&args);
+        assert_eq!(run.code, 0, "{run}");
+        let line = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("took "))
+            .unwrap_or_default()
+            .to_string();
+        eprintln!("{label}: {line}, {} helm calls", stack.helm_calls().len());
+        stack.reset_records();
+    }
+    let run = crate::stack::Stack::new().install();
+    eprintln!(
+        "--- install as a user sees it (not a terminal)\n{}",
+        run.stderr
+    );
+}
