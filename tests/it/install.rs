@@ -201,6 +201,7 @@ fn without_a_terminal_or_yes_nothing_is_touched() {
 /// measures them). `cargo test --test it bench_install -- --ignored --nocapture`.
 #[test]
 #[ignore]
+#[allow(clippy::print_stderr)] // the figures are this test's output
 fn bench_install_overhead() {
     let stack = Stack::new();
     let env = stack.env_file.to_string_lossy().into_owned();
