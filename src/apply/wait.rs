@@ -50,7 +50,7 @@ async fn fatal(kube: &Kube, release: &str, p: &PodProblem) -> Error {
         message.push_str(&format!(": {}", p.message));
     }
     if let Some(log) = kube
-        .pod_log_tail(&p.namespace, &p.pod, 10)
+        .pod_log_tail(&p.namespace, &p.pod, 10, p.reason == "CrashLoopBackOff")
         .await
         .filter(|l| !l.trim().is_empty())
     {

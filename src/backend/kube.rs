@@ -249,12 +249,20 @@ impl Kube {
         }
     }
 
-    /// The last `lines` lines of a container's log.
-    pub async fn pod_log_tail(&self, namespace: &str, pod: &str, lines: i64) -> Option<String> {
+    /// The last `lines` lines of a pod's log; `previous`: of the container's last run (what a
+    /// crash-looping container said before it died).
+    pub async fn pod_log_tail(
+        &self,
+        namespace: &str,
+        pod: &str,
+        lines: i64,
+        previous: bool,
+    ) -> Option<String> {
         let api: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.client.clone(), namespace);
         let params = kube::api::LogParams {
             tail_lines: Some(lines),
+            previous,
             ..Default::default()
         };
         api.logs(pod, &params).await.ok()

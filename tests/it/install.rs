@@ -231,3 +231,30 @@ fn bench_install_overhead() {
         run.stderr
     );
 }
+
+#[test]
+fn a_crash_looping_pod_stops_install_at_once_with_its_log() {
+    let mut stack = Stack::new();
+    stack.env.push(("FAKE_HELM_CRASH".into(), "grafana".into()));
+    stack.api.set_log(
+        "kovenant",
+        "grafana-0",
+        "starting\nlogger=sqlstore msg=\"failed to connect\"\nexit 1",
+    );
+    let start = std::time::Instant::now();
+    let run = stack.install();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "fails fast, not after helm's timeout"
+    );
+    assert!(
+        run.stderr.contains("error: release grafana: pod kovenant/grafana-0 is CrashLoopBackOff: back-off 10s restarting failed container\nlast log lines:\n  starting\n  logger=sqlstore msg=\"failed to connect\"\n  exit 1"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("hint: kubectl -n kovenant describe pod grafana-0"),
+        "{run}"
+    );
+}
