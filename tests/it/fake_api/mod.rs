@@ -11,6 +11,7 @@ mod http;
 mod proxy;
 mod selector;
 mod store;
+mod verbs;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
