@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::fake_api::{http_request, stand_in};
+use crate::fake_api::{http_request, stand_in, stand_in_routes};
 use crate::stack::{Run, Stack};
 use crate::support::service;
 
@@ -200,5 +200,33 @@ fn nothing_installed_reports_every_part_and_exits_3() {
     assert_eq!(
         v["grafana"]["error"],
         "/api/health: services \"grafana\" not found"
+    );
+}
+
+#[test]
+fn influxdb_refusing_the_query_is_judged_by_its_health() {
+    let stack = healthy_stack();
+    let influx = stand_in_routes(&[
+        (
+            "/query",
+            401,
+            r#"{"code":"unauthorized","message":"unauthorized access"}"#,
+        ),
+        (
+            "/health",
+            200,
+            r#"{"name":"influxdb","status":"pass","version":"v2.7.12"}"#,
+        ),
+    ]);
+    stack
+        .api
+        .proxy("kovenant", "kovenant-influxdb", 8086, &influx);
+    let run = status(&stack, &["-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    assert_eq!(
+        v["influxdb"],
+        json!({"healthy": true, "newest_tcp_flow": null, "age_seconds": null,
+               "error": "answering /health; the newest point needs a token the API server's proxy does not pass"})
     );
 }

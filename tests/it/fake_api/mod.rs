@@ -24,20 +24,26 @@ use store::Store;
 /// A stand-in HTTP service on loopback answering `path` with a JSON body (e.g. Grafana's
 /// `/api/health`), 404 otherwise; returns its base URL.
 pub fn stand_in(path: &'static str, body: &'static str) -> String {
+    let routes: &'static [(&'static str, u16, &'static str)] =
+        Box::leak(Box::new([(path, 200, body)]));
+    stand_in_routes(routes)
+}
+
+/// A stand-in answering each `(path, status, JSON body)`, 404 otherwise; returns its base URL.
+pub fn stand_in_routes(routes: &'static [(&'static str, u16, &'static str)]) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a stand-in");
     let url = format!("http://{}", listener.local_addr().expect("an address"));
     http::serve(
         listener,
         Arc::new(move |_m: &str, target: &str, _ct: &str, _b: &[u8]| {
             let p = target.split('?').next().unwrap_or_default();
-            if p == path {
-                handler::Reply {
-                    status: 200,
+            match routes.iter().find(|(path, _, _)| *path == p) {
+                Some((_, code, body)) => handler::Reply {
+                    status: *code,
                     content_type: "application/json",
                     body: handler::Body::Bytes(body.as_bytes().to_vec()),
-                }
-            } else {
-                handler::status(404, "NotFound", "no such path")
+                },
+                None => handler::status(404, "NotFound", "no such path"),
             }
         }),
     );
