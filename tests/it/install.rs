@@ -258,3 +258,61 @@ fn a_crash_looping_pod_stops_install_at_once_with_its_log() {
         "{run}"
     );
 }
+
+#[test]
+fn an_interrupted_install_exits_130_and_a_rerun_completes_it() {
+    let mut stack = Stack::new();
+    stack.env.push(("FAKE_HELM_SLOW".into(), "grafana".into()));
+    let env = stack.env_file.to_string_lossy().into_owned();
+    let mut child = stack
+        .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kovenant");
+    // Wait until grafana's upgrade is running, then press Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !upgrades(&stack.helm_calls()).contains(&"grafana".to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "grafana's upgrade never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = crate::stack::Run::from(child.wait_with_output().expect("kovenant ends"));
+    assert_eq!(out.code, 130, "{out}");
+    assert!(out.stderr.contains("error: interrupted"), "{out}");
+    assert!(
+        stack
+            .api
+            .get("/apis/apps/v1/namespaces/kovenant/deployments/grafana")
+            .is_none(),
+        "grafana's upgrade did not finish"
+    );
+
+    stack.env.clear();
+    stack.reset_records();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(upgrades(&stack.helm_calls()).contains(&"grafana".to_string()));
+    assert!(
+        stack
+            .api
+            .get("/apis/apps/v1/namespaces/kovenant/deployments/grafana")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get("/apis/cilium.io/v1alpha1/tracingpolicies/kovenant-io")
+            .is_some()
+    );
+    let again = stack.install();
+    assert!(again.stderr.contains("nothing to do"), "{again}");
+}
