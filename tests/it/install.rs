@@ -264,7 +264,7 @@ fn an_interrupted_install_exits_130_and_a_rerun_completes_it() {
     let mut stack = Stack::new();
     stack.env.push(("FAKE_HELM_SLOW".into(), "grafana".into()));
     let env = stack.env_file.to_string_lossy().into_owned();
-    let mut child = stack
+    let child = stack
         .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
