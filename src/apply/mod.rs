@@ -1,12 +1,51 @@
 //! Executes a Plan step by step (install) and tears it down (uninstall).
+mod image_stub;
+mod install;
+mod objects;
+mod preflight;
+mod preview;
+mod secrets;
+pub mod session;
+mod summary;
+mod uninstall;
+pub mod wait;
+
+use std::future::Future;
+
 use crate::cli::{GlobalArgs, InstallArgs, UninstallArgs};
 use crate::error::{Error, Result};
 use crate::ui::Printer;
 
-pub fn install(_global: &GlobalArgs, _args: &InstallArgs, _printer: &Printer) -> Result<()> {
-    Err(Error::step("install", "not implemented yet"))
+pub use preview::Change;
+
+/// The rendered tree install applies (until `plan::render_all` lands, from the local stand-in).
+pub fn rendered(
+    config: &crate::config::Config,
+    assets: &crate::assets::Assets,
+) -> Result<crate::plan::Rendered> {
+    crate::plan::render_all(config, assets, &image_stub::image(config))
 }
 
-pub fn uninstall(_global: &GlobalArgs, _args: &UninstallArgs, _printer: &Printer) -> Result<()> {
-    Err(Error::step("uninstall", "not implemented yet"))
+pub fn install(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
+    block_on(install::run(global, args, printer))
+}
+
+pub fn uninstall(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -> Result<()> {
+    block_on(uninstall::run(global, args, printer))
+}
+
+/// Runs a command's future on a fresh runtime; Ctrl-C drops it (helm children are killed on drop)
+/// and exits 130. Every step is idempotent, so running the command again completes the work.
+pub fn block_on<F: Future<Output = Result<()>>>(work: F) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::step("runtime", e.to_string()))?;
+    runtime.block_on(async {
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        }
+    })
 }

@@ -1,2 +1,4 @@
 //! The only code that touches the world: Docker (bollard), helm (subprocess), Kubernetes (kube).
 pub mod docker;
+pub mod helm;
+pub mod kube;

@@ -16,6 +16,9 @@ pub struct Entry {
 /// Parses a dotenv file's bytes. `path` only names the file in messages. Values are dotenvy's
 /// (quotes, escapes, `${VAR}` substitution); dotenvy reports no line numbers, so the file is also
 /// split into entries here with the same quoting rules, and the two are zipped.
+///
+/// dotenvy resolves `$VAR` outside single quotes from the process environment first, then from
+/// earlier lines: the one way the process environment reaches into a file's values.
 pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, ConfigError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut text = match std::str::from_utf8(bytes) {

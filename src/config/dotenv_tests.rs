@@ -41,6 +41,14 @@ fn finds_the_line_of_every_entry() {
 }
 
 #[test]
+fn single_quotes_keep_a_value_as_written() {
+    assert_eq!(
+        entries(b"K='a b#c$d\\n'\n"),
+        owned(&[("K", "a b#c$d\\n", 1)])
+    );
+}
+
+#[test]
 fn strips_a_byte_order_mark_and_tolerates_trailing_space_at_the_end() {
     assert_eq!(
         entries(b"\xEF\xBB\xBFA=1\nB=2 "),

@@ -203,7 +203,8 @@ pub fn example_env() -> String {
     let mut out = String::from(
         "# kovenant configuration: copy to .env and change what you need; every line is optional.\n\
          # The process environment overrides this file. Empty secrets are generated once and kept\n\
-         # in Kubernetes Secrets. A .env holding secrets should be private: chmod 600 .env\n",
+         # in Kubernetes Secrets. A .env holding secrets should be private: chmod 600 .env\n\
+         # Put values holding spaces, # or $ in single quotes: KEY='a b#c$d' is taken as written.\n",
     );
     for key in KEYS {
         out.push_str(&format!("\n# {}\n{}={}\n", key.help, key.name, key.default));

@@ -122,34 +122,37 @@ pub fn build(
         Some(f) => parse_bytes(f.path, f.bytes)?,
         None => Vec::new(),
     };
-    for entry in &entries {
-        let Some(f) = file else { break };
-        let at = Source::File {
-            path: f.path.to_path_buf(),
-            line: entry.line,
-        };
-        match names::in_file(&entry.key) {
-            Name::Known(key) => {
-                if let Some((_, Source::File { line: first, .. })) = chosen.get(key.name) {
-                    return Err(ConfigError::new(
-                        format!(
-                            "{}: sets {} again (first set on line {first}); expected each key once",
-                            Place(&at, &entry.key),
-                            key.name
-                        ),
-                        format!(
-                            "delete line {first} or line {} of {}",
-                            entry.line,
-                            f.path.display()
-                        ),
-                    ));
+    if let Some(f) = file {
+        for entry in &entries {
+            let at = Source::File {
+                path: f.path.to_path_buf(),
+                line: entry.line,
+            };
+            match names::in_file(&entry.key) {
+                Name::Known(key) => {
+                    // Reachable only through an alias: parse_bytes already refused repeated names.
+                    if let Some((_, Source::File { line: first, .. })) = chosen.get(key.name) {
+                        return Err(ConfigError::new(
+                            format!(
+                                "{}: sets {} again, first set on line {first}; expected each key once",
+                                Place(&at, &entry.key),
+                                key.name
+                            ),
+                            format!(
+                                "delete line {first} or line {} of {}",
+                                entry.line,
+                                f.path.display()
+                            ),
+                        ));
+                    }
+                    chosen.insert(key.name, (entry.value.as_str(), at));
                 }
-                chosen.insert(key.name, (entry.value.as_str(), at));
+                Name::Obsolete => config.warnings.push(obsolete(&at, &entry.key)),
+                Name::Unknown(near) => return Err(unknown(&at, &entry.key, near)),
+                Name::Foreign => {}
             }
-            Name::Obsolete => config.warnings.push(obsolete(&at, &entry.key)),
-            Name::Unknown(near) => return Err(unknown(&at, &entry.key, near)),
-            Name::Foreign => {}
         }
+        config.warnings.extend(world_readable(&f, &entries));
     }
     for (name, value) in env {
         match names::in_env(name) {
@@ -161,9 +164,6 @@ pub fn build(
             Name::Foreign => {}
         }
     }
-    if let Some(f) = file {
-        config.warnings.extend(world_readable(&f, &entries));
-    }
     // Check values in the order a reader meets them: the file's lines, then the environment.
     let mut order: Vec<_> = chosen.into_iter().collect();
     order.sort_by_key(|(name, (_, at))| match at {
@@ -171,27 +171,26 @@ pub fn build(
         _ => (1, 0, *name),
     });
     for (name, (value, at)) in order {
-        let Some(key) = keys::lookup(name) else {
-            continue;
-        };
-        if value.is_empty() && !empty_allowed(name) {
-            let expected = apply(&mut Config::default(), name, "")
-                .err()
-                .map_or_else(|| "a value".to_string(), |p| p.expected);
-            return Err(ConfigError::empty(&at, name, &expected, key.default));
-        }
-        if let Err(problem) = apply(&mut config, name, value) {
-            let shown = (!key.secret).then_some(value);
-            return Err(ConfigError::invalid(
-                &at,
-                name,
-                shown,
-                &problem,
-                key.default,
-            ));
-        }
+        check(&mut config, name, value, &at)?;
     }
     Ok(config)
+}
+
+/// Checks one chosen value and sets it; secrets are described, never shown.
+fn check(config: &mut Config, name: &str, value: &str, at: &Source) -> Result<(), ConfigError> {
+    let Some(key) = keys::lookup(name) else {
+        return Ok(());
+    };
+    if value.is_empty() && !empty_allowed(name) {
+        let expected = apply(&mut Config::default(), name, "")
+            .err()
+            .map_or_else(|| "a value".to_string(), |p| p.expected);
+        return Err(ConfigError::empty(at, name, &expected, key.default));
+    }
+    apply(config, name, value).map_err(|problem| {
+        let shown = (!key.secret).then_some(value);
+        ConfigError::invalid(at, name, shown, &problem, key.default)
+    })
 }
 
 fn obsolete(at: &Source, name: &str) -> String {

@@ -29,14 +29,19 @@ const LABEL: &str = "a DNS-1123 label: at most 63 characters of a-z, 0-9 and '-'
 
 /// A TCP port, 1–65535.
 pub fn port(value: &str) -> Checked<u16> {
+    if !digits(value) {
+        return problem("is not a port number", PORT);
+    }
     match value.parse::<u16>() {
         Ok(0) => problem("is not a valid port (0 is reserved)", PORT),
         Ok(p) => Ok(p),
-        Err(_) if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-            problem("is out of the port range", PORT)
-        }
-        Err(_) => problem("is not a port number", PORT),
+        Err(_) => problem("is out of the port range", PORT),
     }
+}
+
+/// Only ASCII digits (Rust's integer parsing would also take a leading `+`).
+fn digits(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A Kubernetes namespace: a DNS-1123 label.
@@ -121,9 +126,10 @@ pub fn boolean(value: &str) -> Checked<bool> {
 pub fn positive(value: &str) -> Checked<usize> {
     const FORM: &str = "a positive integer, e.g. 50000";
     match value.parse::<usize>() {
+        _ if !digits(value) => problem("is not a positive integer", FORM),
         Ok(0) => problem("is zero", FORM),
         Ok(n) => Ok(n),
-        Err(_) => problem("is not a positive integer", FORM),
+        Err(_) => problem("is too large", FORM),
     }
 }
 
@@ -231,3 +237,7 @@ pub fn executable(value: &str) -> Checked<PathBuf> {
     }
     Ok(PathBuf::from(value))
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -5,6 +5,7 @@ pub mod dashboards;
 pub mod image;
 pub mod names;
 pub mod secrets;
+pub mod steps;
 pub mod templates;
 
 use std::collections::BTreeMap;

@@ -1,8 +1,54 @@
 //! Collects and formats the stack's health, keeping partial results.
-use crate::cli::{GlobalArgs, StatusArgs};
+mod collect;
+pub mod report;
+pub mod workloads;
+
+use std::time::{Duration, Instant};
+
+use crate::apply::session;
+use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
 use crate::error::{Error, Result};
+use crate::plan::steps;
 use crate::ui::Printer;
 
-pub fn run(_global: &GlobalArgs, _args: &StatusArgs, _printer: &Printer) -> Result<()> {
-    Err(Error::step("status", "not implemented yet"))
+pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<()> {
+    crate::apply::block_on(run_async(global, args, printer))
+}
+
+async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<()> {
+    let config = session::config(global, &args.env, printer)?;
+    let helm = session::helm(global, &config);
+    let kube = session::connect(global).await?;
+    let assets = match &global.assets {
+        Some(dir) => crate::assets::Assets::from_dir(dir)?,
+        None => crate::assets::Assets::embedded(),
+    };
+    // The expected policies and dashboards are the ones install would apply.
+    let rendered = crate::apply::rendered(&config, &assets)?;
+    let plan = steps::build(&config, &rendered, &[])?;
+    let start = Instant::now();
+    let report = loop {
+        let report = collect::collect(&kube, &helm, &config, &plan).await;
+        if report.healthy || !args.wait || start.elapsed() >= args.timeout {
+            break report;
+        }
+        printer.debug("not healthy yet; checking again in 5s");
+        tokio::time::sleep(
+            Duration::from_secs(5).min(args.timeout.saturating_sub(start.elapsed())),
+        )
+        .await;
+    };
+    match args.output {
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::step("status", e.to_string()))?;
+            printer.stdout(text);
+        }
+        OutputFormat::Text => report::print_text(printer, &report),
+    }
+    if report.healthy {
+        Ok(())
+    } else {
+        Err(Error::Unhealthy)
+    }
 }

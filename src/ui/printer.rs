@@ -54,6 +54,11 @@ impl Printer {
         }
     }
 
+    /// A line shown even with --quiet (a failure's own report).
+    pub fn always(&self, msg: impl AsRef<str>) {
+        eprintln!("{}", msg.as_ref());
+    }
+
     /// Detail shown only with --verbose.
     pub fn debug(&self, msg: impl AsRef<str>) {
         if self.verbose {

@@ -1,0 +1,257 @@
+//! `kovenant install`: preflight, plan, preview, confirm, then converge in dependency order.
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Instant;
+
+use super::preview::{self, Change, Preview};
+use super::{image_stub, objects, preflight, secrets, session, summary, wait};
+use crate::assets::Assets;
+use crate::backend::helm::{ChartArgs, Helm};
+use crate::backend::kube::Kube;
+use crate::cli::{GlobalArgs, InstallArgs, Part};
+use crate::error::{Error, Result};
+use crate::plan::Rendered;
+use crate::plan::steps::{self, Plan, ReleaseStep};
+use crate::ui::Printer;
+use crate::ui::progress::Step;
+
+/// The CRD Tetragon brings; TracingPolicies wait for it.
+const POLICY_CRD: &str = "tracingpolicies.cilium.io";
+
+pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
+    let started = Instant::now();
+    let config = session::config(global, &args.env, printer)?;
+    let helm = session::helm(global, &config);
+    let wants_image =
+        !args.skip_image && (args.only.is_empty() || args.only.contains(&Part::Image));
+    let checks = preflight::run(
+        global,
+        &config,
+        &helm,
+        wants_image && !args.dry_run,
+        printer,
+    )
+    .await;
+    let assets = match &global.assets {
+        Some(dir) => Assets::from_dir(dir)?,
+        None => Assets::embedded(),
+    };
+    let image_ref = image_stub::image(&config);
+    let rendered = crate::plan::render_all(&config, &assets, &image_ref)?;
+    let plan = steps::build(&config, &rendered, &args.only)?;
+    if args.check_only {
+        return match checks.failures {
+            0 => {
+                printer.success("all preflight checks passed");
+                Ok(())
+            }
+            n => Err(preflight_failed(n)),
+        };
+    }
+    let kube = match (checks.kube, checks.failures) {
+        (Some(k), 0) => k,
+        (_, n) if args.dry_run => {
+            preview::print(printer, &plan, None);
+            printer.warn(format!(
+                "{n} preflight check(s) failed, so this is the plan from the configuration alone: \
+                 the preview of changes needs a reachable cluster, helm and helm-diff"
+            ));
+            return Ok(());
+        }
+        (_, n) => return Err(preflight_failed(n)),
+    };
+    let tree = write_tree(&rendered)?;
+    let step = Step::start(
+        printer,
+        "Previewing changes (helm diff, server-side dry run)",
+    );
+    let preview = match preview::run(&kube, &helm, &plan, tree.path()).await {
+        Ok(p) => {
+            step.finish("done");
+            p
+        }
+        Err(e) => {
+            step.fail();
+            return Err(e);
+        }
+    };
+    preview::print(printer, &plan, Some(&preview));
+    if preview.is_noop() {
+        printer.success("nothing to do: the cluster already matches the configuration");
+        timing(printer, started, &helm);
+        return Ok(());
+    }
+    if args.dry_run {
+        printer.info("dry run: nothing was changed");
+        return Ok(());
+    }
+    let question = format!(
+        "Apply these changes to context {} ({})?",
+        kube.context, kube.server
+    );
+    if !crate::ui::prompt::confirm(printer, &question, args.yes)? {
+        return Err(Error::step("install", "cancelled; nothing was changed"));
+    }
+    converge(&kube, &helm, &plan, &preview, tree.path(), printer).await?;
+    for (r, _) in plan.releases.iter().zip(&preview.releases) {
+        let step = Step::start(printer, format!("release {}", r.name));
+        match wait::ready(&kube, &r.namespace, &r.name, r.timeout.min(args.timeout)).await {
+            Ok(()) => step.finish("ready"),
+            Err(e) => {
+                step.fail();
+                return Err(e);
+            }
+        }
+    }
+    summary::print(printer, &config, &plan, &preview);
+    timing(printer, started, &helm);
+    Ok(())
+}
+
+/// `--verbose`: the wall time, and how much of it helm took (DESIGN.md section 7 budgets the rest).
+fn timing(printer: &Printer, started: Instant, helm: &Helm) {
+    let total = started.elapsed().as_millis();
+    let helm = helm.busy().as_millis();
+    printer.debug(format!(
+        "took {total} ms: helm {helm} ms, kovenant itself {} ms",
+        total.saturating_sub(helm)
+    ));
+}
+
+fn preflight_failed(n: usize) -> Error {
+    Error::step("preflight", format!("{n} check(s) failed (see above)"))
+        .with_hint("fix what the failed checks say and run kovenant install again")
+}
+
+/// Writes the rendered tree to a private temporary folder: files 0600, so values never reach
+/// helm through its command line and no other user can read them.
+fn write_tree(rendered: &Rendered) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("kovenant-")
+        .tempdir()
+        .map_err(|e| Error::io("creating", std::env::temp_dir(), e))?;
+    for (rel, bytes) in &rendered.files {
+        let path = dir.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("writing", &path, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("writing", &path, e))?;
+    }
+    Ok(dir)
+}
+
+/// One release: `helm upgrade --install --wait`, stopped early when a pod fails for good.
+async fn upgrade(kube: &Kube, helm: &Helm, r: &ReleaseStep, tree: &Path) -> Result<()> {
+    let (chart, version) = preview::chart_arg(r, tree);
+    let values = tree.join(&r.values);
+    let args = ChartArgs {
+        release: &r.name,
+        namespace: &r.namespace,
+        chart: &chart,
+        version: version.as_deref(),
+        values: &values,
+    };
+    tokio::select! {
+        out = helm.upgrade(&args, r.timeout) => out,
+        err = wait::watch_for_fatal(kube, &r.namespace, &r.name) => Err(err),
+    }
+}
+
+async fn converge(
+    kube: &Kube,
+    helm: &Helm,
+    plan: &Plan,
+    preview: &Preview,
+    tree: &Path,
+    printer: &Printer,
+) -> Result<()> {
+    for ns in &plan.namespaces {
+        secrets::ensure_namespace(kube, ns).await?;
+    }
+    for s in &plan.secrets {
+        let change = secrets::ensure(kube, s).await?;
+        if change != Change::Unchanged {
+            printer.success(format!("Secret {}/{} {change}d", s.namespace, s.name));
+        }
+    }
+    let changing: Vec<&ReleaseStep> = plan
+        .releases
+        .iter()
+        .zip(&preview.releases)
+        .filter(|(_, c)| **c != Change::Unchanged)
+        .map(|(r, _)| r)
+        .collect();
+    let repos: Vec<(&str, &str)> = plan.repos();
+    if changing
+        .iter()
+        .any(|r| matches!(r.chart, steps::Chart::Repo { .. }))
+    {
+        let step = Step::start(printer, "Updating chart repositories");
+        let out = async {
+            for (name, url) in &repos {
+                helm.repo_add(name, url).await?;
+            }
+            let names: Vec<&str> = repos.iter().map(|(n, _)| *n).collect();
+            helm.repo_update(&names).await
+        }
+        .await;
+        finish(step, out, "done")?;
+    }
+    let (first, rest): (Vec<&ReleaseStep>, Vec<&ReleaseStep>) =
+        changing.into_iter().partition(|r| r.part == Part::Tetragon);
+    for r in first {
+        let step = Step::start(printer, format!("helm upgrade --install {}", r.name));
+        finish(step, upgrade(kube, helm, r, tree).await, "deployed")?;
+    }
+    if plan.objects.iter().any(|o| o.part == Part::Policies) {
+        let step = Step::start(printer, format!("Waiting for CRD {POLICY_CRD}"));
+        finish(
+            step,
+            wait::crd_established(kube, POLICY_CRD, std::time::Duration::from_secs(120)).await,
+            "established",
+        )?;
+    }
+    if !rest.is_empty() {
+        let names: Vec<&str> = rest.iter().map(|r| r.name.as_str()).collect();
+        let step = Step::start(
+            printer,
+            format!("helm upgrade --install {}", names.join(", ")),
+        );
+        let results =
+            futures::future::join_all(rest.iter().map(|r| upgrade(kube, helm, r, tree))).await;
+        finish(
+            step,
+            results.into_iter().collect::<Result<Vec<()>>>(),
+            "deployed",
+        )?;
+    }
+    for (o, c) in plan.objects.iter().zip(&preview.objects) {
+        if *c == Change::Unchanged {
+            continue;
+        }
+        let change = objects::apply(kube, o).await?;
+        printer.success(format!("{} {}", objects::label(o), summary::past(change)));
+    }
+    Ok(())
+}
+
+fn finish<T>(step: Step, out: Result<T>, done: &str) -> Result<T> {
+    match out {
+        Ok(v) => {
+            step.finish(done);
+            Ok(v)
+        }
+        Err(e) => {
+            step.fail();
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Preflight checks, reported like `linkerd check`: cluster, permissions, helm, Docker, nodes.
+use ::kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::storage::v1::StorageClass;
+
+use crate::backend::helm::Helm;
+use crate::backend::kube::{self, Kube, describe};
+use crate::cli::GlobalArgs;
+use crate::config::Config;
+use crate::ui::Printer;
+use crate::ui::checks::Checklist;
+
+/// What preflight found: the client when the cluster answered, and how many checks failed.
+pub struct Preflight {
+    pub kube: Option<Kube>,
+    pub failures: usize,
+}
+
+pub async fn run(
+    global: &GlobalArgs,
+    config: &Config,
+    helm: &Helm,
+    check_docker: bool,
+    printer: &Printer,
+) -> Preflight {
+    let mut list = Checklist::new(printer);
+    list.section("kubernetes-api");
+    let kube = cluster(global, &mut list).await;
+    if let Some(k) = &kube {
+        permissions(k, config, &mut list).await;
+        list.section("cluster-setup");
+        pod_security(k, config, &mut list).await;
+        storage(k, config, &mut list).await;
+        kernels(k, &mut list).await;
+    }
+    list.section("helm");
+    tools(helm, &mut list).await;
+    if check_docker {
+        list.section("docker");
+        match super::image_stub::docker_ping().await {
+            Ok(v) => list.ok("Docker is reachable", &v),
+            Err(e) => list.fail(
+                "Docker is reachable",
+                &e,
+                "start Docker (or set DOCKER_HOST), or pass --skip-image to use an image already in a registry",
+            ),
+        }
+    }
+    printer.info("");
+    Preflight {
+        kube,
+        failures: list.failures,
+    }
+}
+
+async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
+    let k = match kube::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await {
+        Ok(k) => k,
+        Err(e) => {
+            list.fail(
+                "can read the kubeconfig",
+                &e,
+                "pass --kubeconfig PATH or --context NAME",
+            );
+            return None;
+        }
+    };
+    list.ok(
+        "kubeconfig context",
+        &format!("{} ({})", k.context, k.server),
+    );
+    match k.version().await {
+        Ok((major, minor, git)) if (major, minor) >= (1, 19) => {
+            list.ok("can reach the API server; version is at least v1.19", &git);
+            Some(k)
+        }
+        Ok((_, _, git)) => {
+            list.fail(
+                "API server version is at least v1.19",
+                &git,
+                "upgrade the cluster to Kubernetes 1.19 or later",
+            );
+            None
+        }
+        Err(e) => {
+            list.fail(
+                "can reach the API server",
+                &e,
+                &format!("check that context {} is the right one and the cluster is up: kubectl cluster-info", k.context),
+            );
+            None
+        }
+    }
+}
+
+/// SelfSubjectAccessReview for each kind of object install creates.
+async fn permissions(k: &Kube, config: &Config, list: &mut Checklist) {
+    let ns = config.namespace.as_str();
+    let tns = config.tetragon_namespace.as_str();
+    let wanted: [(&str, &str, &str, Option<&str>); 10] = [
+        ("create", "", "namespaces", None),
+        ("create", "", "secrets", Some(ns)),
+        ("create", "", "configmaps", Some(ns)),
+        ("create", "", "serviceaccounts", Some(ns)),
+        ("create", "apps", "deployments", Some(ns)),
+        ("create", "apps", "statefulsets", Some(ns)),
+        ("create", "apps", "daemonsets", Some(tns)),
+        ("create", "rbac.authorization.k8s.io", "clusterroles", None),
+        (
+            "create",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+        ),
+        ("patch", "cilium.io", "tracingpolicies", None),
+    ];
+    let answers = futures::future::join_all(
+        wanted
+            .iter()
+            .map(|(verb, group, res, n)| k.can_i(verb, group, res, *n)),
+    )
+    .await;
+    let mut denied = Vec::new();
+    for ((verb, group, res, n), answer) in wanted.iter().zip(answers) {
+        let what = match (group.is_empty(), n) {
+            (true, Some(n)) => format!("{verb} {res} in {n}"),
+            (true, None) => format!("{verb} {res}"),
+            (false, Some(n)) => format!("{verb} {res}.{group} in {n}"),
+            (false, None) => format!("{verb} {res}.{group}"),
+        };
+        match answer {
+            Ok(true) => {}
+            Ok(false) => denied.push(what),
+            Err(e) => denied.push(format!("{what} ({e})")),
+        }
+    }
+    if denied.is_empty() {
+        list.ok("can create what install creates", "");
+    } else {
+        list.fail(
+            "can create what install creates",
+            &format!("not allowed to {}", denied.join(", ")),
+            "use a context with cluster-admin rights (installing Tetragon needs them)",
+        );
+    }
+}
+
+async fn pod_security(k: &Kube, config: &Config, list: &mut Checklist) {
+    let title = format!(
+        "Pod Security admission allows privileged pods in {}",
+        config.tetragon_namespace
+    );
+    let api: Api<Namespace> = Api::all(k.client.clone());
+    match api.get_opt(&config.tetragon_namespace).await {
+        Ok(Some(ns)) => {
+            let labels = ns.metadata.labels.unwrap_or_default();
+            match labels.get("pod-security.kubernetes.io/enforce").map(String::as_str) {
+                None | Some("privileged") => list.ok(&title, ""),
+                Some(level) => list.fail(&title, &format!("the namespace enforces `{level}`"), &format!(
+                    "kubectl label namespace {} pod-security.kubernetes.io/enforce=privileged --overwrite",
+                    config.tetragon_namespace
+                )),
+            }
+        }
+        Ok(None) => list.ok(&title, "namespace will be created"),
+        Err(e) => list.warn(
+            &title,
+            &describe(&e),
+            "check the namespace's pod-security.kubernetes.io labels",
+        ),
+    }
+}
+
+async fn storage(k: &Kube, config: &Config, list: &mut Checklist) {
+    let api: Api<StorageClass> = Api::all(k.client.clone());
+    let classes = match api.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            return list.warn(
+                "a StorageClass for InfluxDB's volume",
+                &describe(&e),
+                "set KOVENANT_STORAGE_CLASS",
+            );
+        }
+    };
+    let name = |c: &StorageClass| c.metadata.name.clone().unwrap_or_default();
+    let found = match &config.influxdb.storage_class {
+        Some(wanted) => classes.iter().find(|c| &name(c) == wanted),
+        None => classes.iter().find(|c| {
+            c.metadata.annotations.as_ref().is_some_and(|a| {
+                a.get("storageclass.kubernetes.io/is-default-class")
+                    .map(String::as_str)
+                    == Some("true")
+            })
+        }),
+    };
+    match found {
+        Some(c) => list.ok("a StorageClass for InfluxDB's volume", &name(c)),
+        None => list.warn(
+            "a StorageClass for InfluxDB's volume",
+            "no default StorageClass; InfluxDB's volume claim will stay Pending",
+            "set KOVENANT_STORAGE_CLASS to one of `kubectl get storageclass`",
+        ),
+    }
+}
+
+/// Tetragon needs kernel 4.19+ and BTF; nodes report the kernel, and BTF where node-feature-discovery
+/// labels it.
+async fn kernels(k: &Kube, list: &mut Checklist) {
+    let api: Api<Node> = Api::all(k.client.clone());
+    let nodes = match api.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            return list.warn(
+                "node kernels support Tetragon",
+                &describe(&e),
+                "kubectl get nodes -o wide",
+            );
+        }
+    };
+    let mut old = Vec::new();
+    for n in &nodes {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let kernel = n
+            .status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.kernel_version.clone())
+            .unwrap_or_default();
+        let mut parts = kernel
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|p| p.parse::<u32>().ok());
+        let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        let btf = n
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("feature.node.kubernetes.io/kernel-config.DEBUG_INFO_BTF"));
+        if version < (4, 19) {
+            old.push(format!("{name} runs kernel {kernel}"));
+        } else if btf.is_some_and(|v| v != "true") {
+            old.push(format!("{name} reports no BTF"));
+        }
+    }
+    if old.is_empty() {
+        list.ok(
+            "node kernels support Tetragon",
+            &format!("{} node(s)", nodes.len()),
+        );
+    } else {
+        list.warn(
+            "node kernels support Tetragon",
+            &old.join(", "),
+            "Tetragon needs Linux 4.19+ with BTF; it crash-loops without BTF",
+        );
+    }
+}
+
+async fn tools(helm: &Helm, list: &mut Checklist) {
+    match helm.version().await {
+        Ok(v) if v.trim_start_matches('v').starts_with(['3', '4']) => {
+            list.ok("helm is at least v3", &v)
+        }
+        Ok(v) => {
+            return list.fail(
+                "helm is at least v3",
+                &v,
+                "install helm 3: https://helm.sh/docs/intro/install/",
+            );
+        }
+        Err(e) => {
+            let hint = e.hint().unwrap_or_default();
+            return list.fail("helm is at least v3", &e.to_string(), &hint);
+        }
+    }
+    match helm.has_diff_plugin().await {
+        Ok(true) => list.ok("the helm-diff plugin is installed", ""),
+        Ok(false) => list.fail(
+            "the helm-diff plugin is installed",
+            "`helm plugin list` does not show diff",
+            "helm plugin install https://github.com/databus23/helm-diff",
+        ),
+        Err(e) => list.fail(
+            "the helm-diff plugin is installed",
+            &e.to_string(),
+            "helm plugin list",
+        ),
+    }
+}

@@ -1,0 +1,197 @@
+//! The preview: what each step of the plan would change, from helm-diff and server-side dry runs.
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::objects;
+use super::secrets;
+use crate::backend::helm::{Diff, Helm, Release};
+use crate::backend::kube::Kube;
+use crate::error::Result;
+use crate::plan::steps::{Chart, Plan, ReleaseStep};
+use crate::ui::Printer;
+
+/// What a step does to the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Create,
+    Update,
+    Unchanged,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Change::Create => "create",
+            Change::Update => "update",
+            Change::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// One change per step of the plan, index for index.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    pub namespaces: Vec<Change>,
+    pub secrets: Vec<Change>,
+    pub releases: Vec<Change>,
+    pub objects: Vec<Change>,
+    /// helm-diff's output for releases that change.
+    pub diffs: BTreeMap<String, String>,
+}
+
+impl Preview {
+    pub fn is_noop(&self) -> bool {
+        [
+            &self.namespaces,
+            &self.secrets,
+            &self.releases,
+            &self.objects,
+        ]
+        .iter()
+        .all(|v| v.iter().all(|c| *c == Change::Unchanged))
+    }
+}
+
+/// The chart argument helm takes for a release.
+pub fn chart_arg(step: &ReleaseStep, tree: &std::path::Path) -> (String, Option<String>) {
+    match &step.chart {
+        Chart::Repo {
+            repo,
+            chart,
+            version,
+            ..
+        } => (format!("{repo}/{chart}"), Some(version.clone())),
+        Chart::Local { dir } => (tree.join(dir).to_string_lossy().into_owned(), None),
+    }
+}
+
+/// A release is skipped only when helm-diff sees no change and its last revision is deployed
+/// (a failed revision is retried).
+pub async fn release(
+    helm: &Helm,
+    step: &ReleaseStep,
+    existing: Option<&Release>,
+    tree: &std::path::Path,
+) -> Result<(Change, Option<String>)> {
+    let Some(existing) = existing else {
+        return Ok((Change::Create, None));
+    };
+    let (chart, version) = chart_arg(step, tree);
+    let values = tree.join(&step.values);
+    let args = crate::backend::helm::ChartArgs {
+        release: &step.name,
+        namespace: &step.namespace,
+        chart: &chart,
+        version: version.as_deref(),
+        values: &values,
+    };
+    Ok(match helm.diff(&args).await? {
+        Diff::Unchanged if existing.status == "deployed" => (Change::Unchanged, None),
+        Diff::Unchanged => (Change::Update, None),
+        Diff::Changed(text) => (Change::Update, Some(text)),
+    })
+}
+
+/// Computes the whole preview; no change is made.
+pub async fn run(kube: &Kube, helm: &Helm, plan: &Plan, tree: &std::path::Path) -> Result<Preview> {
+    let mut p = Preview::default();
+    for ns in &plan.namespaces {
+        p.namespaces
+            .push(secrets::preview_namespace(kube, ns).await?);
+    }
+    for s in &plan.secrets {
+        p.secrets.push(secrets::preview(kube, s).await?);
+    }
+    let mut releases: BTreeMap<String, Vec<Release>> = BTreeMap::new();
+    for r in &plan.releases {
+        if !releases.contains_key(&r.namespace) {
+            releases.insert(r.namespace.clone(), helm.list(&r.namespace).await?);
+        }
+    }
+    let futures = plan.releases.iter().map(|r| {
+        let existing = releases
+            .get(&r.namespace)
+            .and_then(|l| l.iter().find(|x| x.name == r.name));
+        release(helm, r, existing, tree)
+    });
+    for (r, out) in plan
+        .releases
+        .iter()
+        .zip(futures::future::join_all(futures).await)
+    {
+        let (change, diff) = out?;
+        p.releases.push(change);
+        if let Some(d) = diff {
+            p.diffs.insert(r.name.clone(), d);
+        }
+    }
+    for o in &plan.objects {
+        p.objects.push(objects::preview(kube, o).await?);
+    }
+    Ok(p)
+}
+
+/// Prints the plan, with each step's change when a preview exists.
+pub fn print(printer: &Printer, plan: &Plan, preview: Option<&Preview>) {
+    let tag = |list: Option<&Vec<Change>>, i: usize| match list.and_then(|l| l.get(i)) {
+        Some(c) => format!("{c:>9}"),
+        None => format!("{:>9}", "apply"),
+    };
+    printer.info("Plan:");
+    for (i, ns) in plan.namespaces.iter().enumerate() {
+        printer.info(format!(
+            "  {}  namespace {ns}",
+            tag(preview.map(|p| &p.namespaces), i)
+        ));
+    }
+    for (i, s) in plan.secrets.iter().enumerate() {
+        let keys: Vec<String> = s
+            .keys
+            .iter()
+            .map(|k| {
+                if k.value.is_some() {
+                    k.key.to_string()
+                } else {
+                    format!("{} (generated once)", k.key)
+                }
+            })
+            .collect();
+        printer.info(format!(
+            "  {}  Secret {}/{} [{}]",
+            tag(preview.map(|p| &p.secrets), i),
+            s.namespace,
+            s.name,
+            keys.join(", ")
+        ));
+    }
+    for (i, r) in plan.releases.iter().enumerate() {
+        let chart = match &r.chart {
+            Chart::Repo {
+                repo,
+                chart,
+                version,
+                ..
+            } => format!("{repo}/{chart} {version}"),
+            Chart::Local { dir } => format!("{dir} (embedded)"),
+        };
+        printer.info(format!(
+            "  {}  helm release {}/{} ({chart}, values {})",
+            tag(preview.map(|p| &p.releases), i),
+            r.namespace,
+            r.name,
+            r.values
+        ));
+        if let Some(diff) = preview.and_then(|p| p.diffs.get(&r.name)) {
+            for line in diff.lines() {
+                printer.info(format!("      {line}"));
+            }
+        }
+    }
+    for (i, o) in plan.objects.iter().enumerate() {
+        printer.info(format!(
+            "  {}  {}",
+            tag(preview.map(|p| &p.objects), i),
+            objects::label(o)
+        ));
+    }
+}

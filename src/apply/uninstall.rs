@@ -1,0 +1,279 @@
+//! `kovenant uninstall`: remove, in reverse order, only what install created or its releases own.
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret};
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::core::GroupVersionKind;
+
+use super::session;
+use crate::backend::kube::{Kube, describe, is_not_found};
+use crate::cli::{GlobalArgs, UninstallArgs};
+use crate::error::{Error, Result};
+use crate::plan::steps::{DASHBOARD_LABEL, MANAGED_BY, MANAGED_SELECTOR, release};
+use crate::ui::Printer;
+
+/// One thing to remove, in the order of removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    Object {
+        kind: &'static str,
+        namespace: Option<String>,
+        name: String,
+    },
+    Release {
+        namespace: String,
+        name: String,
+    },
+}
+
+impl Item {
+    fn label(&self) -> String {
+        match self {
+            Item::Object {
+                kind,
+                namespace: Some(ns),
+                name,
+            } => format!("{kind} {ns}/{name}"),
+            Item::Object {
+                kind,
+                namespace: None,
+                name,
+            } => format!("{kind} {name}"),
+            Item::Release { namespace, name } => format!("helm release {namespace}/{name}"),
+        }
+    }
+}
+
+fn names<K: kube::Resource>(list: Vec<K>) -> Vec<String> {
+    list.iter().filter_map(|o| o.meta().name.clone()).collect()
+}
+
+fn err(what: &str) -> impl Fn(kube::Error) -> Error + '_ {
+    move |e| Error::step(format!("list {what}"), describe(&e))
+}
+
+async fn inventory(
+    kube: &Kube,
+    helm: &crate::backend::helm::Helm,
+    config: &crate::config::Config,
+    args: &UninstallArgs,
+) -> Result<Vec<Item>> {
+    let ns = config.namespace.as_str();
+    let c = kube.client.clone();
+    let mut items = Vec::new();
+    let obj = |kind, namespace: Option<&str>, name: String| Item::Object {
+        kind,
+        namespace: namespace.map(str::to_owned),
+        name,
+    };
+    let dash = ListParams::default().labels(&format!(
+        "{MANAGED_SELECTOR},{}={}",
+        DASHBOARD_LABEL.0, DASHBOARD_LABEL.1
+    ));
+    let cms = Api::<ConfigMap>::namespaced(c.clone(), ns)
+        .list(&dash)
+        .await;
+    match cms {
+        Ok(l) => items.extend(
+            names(l.items)
+                .into_iter()
+                .map(|n| obj("ConfigMap", Some(ns), n)),
+        ),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(err("dashboards")(e)),
+    }
+    let gvk = GroupVersionKind::gvk("cilium.io", "v1alpha1", "TracingPolicy");
+    if let Some(ar) = kube
+        .resource(&gvk)
+        .await
+        .map_err(|e| Error::step("discover TracingPolicy", e))?
+    {
+        let list = kube
+            .list(&ar, None, MANAGED_SELECTOR)
+            .await
+            .map_err(|e| Error::step("list TracingPolicies", e))?;
+        items.extend(
+            list.into_iter()
+                .filter_map(|o| o.metadata.name)
+                .map(|n| obj("TracingPolicy", None, n)),
+        );
+    }
+    let mut ours = vec![
+        (ns, release::PIPELINE),
+        (ns, release::GRAFANA),
+        (ns, release::PROMETHEUS),
+    ];
+    if !args.keep_tetragon {
+        ours.push((config.tetragon_namespace.as_str(), release::TETRAGON));
+    }
+    for (rns, name) in &ours {
+        if helm.list(rns).await?.iter().any(|r| r.name == *name) {
+            items.push(Item::Release {
+                namespace: rns.to_string(),
+                name: name.to_string(),
+            });
+        }
+    }
+    let managed = ListParams::default().labels(MANAGED_SELECTOR);
+    match Api::<Secret>::namespaced(c.clone(), ns)
+        .list(&managed)
+        .await
+    {
+        Ok(l) => items.extend(
+            names(l.items)
+                .into_iter()
+                .map(|n| obj("Secret", Some(ns), n)),
+        ),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(err("Secrets")(e)),
+    }
+    if args.purge {
+        let sel = format!(
+            "app.kubernetes.io/instance in ({},{},{})",
+            release::PIPELINE,
+            release::GRAFANA,
+            release::PROMETHEUS
+        );
+        match Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns)
+            .list(&ListParams::default().labels(&sel))
+            .await
+        {
+            Ok(l) => items.extend(
+                names(l.items)
+                    .into_iter()
+                    .map(|n| obj("PersistentVolumeClaim", Some(ns), n)),
+            ),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(err("PersistentVolumeClaims")(e)),
+        }
+        let nsobj = Api::<Namespace>::all(c)
+            .get_opt(ns)
+            .await
+            .map_err(err("namespaces"))?;
+        let created_by_us = nsobj
+            .and_then(|n| n.metadata.labels)
+            .is_some_and(|l| l.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1));
+        if created_by_us {
+            items.push(obj("Namespace", None, ns.to_string()));
+        }
+    }
+    Ok(items)
+}
+
+async fn remove(
+    kube: &Kube,
+    helm: &crate::backend::helm::Helm,
+    item: &Item,
+    args: &UninstallArgs,
+) -> Result<bool> {
+    let c = kube.client.clone();
+    let dp = DeleteParams::background();
+    let gone = |r: std::result::Result<(), kube::Error>| match r {
+        Ok(()) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(Error::step(
+            format!("delete {}", item.label()),
+            describe(&e),
+        )),
+    };
+    match item {
+        Item::Release { namespace, name } => helm.uninstall(name, namespace, args.timeout).await,
+        Item::Object {
+            kind: "TracingPolicy",
+            name,
+            ..
+        } => {
+            let gvk = GroupVersionKind::gvk("cilium.io", "v1alpha1", "TracingPolicy");
+            match kube
+                .resource(&gvk)
+                .await
+                .map_err(|e| Error::step("discover TracingPolicy", e))?
+            {
+                Some(ar) => kube
+                    .delete(&ar, None, name)
+                    .await
+                    .map_err(|e| Error::step(format!("delete {}", item.label()), e)),
+                None => Ok(false),
+            }
+        }
+        Item::Object {
+            kind,
+            namespace,
+            name,
+        } => {
+            let ns = namespace.as_deref().unwrap_or_default();
+            gone(match *kind {
+                "ConfigMap" => Api::<ConfigMap>::namespaced(c, ns)
+                    .delete(name, &dp)
+                    .await
+                    .map(drop),
+                "Secret" => Api::<Secret>::namespaced(c, ns)
+                    .delete(name, &dp)
+                    .await
+                    .map(drop),
+                "PersistentVolumeClaim" => Api::<PersistentVolumeClaim>::namespaced(c, ns)
+                    .delete(name, &dp)
+                    .await
+                    .map(drop),
+                _ => Api::<Namespace>::all(c).delete(name, &dp).await.map(drop),
+            })
+        }
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -> Result<()> {
+    let config = session::config(global, &args.env, printer)?;
+    let helm = session::helm(global, &config);
+    let kube = session::connect(global).await?;
+    helm.version().await?;
+    let items = inventory(&kube, &helm, &config, args).await?;
+    if items.is_empty() {
+        printer.success(format!(
+            "nothing to remove: no kovenant object in context {}",
+            kube.context
+        ));
+        return Ok(());
+    }
+    printer.info(format!(
+        "Will remove from context {} ({}):",
+        kube.context, kube.server
+    ));
+    for i in &items {
+        printer.info(format!("  {}", i.label()));
+    }
+    if !args.purge {
+        printer.info("Persistent volume claims and the namespace are kept (--purge removes them).");
+    }
+    let question = "Remove these?";
+    if !crate::ui::prompt::confirm(printer, question, args.yes)? {
+        return Err(Error::step("uninstall", "cancelled; nothing was removed"));
+    }
+    for i in &items {
+        let step = crate::ui::progress::Step::start(printer, format!("Removing {}", i.label()));
+        match remove(&kube, &helm, i, args).await {
+            Ok(true) => step.finish("removed"),
+            Ok(false) => step.finish("already absent"),
+            Err(e) => {
+                step.fail();
+                return Err(e);
+            }
+        }
+    }
+    if let Some(Item::Object {
+        kind: "Namespace",
+        name,
+        ..
+    }) = items.last()
+    {
+        let ns = Api::<Namespace>::all(kube.client.clone())
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten();
+        if let Some(phase) = ns.and_then(|n| n.status).and_then(|s| s.phase) {
+            printer.warn(format!(
+                "namespace {name} is still {phase}; inspect it with: kubectl get namespace {name} -o yaml"
+            ));
+        }
+    }
+    printer.success("kovenant is uninstalled");
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Waiting: for Tetragon's CRD to be established, and for releases to become ready, failing fast
+//! on pods that will not recover by waiting.
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+
+use crate::backend::kube::{Kube, describe};
+use crate::error::{Error, Result};
+use crate::status::workloads::{FATAL, PodProblem, pod_problems, workloads};
+
+const POLL: Duration = Duration::from_millis(500);
+
+/// Waits until the CRD reports `Established=True`.
+pub async fn crd_established(kube: &Kube, name: &str, timeout: Duration) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(kube.client.clone());
+    let start = Instant::now();
+    loop {
+        let crd = api
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::step(format!("get CRD {name}"), describe(&e)))?;
+        let established = crd
+            .and_then(|c| c.status)
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        if established {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Error::step(
+                format!("wait for CRD {name}"),
+                format!("not established after {}s", timeout.as_secs()),
+            )
+            .with_hint(
+                "kubectl get pods -n <tetragon namespace>: the Tetragon operator creates it",
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The error for a pod that will not become ready: names it, the reason, and its last log lines.
+async fn fatal(kube: &Kube, release: &str, p: &PodProblem) -> Error {
+    let mut message = format!("pod {}/{} is {}", p.namespace, p.pod, p.reason);
+    if !p.message.is_empty() {
+        message.push_str(&format!(": {}", p.message));
+    }
+    if let Some(log) = kube
+        .pod_log_tail(&p.namespace, &p.pod, 10, p.reason == "CrashLoopBackOff")
+        .await
+        .filter(|l| !l.trim().is_empty())
+    {
+        message.push_str("\nlast log lines:");
+        for line in log.lines() {
+            message.push_str(&format!("\n  {line}"));
+        }
+    }
+    Error::step(format!("release {release}"), message).with_hint(format!(
+        "kubectl -n {} describe pod {}; fix the cause and run kovenant install again",
+        p.namespace, p.pod
+    ))
+}
+
+/// Returns (as an error) as soon as a pod of the release hits a fatal reason; never returns
+/// otherwise. Run beside `helm upgrade --wait` so install does not sit out helm's timeout.
+pub async fn watch_for_fatal(kube: &Kube, ns: &str, release: &str) -> Error {
+    loop {
+        if let Ok(problems) = pod_problems(kube, ns, release).await
+            && let Some(p) = problems.iter().find(|p| FATAL.contains(&p.reason.as_str()))
+        {
+            return fatal(kube, release, p).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Waits until every workload of the release is ready, or a pod fails, or the timeout passes.
+pub async fn ready(kube: &Kube, ns: &str, release: &str, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let list = workloads(kube, ns, release)
+            .await
+            .map_err(|e| Error::step(format!("release {release}"), e))?;
+        let waiting: Vec<String> = list
+            .iter()
+            .filter(|w| w.ready < w.desired)
+            .map(|w| format!("{} {} {}/{} ready", w.kind, w.name, w.ready, w.desired))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let problems = pod_problems(kube, ns, release).await.unwrap_or_default();
+        if let Some(p) = problems.iter().find(|p| FATAL.contains(&p.reason.as_str())) {
+            return Err(fatal(kube, release, p).await);
+        }
+        if start.elapsed() > timeout {
+            let why: Vec<String> = problems
+                .iter()
+                .map(|p| format!("pod {} {}", p.pod, p.reason))
+                .collect();
+            return Err(Error::step(
+                format!("release {release}"),
+                format!(
+                    "not ready after {}s: {}{}",
+                    timeout.as_secs(),
+                    waiting.join(", "),
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", why.join(", "))
+                    }
+                ),
+            )
+            .with_hint(format!(
+                "kubectl -n {ns} get pods -l app.kubernetes.io/instance={release}"
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -1,0 +1,270 @@
+//! The Kubernetes API through kube-rs: connecting from a kubeconfig, and the few calls kovenant makes.
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, discovery};
+
+/// The field manager of every object kovenant applies.
+pub const FIELD_MANAGER: &str = "kovenant";
+
+/// A connected client and where it points.
+#[derive(Clone)]
+pub struct Kube {
+    pub client: Client,
+    /// The kubeconfig context in use.
+    pub context: String,
+    /// The API server's URL.
+    pub server: String,
+}
+
+/// Loads the kubeconfig (`path`, else `$KUBECONFIG`, else `~/.kube/config`) and builds a client for
+/// `context` (else the current context). Makes no request.
+pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Kube, String> {
+    let kubeconfig = match path {
+        Some(p) => Kubeconfig::read_from(p)
+            .map_err(|e| format!("cannot read kubeconfig {}: {}", p.display(), chain(&e)))?,
+        None => {
+            Kubeconfig::read().map_err(|e| format!("cannot read a kubeconfig: {}", chain(&e)))?
+        }
+    };
+    let name = context
+        .map(str::to_owned)
+        .or_else(|| kubeconfig.current_context.clone())
+        .ok_or("the kubeconfig has no current context; pass --context NAME")?;
+    let server = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.context.as_ref())
+        .and_then(|ctx| kubeconfig.clusters.iter().find(|c| c.name == ctx.cluster))
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or_else(|| format!("context `{name}` is not in the kubeconfig (or has no server)"))?;
+    let options = KubeConfigOptions {
+        context: Some(name.clone()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| format!("context `{name}`: {}", chain(&e)))?;
+    config.connect_timeout = Some(Duration::from_secs(5));
+    config.read_timeout = Some(Duration::from_secs(60));
+    // kube retries 429/503/504 with backoff up to 1000s; a command line should say what failed
+    // (a service proxy answers 503 while the service has no ready endpoint).
+    config.default_retry = false;
+    let client = Client::try_from(config).map_err(|e| describe(&e))?;
+    Ok(Kube {
+        client,
+        context: name,
+        server,
+    })
+}
+
+/// An error's message and its causes, joined.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// The API's own words for an error: the Status message, or why the server could not be reached.
+pub fn describe(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            format!("cannot reach the API server: {}", chain(err))
+        }
+        other => chain(other),
+    }
+}
+
+/// Whether an error is the API's 404.
+pub fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 404)
+}
+
+impl Kube {
+    /// `major.minor` and the git version the server reports.
+    pub async fn version(&self) -> Result<(u32, u32, String), String> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| describe(&e))?;
+        let digits = |s: &str| -> u32 {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap_or(0)
+        };
+        Ok((digits(&info.major), digits(&info.minor), info.git_version))
+    }
+
+    /// SelfSubjectAccessReview: may the current user `verb` `resource` in `group` (and namespace)?
+    pub async fn can_i(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Result<bool, String> {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(verb.into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    namespace: namespace.map(str::to_owned),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let out = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(out.status.is_some_and(|s| s.allowed))
+    }
+
+    /// Discovery of one kind; `Ok(None)` when the server does not serve it (e.g. a CRD not yet
+    /// installed).
+    pub async fn resource(&self, gvk: &GroupVersionKind) -> Result<Option<ApiResource>, String> {
+        match discovery::pinned_kind(&self.client, gvk).await {
+            Ok((ar, _)) => Ok(Some(ar)),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// An `Api` for a dynamic resource, namespaced or cluster-wide.
+    pub fn dynamic(&self, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
+            None => Api::all_with(self.client.clone(), ar),
+        }
+    }
+
+    /// Server-side apply with field manager `kovenant`; `dry_run` asks the server what it would do.
+    pub async fn apply(
+        &self,
+        ar: &ApiResource,
+        obj: &DynamicObject,
+        dry_run: bool,
+    ) -> Result<DynamicObject, String> {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let api = self.dynamic(ar, obj.metadata.namespace.as_deref());
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        api.patch(&name, &params, &Patch::Apply(obj))
+            .await
+            .map_err(|e| describe(&e))
+    }
+
+    /// Gets one object; `Ok(None)` when absent.
+    pub async fn get(
+        &self,
+        ar: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<DynamicObject>, String> {
+        self.dynamic(ar, namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| describe(&e))
+    }
+
+    /// Lists objects matching a label selector.
+    pub async fn list(
+        &self,
+        ar: &ApiResource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<DynamicObject>, String> {
+        let params = ListParams::default().labels(selector);
+        self.dynamic(ar, namespace)
+            .list(&params)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| describe(&e))
+    }
+
+    /// Deletes one object; `Ok(false)` when it was already absent.
+    pub async fn delete(
+        &self,
+        ar: &ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, String> {
+        match self
+            .dynamic(ar, namespace)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// A GET through the API server's service proxy: `(HTTP status, body)`.
+    pub async fn proxy_get(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: u16,
+        path_and_query: &str,
+    ) -> Result<String, String> {
+        let uri = format!(
+            "/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{}",
+            path_and_query.trim_start_matches('/')
+        );
+        let request = http::Request::get(uri)
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(20), self.client.request_text(request)).await
+        {
+            Ok(out) => out.map_err(|e| describe(&e)),
+            Err(_) => Err(format!("no answer from {service}:{port} within 20s")),
+        }
+    }
+
+    /// The last `lines` lines of a pod's log; `previous`: of the container's last run (what a
+    /// crash-looping container said before it died).
+    pub async fn pod_log_tail(
+        &self,
+        namespace: &str,
+        pod: &str,
+        lines: i64,
+        previous: bool,
+    ) -> Option<String> {
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), namespace);
+        let params = kube::api::LogParams {
+            tail_lines: Some(lines),
+            previous,
+            ..Default::default()
+        };
+        api.logs(pod, &params).await.ok()
+    }
+}

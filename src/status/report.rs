@@ -1,0 +1,164 @@
+//! The status report: a stable JSON shape (documented on each field) and a text table.
+use serde::Serialize;
+
+use super::workloads::{PodProblem, Workload};
+use crate::ui::Printer;
+
+/// `kovenant status -o json`. Fields are never removed or renamed; new ones may be added.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// true when every component below is healthy.
+    pub healthy: bool,
+    /// The kubeconfig context inspected.
+    pub context: String,
+    /// One per release, in install order: tetragon, prometheus, grafana, pipeline.
+    pub components: Vec<Component>,
+    pub policies: Presence,
+    pub dashboards: Presence,
+    pub grafana: Endpoint,
+    pub influxdb: Influx,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    /// `tetragon`, `prometheus`, `grafana` or `pipeline`.
+    pub name: String,
+    pub release: String,
+    pub namespace: String,
+    pub healthy: bool,
+    /// null when the release is not installed.
+    pub helm: Option<HelmRelease>,
+    pub workloads: Vec<Workload>,
+    /// Pods that are not ready, with the reason (e.g. CrashLoopBackOff).
+    pub problems: Vec<PodProblem>,
+    /// Checks that could not be made (the rest of the report is kept).
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HelmRelease {
+    pub chart: String,
+    pub version: String,
+    pub app_version: String,
+    pub revision: u64,
+    /// helm's status: deployed, failed, pending-upgrade, ...
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Presence {
+    pub healthy: bool,
+    pub expected: Vec<String>,
+    pub present: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub healthy: bool,
+    /// Grafana's version from /api/health.
+    pub version: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Influx {
+    pub healthy: bool,
+    /// RFC 3339 time of the newest `tcp_flow` point; null when there is none.
+    pub newest_tcp_flow: Option<String>,
+    pub age_seconds: Option<i64>,
+    pub error: Option<String>,
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "ok" } else { "FAIL" }
+}
+
+/// The text table on stderr.
+pub fn print_text(printer: &Printer, r: &Report) {
+    printer.info(format!("context {}", r.context));
+    printer.info(format!(
+        "{:<11} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
+        "COMPONENT", "RELEASE", "NAMESPACE", "CHART", "REV", "HELM", "READY"
+    ));
+    for c in &r.components {
+        let (chart, rev, status) = match &c.helm {
+            Some(h) => (h.version.clone(), h.revision.to_string(), h.status.clone()),
+            None => ("-".into(), "-".into(), "not installed".into()),
+        };
+        let ready: Vec<String> = c
+            .workloads
+            .iter()
+            .map(|w| format!("{} {}/{}", w.name, w.ready, w.desired))
+            .collect();
+        printer.info(format!(
+            "{:<11} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
+            c.name,
+            c.release,
+            c.namespace,
+            chart,
+            rev,
+            status,
+            ready.join(", ")
+        ));
+        for p in &c.problems {
+            let msg = if p.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", p.message)
+            };
+            printer.info(format!("  pod {}/{} {}{msg}", p.namespace, p.pod, p.reason));
+        }
+        for e in &c.errors {
+            printer.info(format!("  error: {e}"));
+        }
+    }
+    let list = |p: &Presence| {
+        if p.present.is_empty() {
+            "none".to_string()
+        } else {
+            p.present.join(", ")
+        }
+    };
+    printer.info(format!(
+        "{:<11} {:<4} {}",
+        "policies",
+        mark(r.policies.healthy),
+        list(&r.policies)
+    ));
+    printer.info(format!(
+        "{:<11} {:<4} {}",
+        "dashboards",
+        mark(r.dashboards.healthy),
+        list(&r.dashboards)
+    ));
+    let g = match (&r.grafana.version, &r.grafana.error) {
+        (_, Some(e)) => e.clone(),
+        (Some(v), None) => format!("answering /api/health (version {v})"),
+        (None, None) => "answering /api/health".into(),
+    };
+    printer.info(format!(
+        "{:<11} {:<4} {g}",
+        "grafana",
+        mark(r.grafana.healthy)
+    ));
+    let i = match (
+        &r.influxdb.newest_tcp_flow,
+        r.influxdb.age_seconds,
+        &r.influxdb.error,
+    ) {
+        (_, _, Some(e)) => e.clone(),
+        (Some(t), Some(age), None) => format!("newest tcp_flow point {t} ({age}s ago)"),
+        _ => "no tcp_flow point yet".into(),
+    };
+    printer.info(format!(
+        "{:<11} {:<4} {i}",
+        "influxdb",
+        mark(r.influxdb.healthy)
+    ));
+    if r.healthy {
+        printer.success("the stack is healthy");
+    } else {
+        printer.always("× the stack is not healthy");
+    }
+}

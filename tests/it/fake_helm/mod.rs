@@ -1,0 +1,64 @@
+//! The fake `helm` (a Python script beside this file): where it is, and what it was asked to do.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// The folder holding the fake `helm` executable (prepend it to PATH, or point KOVENANT_HELM at
+/// `helm` in it).
+pub fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake_helm")
+}
+
+/// One recorded call: its arguments and the content of its values files.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub argv: Vec<String>,
+    pub values: Vec<String>,
+    pub env: Value,
+}
+
+impl Call {
+    /// The first words, e.g. `["upgrade", "--install", "kovenant-grafana"]` -> "upgrade".
+    pub fn verb(&self) -> &str {
+        self.argv.first().map(String::as_str).unwrap_or_default()
+    }
+    pub fn line(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// Reads the call log.
+pub fn calls(log: &Path) -> Vec<Call> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line in the fake helm log");
+            Call {
+                argv: v["argv"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect(),
+                values: v["values"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, c)| c.as_str().map(str::to_owned))
+                    .collect(),
+                env: v["env"].clone(),
+            }
+        })
+        .collect()
+}
+
+/// The release names of the `upgrade` calls, in order.
+pub fn upgrades(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.verb() == "upgrade")
+        .map(|c| c.argv[2].clone())
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! `kovenant status`: health through the API (and its service proxy to a real InfluxDB and a
+//! stand-in Grafana), exit 0 or 3, the JSON shape.
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::fake_api::{http_request, stand_in, stand_in_routes};
+use crate::stack::{Run, Stack};
+use crate::support::service;
+
+/// An installed stack whose Grafana and InfluxDB answer through the service proxy, with a fresh
+/// tcp_flow point in InfluxDB.
+fn healthy_stack() -> Stack {
+    let stack = Stack::new();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    let grafana = stand_in(
+        "/api/health",
+        r#"{"commit":"abc","database":"ok","version":"12.3.0"}"#,
+    );
+    stack.api.proxy("kovenant", "grafana", 3000, &grafana);
+    let influx = service("KOVENANT_TEST_INFLUXDB");
+    let (code, body) = http_request("POST", &influx, "/query", b"q=CREATE%20DATABASE%20tetragon")
+        .expect("InfluxDB answers");
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let point = format!("tcp_flow,src_namespace=default,peer_type=service connects=1i {now}");
+    let (code, body) =
+        http_request("POST", &influx, "/write?db=tetragon", point.as_bytes()).expect("write");
+    assert_eq!(code, 204, "{}", String::from_utf8_lossy(&body));
+    stack
+        .api
+        .proxy("kovenant", "kovenant-influxdb", 8086, &influx);
+    stack
+}
+
+fn status(stack: &Stack, extra: &[&str]) -> Run {
+    let env = stack.env_file.to_string_lossy().into_owned();
+    let mut args = vec!["status", "--env-file", &env];
+    args.extend_from_slice(extra);
+    stack.run(&args)
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+#[test]
+fn healthy_stack_exits_0_with_the_documented_json() {
+    let stack = healthy_stack();
+    let run = status(&stack, &[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("the stack is healthy"), "{run}");
+    assert!(
+        run.stderr
+            .contains("answering /api/health (version 12.3.0)"),
+        "{run}"
+    );
+
+    let run = status(&stack, &["-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    assert_eq!(
+        keys(&v),
+        [
+            "components",
+            "context",
+            "dashboards",
+            "grafana",
+            "healthy",
+            "influxdb",
+            "policies"
+        ]
+    );
+    assert_eq!(v["healthy"], true);
+    assert_eq!(v["context"], "fake");
+    let names: Vec<&str> = v["components"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["tetragon", "prometheus", "grafana", "pipeline"]);
+    let grafana = &v["components"][2];
+    assert_eq!(
+        keys(grafana),
+        [
+            "errors",
+            "healthy",
+            "helm",
+            "name",
+            "namespace",
+            "problems",
+            "release",
+            "workloads"
+        ]
+    );
+    assert_eq!(
+        grafana["helm"],
+        json!({"chart": "grafana", "version": "12.11.1", "app_version": "12.11.1", "revision": 1, "status": "deployed"})
+    );
+    assert_eq!(
+        grafana["workloads"],
+        json!([{"kind": "Deployment", "name": "grafana", "namespace": "kovenant", "ready": 1, "desired": 1}])
+    );
+    let tetragon = &v["components"][0];
+    assert_eq!(tetragon["namespace"], "kube-system");
+    assert_eq!(tetragon["workloads"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["policies"]["healthy"], true);
+    let mut present: Vec<&str> = v["policies"]["present"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    present.sort();
+    assert_eq!(present, ["kovenant-io", "kovenant-tcp"]);
+    assert_eq!(
+        v["grafana"],
+        json!({"healthy": true, "version": "12.3.0", "error": null})
+    );
+    assert_eq!(v["influxdb"]["healthy"], true);
+    assert_eq!(
+        keys(&v["influxdb"]),
+        ["age_seconds", "error", "healthy", "newest_tcp_flow"]
+    );
+    assert!(
+        v["influxdb"]["age_seconds"]
+            .as_i64()
+            .is_some_and(|a| (0..60).contains(&a)),
+        "{}",
+        v["influxdb"]
+    );
+}
+
+#[test]
+fn a_pod_not_ready_exits_3_with_its_reason() {
+    let stack = healthy_stack();
+    stack.api.update(
+        "/apis/apps/v1/namespaces/kovenant/deployments/grafana",
+        |d| {
+            d["status"]["readyReplicas"] = json!(0);
+        },
+    );
+    stack.api.update("/api/v1/namespaces/kovenant/pods/grafana-0", |p| {
+        p["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+        p["status"]["containerStatuses"][0]["ready"] = json!(false);
+        p["status"]["containerStatuses"][0]["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}});
+    });
+    let run = status(&stack, &[]);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(
+        run.stderr.contains(
+            "pod kovenant/grafana-0 CrashLoopBackOff: back-off 5m0s restarting failed container"
+        ),
+        "{run}"
+    );
+    assert!(run.stderr.contains("grafana 0/1"), "{run}");
+    assert!(
+        !run.stderr.contains("error:"),
+        "unhealthy is a report, not an error: {run}"
+    );
+
+    let run = status(&stack, &["-o", "json"]);
+    assert_eq!(run.code, 3, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    assert_eq!(v["healthy"], false);
+    assert_eq!(v["components"][2]["healthy"], false);
+    assert_eq!(
+        v["components"][2]["problems"],
+        json!([{"namespace": "kovenant", "pod": "grafana-0", "reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}])
+    );
+    assert_eq!(
+        v["components"][1]["healthy"], true,
+        "the other results are kept"
+    );
+}
+
+#[test]
+fn nothing_installed_reports_every_part_and_exits_3() {
+    let stack = Stack::new();
+    let run = status(&stack, &["-o", "json", "--wait", "--timeout", "1s"]);
+    assert_eq!(run.code, 3, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    for c in v["components"].as_array().expect("array") {
+        assert_eq!(c["helm"], Value::Null, "{c}");
+        assert_eq!(c["healthy"], false);
+    }
+    assert_eq!(
+        v["policies"]["errors"][0],
+        "the API server does not serve cilium.io/v1alpha1 TracingPolicy (is Tetragon installed?)"
+    );
+    assert_eq!(
+        v["grafana"]["error"],
+        "/api/health: services \"grafana\" not found"
+    );
+}
+
+#[test]
+fn influxdb_refusing_the_query_is_judged_by_its_health() {
+    let stack = healthy_stack();
+    let influx = stand_in_routes(&[
+        (
+            "/query",
+            401,
+            r#"{"code":"unauthorized","message":"unauthorized access"}"#,
+        ),
+        (
+            "/health",
+            200,
+            r#"{"name":"influxdb","status":"pass","version":"v2.7.12"}"#,
+        ),
+    ]);
+    stack
+        .api
+        .proxy("kovenant", "kovenant-influxdb", 8086, &influx);
+    let run = status(&stack, &["-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    assert_eq!(
+        v["influxdb"],
+        json!({"healthy": true, "newest_tcp_flow": null, "age_seconds": null,
+               "error": "answering /health; the newest point needs a token the API server's proxy does not pass"})
+    );
+}
