@@ -1,9 +1,5 @@
 //! Bad configurations through the binary: `kovenant render --env-file BAD --out DIR` exits 2,
 //! names the line and key on stderr, shows no secret, and writes nothing.
-//!
-//! MERGE NOTE: these need `render::run` to call `config::resolve` first (the render branch does);
-//! on the config branch alone render is a stub, hence `#[ignore]`. Run them with
-//! `cargo test --test it config::binary -- --ignored`; once render lands, drop the `ignore`s.
 use std::path::Path;
 use std::process::Output;
 
@@ -38,7 +34,6 @@ fn assert_config_error(dir: &Path, out: &Output, needle: &str) {
 }
 
 #[test]
-#[ignore = "needs render::run to call config::resolve (render branch)"]
 fn bad_files_exit_2_naming_line_and_key() {
     let cases: &[(&[u8], &str)] = &[
         (
@@ -118,7 +113,6 @@ fn bad_files_exit_2_naming_line_and_key() {
 }
 
 #[test]
-#[ignore = "needs render::run to call config::resolve (render branch)"]
 fn the_exact_rendering_of_one_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(".env"), "\n# ports\nGRAFANA_PORT=70000\n").expect("write");
@@ -133,7 +127,6 @@ fn the_exact_rendering_of_one_error() {
 }
 
 #[test]
-#[ignore = "needs render::run to call config::resolve (render branch)"]
 fn environment_missing_and_unreadable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = render(dir.path(), &[], &[("KOVENANT_NAMESPACE", "Bad_NS")]);
@@ -162,7 +155,6 @@ fn environment_missing_and_unreadable() {
 }
 
 #[test]
-#[ignore = "needs render::run to call config::resolve (render branch)"]
 fn environment_value_that_is_not_utf8() {
     use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -183,7 +175,6 @@ fn environment_value_that_is_not_utf8() {
 }
 
 #[test]
-#[ignore = "needs render::run to call config::resolve (render branch)"]
 fn world_readable_secret_is_only_a_warning() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
