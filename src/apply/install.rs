@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::preview::{self, Change, Preview};
-use super::{image_stub, objects, preflight, secrets, session, summary, wait};
+use super::{image, objects, preflight, secrets, session, summary, wait};
 use crate::assets::Assets;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
@@ -37,7 +37,8 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         Some(dir) => Assets::from_dir(dir)?,
         None => Assets::embedded(),
     };
-    let image_ref = image_stub::image(&config);
+    // The content tag, computed without Docker: what the preview diffs and what ensure_image makes.
+    let image_ref = crate::render::image_ref(&config, args.agent_binary.as_deref(), printer)?;
     let rendered = crate::plan::render_all(&config, &assets, &image_ref)?;
     let plan = steps::build(&config, &rendered, &args.only)?;
     if args.check_only {
@@ -49,6 +50,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
             n => Err(preflight_failed(n)),
         };
     }
+    let delivery = checks.delivery;
     let kube = match (checks.kube, checks.failures) {
         (Some(k), 0) => k,
         (_, n) if args.dry_run => {
@@ -77,7 +79,12 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         }
     };
     preview::print(printer, &plan, Some(&preview));
-    if preview.is_noop() {
+    let image_needed = wants_image && image::needed(&args.only, &plan, &preview);
+    if image_needed {
+        let line = image::describe(&image_ref, delivery.as_ref());
+        printer.info(format!("  {:>9}  {line}", "ensure"));
+    }
+    if preview.is_noop() && !image_needed {
         printer.success("nothing to do: the cluster already matches the configuration");
         timing(printer, started, &helm);
         return Ok(());
@@ -93,6 +100,19 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     if !crate::ui::prompt::confirm(printer, &question, args.yes)? {
         return Err(Error::step("install", "cancelled; nothing was changed"));
     }
+    let ensured = match delivery.filter(|_| image_needed) {
+        Some(delivery) => Some(
+            image::ensure(
+                &config,
+                args.agent_binary.as_deref(),
+                delivery,
+                &image_ref,
+                printer,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     converge(&kube, &helm, &plan, &preview, tree.path(), printer).await?;
     for (r, _) in plan.releases.iter().zip(&preview.releases) {
         let step = Step::start(printer, format!("release {}", r.name));
@@ -104,7 +124,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
             }
         }
     }
-    summary::print(printer, &config, &plan, &preview);
+    summary::print(printer, &config, &plan, &preview, ensured.as_ref());
     timing(printer, started, &helm);
     Ok(())
 }

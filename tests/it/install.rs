@@ -108,6 +108,17 @@ fn fresh_install_creates_every_part_in_order() {
         assert_eq!(cm["data"][file.as_str()], text.as_str());
     }
 
+    // --skip-image builds nothing, and the chart names the content tag of this binary's image.
+    assert!(!run.stderr.contains("Docker"), "{run}");
+    let this = std::fs::read(env!("CARGO_BIN_EXE_kovenant")).expect("read kovenant");
+    let image = kovenant::plan::image::reference_for_binary(&Default::default(), &this);
+    let pipeline = calls
+        .iter()
+        .find(|c| c.verb() == "upgrade" && c.argv[2] == "kovenant-pipeline")
+        .expect("pipeline upgrade");
+    let values: serde_yaml::Value = serde_yaml::from_str(&pipeline.values[0]).expect("YAML");
+    assert_eq!(values["agent"]["image"].as_str(), Some(image.as_str()));
+
     for r in RELEASES {
         assert!(
             run.stderr.contains(&format!("release {r:<22} created")),
