@@ -3,12 +3,67 @@ use std::path::Path;
 
 use super::preview::{Change, Preview};
 use crate::backend::docker::{self, EnsuredImage, ImageOptions};
+use crate::backend::kube::Kube;
 use crate::cli::Part;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::plan::image::Delivery;
+use crate::plan::image::{Delivery, delivery_for_context};
 use crate::plan::steps::Plan;
 use crate::ui::Printer;
+use crate::ui::checks::Checklist;
+
+/// The Docker daemon answers (the same client and message a build would give), and the image has
+/// a way into the cluster: a registry to push to, or a kind/k3d/minikube context to load into.
+pub async fn preflight(
+    config: &Config,
+    kube: Option<&Kube>,
+    list: &mut Checklist,
+) -> Option<Delivery> {
+    match docker::check_daemon().await {
+        Ok(d) => list.ok(
+            "Docker is reachable",
+            &format!("{} (API {}, {})", d.host, d.api_version, d.arch),
+        ),
+        Err(e) => fail(
+            list,
+            "Docker is reachable",
+            &e,
+            "start Docker or set DOCKER_HOST, or pass --skip-image to use an image the cluster can already pull",
+        ),
+    }
+    let title = "the image has a way into the cluster";
+    let context = kube.map_or("", |k| k.context.as_str());
+    match delivery_for_context(config, context) {
+        Ok(Delivery::Load(local)) if kube.is_some() => {
+            list.ok(
+                title,
+                &format!("{} loads it into context {context}", local.tool()),
+            );
+            Some(Delivery::Load(local))
+        }
+        Ok(Delivery::Push) => {
+            let registry = config.image_registry.as_deref().unwrap_or_default();
+            list.ok(title, &format!("pushed to {registry}"));
+            Some(Delivery::Push)
+        }
+        // Without a reachable cluster there is no context to judge; its own check failed already.
+        Ok(_) | Err(_) if kube.is_none() => None,
+        Ok(other) => Some(other),
+        Err(e) => {
+            fail(list, title, &e, "set KOVENANT_IMAGE_REGISTRY");
+            None
+        }
+    }
+}
+
+fn fail(list: &mut Checklist, title: &str, e: &Error, fallback: &str) {
+    let hint = e.hint().unwrap_or_else(|| fallback.to_owned());
+    let message = match e {
+        Error::Step { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    list.fail(title, &message, &hint);
+}
 
 /// The image is built and delivered when `--only image` asks for it, or when the pipeline release
 /// changes (its chart names the image; an unchanged release already runs a delivered image).

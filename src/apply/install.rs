@@ -12,6 +12,7 @@ use crate::backend::kube::Kube;
 use crate::cli::{GlobalArgs, InstallArgs, Part};
 use crate::error::{Error, Result};
 use crate::plan::Rendered;
+use crate::plan::dashboards::ClusterFacts;
 use crate::plan::steps::{self, Plan, ReleaseStep};
 use crate::ui::Printer;
 use crate::ui::progress::Step;
@@ -39,7 +40,11 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     };
     // The content tag, computed without Docker: what the preview diffs and what ensure_image makes.
     let image_ref = crate::render::image_ref(&config, args.agent_binary.as_deref(), printer)?;
-    let rendered = crate::plan::render_all(&config, &assets, &image_ref)?;
+    let facts = match &checks.kube {
+        Some(kube) => cluster_facts(kube, printer).await,
+        None => ClusterFacts::default(),
+    };
+    let rendered = crate::plan::render_all_with(&config, &assets, &image_ref, &facts)?;
     let plan = steps::build(&config, &rendered, &args.only)?;
     if args.check_only {
         return match checks.failures {
@@ -127,6 +132,20 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     summary::print(printer, &config, &plan, &preview, ensured.as_ref());
     timing(printer, started, &helm);
     Ok(())
+}
+
+/// What the dashboards use from the cluster: its namespaces. Without them the dashboards still
+/// work (they open on all namespaces), so a refused list is a warning.
+async fn cluster_facts(kube: &Kube, printer: &Printer) -> ClusterFacts {
+    match kube.namespace_names().await {
+        Ok(namespaces) => ClusterFacts { namespaces },
+        Err(e) => {
+            printer.warn(format!(
+                "cannot list namespaces ({e}); the dashboards will open on all namespaces"
+            ));
+            ClusterFacts::default()
+        }
+    }
 }
 
 /// `--verbose`: the wall time, and how much of it helm took (DESIGN.md section 7 budgets the rest).

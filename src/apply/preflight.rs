@@ -3,13 +3,11 @@ use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::api::storage::v1::StorageClass;
 
-use crate::backend::docker;
 use crate::backend::helm::Helm;
 use crate::backend::kube::{self, Kube, describe};
 use crate::cli::GlobalArgs;
 use crate::config::Config;
-use crate::error::Error;
-use crate::plan::image::{Delivery, delivery_for_context};
+use crate::plan::image::Delivery;
 use crate::ui::Printer;
 use crate::ui::checks::Checklist;
 
@@ -42,7 +40,7 @@ pub async fn run(
     tools(helm, &mut list).await;
     let delivery = if check_docker {
         list.section("docker");
-        docker(config, kube.as_ref(), &mut list).await
+        super::image::preflight(config, kube.as_ref(), &mut list).await
     } else {
         None
     };
@@ -52,55 +50,6 @@ pub async fn run(
         failures: list.failures,
         delivery,
     }
-}
-
-/// The Docker daemon answers (the same client and message a build would give), and the image has
-/// a way into the cluster: a registry to push to, or a kind/k3d/minikube context to load into.
-async fn docker(config: &Config, kube: Option<&Kube>, list: &mut Checklist) -> Option<Delivery> {
-    match docker::check_daemon().await {
-        Ok(d) => list.ok(
-            "Docker is reachable",
-            &format!("{} (API {}, {})", d.host, d.api_version, d.arch),
-        ),
-        Err(e) => fail(
-            list,
-            "Docker is reachable",
-            &e,
-            "start Docker or set DOCKER_HOST, or pass --skip-image to use an image the cluster can already pull",
-        ),
-    }
-    let title = "the image has a way into the cluster";
-    let context = kube.map_or("", |k| k.context.as_str());
-    match delivery_for_context(config, context) {
-        Ok(Delivery::Load(local)) if kube.is_some() => {
-            list.ok(
-                title,
-                &format!("{} loads it into context {context}", local.tool()),
-            );
-            Some(Delivery::Load(local))
-        }
-        Ok(Delivery::Push) => {
-            let registry = config.image_registry.as_deref().unwrap_or_default();
-            list.ok(title, &format!("pushed to {registry}"));
-            Some(Delivery::Push)
-        }
-        // Without a reachable cluster there is no context to judge; its own check failed already.
-        Ok(_) | Err(_) if kube.is_none() => None,
-        Ok(other) => Some(other),
-        Err(e) => {
-            fail(list, title, &e, "set KOVENANT_IMAGE_REGISTRY");
-            None
-        }
-    }
-}
-
-fn fail(list: &mut Checklist, title: &str, e: &Error, fallback: &str) {
-    let hint = e.hint().unwrap_or_else(|| fallback.to_owned());
-    let message = match e {
-        Error::Step { message, .. } => message.clone(),
-        other => other.to_string(),
-    };
-    list.fail(title, &message, &hint);
 }
 
 async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
