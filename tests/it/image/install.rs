@@ -44,6 +44,23 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
         ("KOVENANT_IMAGE_REGISTRY".to_string(), registry.clone()),
     ]);
     let env = stack.env_file.to_string_lossy().into_owned();
+
+    // `--only image` builds and pushes, and touches neither helm releases nor the cluster.
+    let image_only = stack.run(&["install", "--yes", "--only", "image", "--env-file", &env]);
+    assert_eq!(image_only.code, 0, "{image_only}");
+    assert!(
+        image_only
+            .stderr
+            .contains(&format!("  image   {expected} built, pushed (sha256:")),
+        "{image_only}"
+    );
+    let lines: Vec<String> = stack.helm_calls().iter().map(|c| c.line()).collect();
+    assert_eq!(lines, ["version --short", "plugin list"]);
+    assert_eq!(stack.api.take_writes(), Vec::<String>::new());
+    stack.reset_records();
+
+    // The whole install finds the image built, pushes it again (a no-op for the registry) and
+    // deploys the pipeline with it.
     let run = stack.run(&["install", "--yes", "--env-file", &env]);
     assert_eq!(run.code, 0, "{run}");
     let host = docker_host();
@@ -70,8 +87,15 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
         "{run}"
     );
     assert!(
-        run.stderr
-            .contains(&format!("  image   {expected} built, pushed (sha256:")),
+        run.stderr.contains(&format!(
+            "image {expected} is already built; no build needed"
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "  image   {expected} already built, pushed (sha256:"
+        )),
         "{run}"
     );
 
