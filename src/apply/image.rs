@@ -56,13 +56,10 @@ pub async fn preflight(
     }
 }
 
+/// The error as `kovenant image` would show it (README's troubleshooting quotes these), its hint.
 fn fail(list: &mut Checklist, title: &str, e: &Error, fallback: &str) {
     let hint = e.hint().unwrap_or_else(|| fallback.to_owned());
-    let message = match e {
-        Error::Step { message, .. } => message.clone(),
-        other => other.to_string(),
-    };
-    list.fail(title, &message, &hint);
+    list.fail(title, &e.to_string(), &hint);
 }
 
 /// The image is built and delivered when `--only image` asks for it, or when the pipeline release
