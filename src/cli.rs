@@ -161,6 +161,10 @@ pub struct RenderArgs {
     /// Write into DIR even when it is not empty (files kovenant renders are overwritten).
     #[arg(long)]
     pub force: bool,
+    /// The agent binary whose image the chart names (as given to install): the image tag is a
+    /// hash of it, so pass the same one to render the same reference.
+    #[arg(long, value_name = "PATH")]
+    pub agent_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -2,9 +2,11 @@
 use std::path::Path;
 
 use crate::assets::Assets;
+use crate::backend::docker::AgentBinary;
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::plan::image::{self, BinaryKind};
 use crate::plan::{self, Rendered};
 use crate::ui::Printer;
 
@@ -18,7 +20,11 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<
         Some(dir) => Assets::from_dir(dir)?,
         None => Assets::embedded(),
     };
-    let rendered = plan::render_all(&config, &assets, &image_ref(&config))?;
+    let rendered = plan::render_all(
+        &config,
+        &assets,
+        &image_ref(&config, args.agent_binary.as_deref(), printer)?,
+    )?;
     check_out_dir(&args.out, args.force)?;
     write(&args.out, &rendered, printer)?;
     printer.success(format!(
@@ -29,14 +35,25 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<
     Ok(())
 }
 
-/// The telegraf-tetragon image the DaemonSet runs.
-// TODO(image): replace with the image engineer's function in plan/image.rs (content tag).
-pub fn image_ref(config: &Config) -> String {
-    let repo = match &config.image_registry {
-        Some(registry) => format!("{registry}/{}", config.image_repository),
-        None => config.image_repository.clone(),
-    };
-    format!("{repo}:{}", env!("CARGO_PKG_VERSION"))
+/// The telegraf-tetragon image the agent DaemonSet runs: the content tag of the image made from
+/// the configuration and the agent binary (`--agent-binary PATH`, else this executable), computed
+/// without Docker. `install` builds and pushes exactly this reference (`backend::docker::ensure_image`
+/// hashes the same two files), so `render`, `install --dry-run` and `install --skip-image` agree with it.
+pub fn image_ref(
+    config: &Config,
+    agent_binary: Option<&Path>,
+    printer: &Printer,
+) -> Result<String> {
+    let binary = AgentBinary::read(agent_binary)?;
+    if BinaryKind::of(&binary.bytes).linux_arch().is_none() {
+        printer.warn(format!(
+            "{} is {}, not a Linux build: the image reference is that of an image kovenant \
+             could not build; pass --agent-binary PATH naming a Linux kovenant",
+            binary.path.display(),
+            BinaryKind::of(&binary.bytes).describe()
+        ));
+    }
+    Ok(image::reference_for_binary(config, &binary.bytes))
 }
 
 fn check_out_dir(out: &Path, force: bool) -> Result<()> {

@@ -5,13 +5,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::preview::{self, Change, Preview};
-use super::{image_stub, objects, preflight, secrets, session, summary, wait};
+use super::{image, objects, preflight, secrets, session, summary, wait};
 use crate::assets::Assets;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
 use crate::cli::{GlobalArgs, InstallArgs, Part};
 use crate::error::{Error, Result};
 use crate::plan::Rendered;
+use crate::plan::dashboards::ClusterFacts;
 use crate::plan::steps::{self, Plan, ReleaseStep};
 use crate::ui::Printer;
 use crate::ui::progress::Step;
@@ -37,8 +38,13 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         Some(dir) => Assets::from_dir(dir)?,
         None => Assets::embedded(),
     };
-    let image_ref = image_stub::image(&config);
-    let rendered = crate::plan::render_all(&config, &assets, &image_ref)?;
+    // The content tag, computed without Docker: what the preview diffs and what ensure_image makes.
+    let image_ref = crate::render::image_ref(&config, args.agent_binary.as_deref(), printer)?;
+    let facts = match &checks.kube {
+        Some(kube) => cluster_facts(kube, printer).await,
+        None => ClusterFacts::default(),
+    };
+    let rendered = crate::plan::render_all_with(&config, &assets, &image_ref, &facts)?;
     let plan = steps::build(&config, &rendered, &args.only)?;
     if args.check_only {
         return match checks.failures {
@@ -49,6 +55,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
             n => Err(preflight_failed(n)),
         };
     }
+    let delivery = checks.delivery;
     let kube = match (checks.kube, checks.failures) {
         (Some(k), 0) => k,
         (_, n) if args.dry_run => {
@@ -77,7 +84,12 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         }
     };
     preview::print(printer, &plan, Some(&preview));
-    if preview.is_noop() {
+    let image_needed = wants_image && image::needed(&args.only, &plan, &preview);
+    if image_needed {
+        let line = image::describe(&image_ref, delivery.as_ref());
+        printer.info(format!("  {:>9}  {line}", "ensure"));
+    }
+    if preview.is_noop() && !image_needed {
         printer.success("nothing to do: the cluster already matches the configuration");
         timing(printer, started, &helm);
         return Ok(());
@@ -93,6 +105,19 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     if !crate::ui::prompt::confirm(printer, &question, args.yes)? {
         return Err(Error::step("install", "cancelled; nothing was changed"));
     }
+    let ensured = match delivery.filter(|_| image_needed) {
+        Some(delivery) => Some(
+            image::ensure(
+                &config,
+                args.agent_binary.as_deref(),
+                delivery,
+                &image_ref,
+                printer,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     converge(&kube, &helm, &plan, &preview, tree.path(), printer).await?;
     for (r, _) in plan.releases.iter().zip(&preview.releases) {
         let step = Step::start(printer, format!("release {}", r.name));
@@ -104,9 +129,23 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
             }
         }
     }
-    summary::print(printer, &config, &plan, &preview);
+    summary::print(printer, &config, &plan, &preview, ensured.as_ref());
     timing(printer, started, &helm);
     Ok(())
+}
+
+/// What the dashboards use from the cluster: its namespaces. Without them the dashboards still
+/// work (they open on all namespaces), so a refused list is a warning.
+async fn cluster_facts(kube: &Kube, printer: &Printer) -> ClusterFacts {
+    match kube.namespace_names().await {
+        Ok(namespaces) => ClusterFacts { namespaces },
+        Err(e) => {
+            printer.warn(format!(
+                "cannot list namespaces ({e}); the dashboards will open on all namespaces"
+            ));
+            ClusterFacts::default()
+        }
+    }
 }
 
 /// `--verbose`: the wall time, and how much of it helm took (DESIGN.md section 7 budgets the rest).

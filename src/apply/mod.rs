@@ -1,5 +1,5 @@
 //! Executes a Plan step by step (install) and tears it down (uninstall).
-mod image_stub;
+mod image;
 mod install;
 mod objects;
 mod preflight;
@@ -17,14 +17,6 @@ use crate::error::{Error, Result};
 use crate::ui::Printer;
 
 pub use preview::Change;
-
-/// The rendered tree install applies (until `plan::render_all` lands, from the local stand-in).
-pub fn rendered(
-    config: &crate::config::Config,
-    assets: &crate::assets::Assets,
-) -> Result<crate::plan::Rendered> {
-    crate::plan::render_all(config, assets, &image_stub::image(config))
-}
 
 pub fn install(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
     block_on(install::run(global, args, printer))

@@ -7,13 +7,16 @@ use crate::backend::helm::Helm;
 use crate::backend::kube::{self, Kube, describe};
 use crate::cli::GlobalArgs;
 use crate::config::Config;
+use crate::plan::image::Delivery;
 use crate::ui::Printer;
 use crate::ui::checks::Checklist;
 
-/// What preflight found: the client when the cluster answered, and how many checks failed.
+/// What preflight found: the client when the cluster answered, how many checks failed, and how
+/// the image reaches the cluster (when the Docker checks ran and passed).
 pub struct Preflight {
     pub kube: Option<Kube>,
     pub failures: usize,
+    pub delivery: Option<Delivery>,
 }
 
 pub async fn run(
@@ -35,21 +38,17 @@ pub async fn run(
     }
     list.section("helm");
     tools(helm, &mut list).await;
-    if check_docker {
+    let delivery = if check_docker {
         list.section("docker");
-        match super::image_stub::docker_ping().await {
-            Ok(v) => list.ok("Docker is reachable", &v),
-            Err(e) => list.fail(
-                "Docker is reachable",
-                &e,
-                "start Docker (or set DOCKER_HOST), or pass --skip-image to use an image already in a registry",
-            ),
-        }
-    }
+        super::image::preflight(config, kube.as_ref(), &mut list).await
+    } else {
+        None
+    };
     printer.info("");
     Preflight {
         kube,
         failures: list.failures,
+        delivery,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The closing summary of install: what changed, where Grafana is, how to log in.
 use super::preview::{Change, Preview};
+use crate::backend::docker::EnsuredImage;
 use crate::config::Config;
 use crate::plan::steps::{Plan, release, secret};
 use crate::ui::Printer;
@@ -12,9 +13,18 @@ pub fn past(change: Change) -> &'static str {
     }
 }
 
-pub fn print(printer: &Printer, config: &Config, plan: &Plan, preview: &Preview) {
+pub fn print(
+    printer: &Printer,
+    config: &Config,
+    plan: &Plan,
+    preview: &Preview,
+    image: Option<&EnsuredImage>,
+) {
     printer.info("");
     printer.info("Summary:");
+    if let Some(image) = image {
+        printer.info(super::image::summary(image));
+    }
     for (r, c) in plan.releases.iter().zip(&preview.releases) {
         printer.info(format!("  release {:<22} {}", r.name, past(*c)));
     }

@@ -194,6 +194,20 @@ impl Kube {
             .map_err(|e| describe(&e))
     }
 
+    /// The names of the cluster's namespaces.
+    pub async fn namespace_names(&self) -> Result<Vec<String>, String> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect())
+    }
+
     /// Lists objects matching a label selector.
     pub async fn list(
         &self,

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use dashboards::ClusterFacts;
 
 /// Everything `render` writes and `install` applies, as relative path -> bytes.
 /// Paths: `values/{tetragon,prometheus,grafana}.yaml`, `charts/kovenant-pipeline/...`,
@@ -55,6 +56,17 @@ pub const REQUIRED: &[&str] = &[
 /// Renders everything install applies. `image_ref` is the telegraf-tetragon image the agent
 /// DaemonSet runs. Deterministic: the same inputs give the same bytes.
 pub fn render_all(config: &Config, assets: &Assets, image_ref: &str) -> Result<Rendered> {
+    render_all_with(config, assets, image_ref, &ClusterFacts::default())
+}
+
+/// As `render_all`, with what install learned from the cluster (the namespaces the dashboards
+/// open on); `render`, which sees no cluster, uses `render_all`.
+pub fn render_all_with(
+    config: &Config,
+    assets: &Assets,
+    image_ref: &str,
+    facts: &ClusterFacts,
+) -> Result<Rendered> {
     let ctx = context::build(config, image_ref);
     let mut files = BTreeMap::new();
     templates::render_dir(assets, "templates/values", "values", &ctx, &mut files)?;
@@ -66,7 +78,7 @@ pub fn render_all(config: &Config, assets: &Assets, image_ref: &str) -> Result<R
         &mut files,
     )?;
     templates::render_dir(assets, "policies", "policies", &ctx, &mut files)?;
-    for dashboard in dashboards::render(config, assets)? {
+    for dashboard in dashboards::render_with(config, assets, facts)? {
         files.insert(
             format!("dashboards/{}", dashboard.file_name),
             dashboard.json.into_bytes(),

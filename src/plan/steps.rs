@@ -138,8 +138,19 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
         releases: Vec::new(),
         objects: Vec::new(),
     };
-    if wanted(Part::Secrets) {
+    // kovenant creates (and labels, so `uninstall --purge` may delete it) its namespace whenever a
+    // selected part lives there: `--only dashboards` on a new cluster needs it as much as a full install.
+    let in_namespace = [
+        Part::Secrets,
+        Part::Prometheus,
+        Part::Grafana,
+        Part::Pipeline,
+        Part::Dashboards,
+    ];
+    if in_namespace.into_iter().any(wanted) {
         plan.namespaces.push(ns.clone());
+    }
+    if wanted(Part::Secrets) {
         plan.secrets = secrets(config);
     }
     let c = &config.charts;

@@ -275,10 +275,23 @@ fn influxdb_keeps_its_data_and_takes_credentials_from_the_secret() {
         by_name("DOCKER_INFLUXDB_INIT_RETENTION").unwrap()["value"],
         "168h"
     );
+}
+
+#[test]
+fn the_agent_role_is_read_only_with_cronjobs_and_pod_logs() {
+    // Read-only: the kinds the agent attributes with (CronJob too, for Job -> CronJob) and the
+    // pods' logs that `--source kube-logs` streams; nothing it could write with.
     let role = object("ClusterRole");
-    for rule in role["rules"].as_array().expect("rules") {
-        assert_eq!(rule["verbs"], serde_json::json!(["get", "list", "watch"]));
-    }
+    let read = ["get", "list", "watch"];
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["pods", "services", "nodes", "namespaces"], "verbs": read},
+            {"apiGroups": ["apps"], "resources": ["replicasets", "deployments", "statefulsets", "daemonsets"], "verbs": read},
+            {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": read},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ])
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The telegraf-tetragon image against the real dockerd and registry that .ci/run starts, plus its pure parts.
 mod engine;
 mod errors;
+mod install;
 mod plan;
 mod push;
 

@@ -1,4 +1,9 @@
 //! `kovenant install` against the fake API server and the fake helm.
+use kovenant::assets::Assets;
+use kovenant::config::Config;
+use kovenant::plan::dashboards::{ClusterFacts, render_with};
+use serde_json::json;
+
 use crate::fake_helm::upgrades;
 use crate::stack::Stack;
 
@@ -20,6 +25,10 @@ fn secret_data(stack: &Stack, name: &str) -> serde_json::Value {
 #[test]
 fn fresh_install_creates_every_part_in_order() {
     let stack = Stack::new();
+    stack.api.create(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
     let run = stack.install();
     assert_eq!(run.code, 0, "{run}");
     let calls = stack.helm_calls();
@@ -82,17 +91,17 @@ fn fresh_install_creates_every_part_in_order() {
         assert_eq!(p["metadata"]["managedFields"][0]["manager"], "kovenant");
         assert_eq!(p["metadata"]["managedFields"][0]["operation"], "Apply");
     }
-    // Every dashboard `kovenant render` produces is a ConfigMap Grafana's sidecar provisions.
-    let out = stack.dir.path().join("rendered");
-    let render = stack.run(&["render", "--out", &out.to_string_lossy()]);
-    assert_eq!(render.code, 0, "{render}");
-    for entry in std::fs::read_dir(out.join("dashboards"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        let stem = file.trim_end_matches(".json");
+    // Every dashboard is a ConfigMap Grafana's sidecar provisions, rendered with the namespaces
+    // install found (the fake cluster has default, kube-system, kube-public and shop).
+    let facts = ClusterFacts {
+        namespaces: ["default", "kube-system", "kube-public", "shop"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let dashboards = render_with(&Config::default(), &Assets::embedded(), &facts).expect("render");
+    assert_eq!(dashboards.len(), 4);
+    for d in &dashboards {
+        let stem = d.file_name.trim_end_matches(".json");
         let cm = stack
             .api
             .get(&format!(
@@ -104,9 +113,33 @@ fn fresh_install_creates_every_part_in_order() {
             cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
             "kovenant"
         );
-        let text = std::fs::read_to_string(entry.path()).expect("rendered dashboard");
-        assert_eq!(cm["data"][file.as_str()], text.as_str());
+        assert_eq!(cm["data"][d.file_name.as_str()], d.json.as_str());
     }
+    let traffic = stack
+        .api
+        .get("/api/v1/namespaces/kovenant/configmaps/kovenant-dashboard-traffic-map")
+        .expect("traffic map");
+    let traffic: serde_json::Value =
+        serde_json::from_str(traffic["data"]["traffic-map.json"].as_str().expect("JSON"))
+            .expect("dashboard JSON");
+    let namespace = traffic["templating"]["list"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .find(|v| v["name"] == "namespace")
+        .expect("a namespace variable");
+    assert_eq!(namespace["current"]["value"], json!(["default", "shop"]));
+
+    // --skip-image builds nothing, and the chart names the content tag of this binary's image.
+    assert!(!run.stderr.contains("Docker"), "{run}");
+    let this = std::fs::read(env!("CARGO_BIN_EXE_kovenant")).expect("read kovenant");
+    let image = kovenant::plan::image::reference_for_binary(&Config::default(), &this);
+    let pipeline = calls
+        .iter()
+        .find(|c| c.verb() == "upgrade" && c.argv[2] == "kovenant-pipeline")
+        .expect("pipeline upgrade");
+    let values: serde_yaml::Value = serde_yaml::from_str(&pipeline.values[0]).expect("YAML");
+    assert_eq!(values["agent"]["image"].as_str(), Some(image.as_str()));
 
     for r in RELEASES {
         assert!(
@@ -149,35 +182,6 @@ fn second_install_changes_nothing() {
     assert_eq!(
         before, after,
         "generated credentials are kept, never rotated"
-    );
-}
-
-#[test]
-fn failed_third_release_is_completed_by_a_rerun() {
-    let mut stack = Stack::new();
-    stack
-        .env
-        .push(("FAKE_HELM_FAIL".into(), "upgrade:grafana".into()));
-    let run = stack.install();
-    assert_eq!(run.code, 1, "{run}");
-    assert!(
-        run.stderr.contains("UPGRADE FAILED") || run.stderr.contains("INSTALLATION FAILED"),
-        "helm's own words: {run}"
-    );
-    assert!(
-        run.stderr.contains("helm upgrade --install grafana"),
-        "names the command: {run}"
-    );
-    stack.env.clear();
-    stack.reset_records();
-    let run = stack.install();
-    assert_eq!(run.code, 0, "{run}");
-    assert_eq!(upgrades(&stack.helm_calls()), ["grafana"]);
-    assert!(
-        stack
-            .api
-            .get("/apis/cilium.io/v1alpha1/tracingpolicies/kovenant-tcp")
-            .is_some()
     );
 }
 
@@ -230,89 +234,4 @@ fn bench_install_overhead() {
         "--- install as a user sees it (not a terminal)\n{}",
         run.stderr
     );
-}
-
-#[test]
-fn a_crash_looping_pod_stops_install_at_once_with_its_log() {
-    let mut stack = Stack::new();
-    stack.env.push(("FAKE_HELM_CRASH".into(), "grafana".into()));
-    stack.api.set_log(
-        "kovenant",
-        "grafana-0",
-        "starting\nlogger=sqlstore msg=\"failed to connect\"\nexit 1",
-    );
-    let start = std::time::Instant::now();
-    let run = stack.install();
-    assert_eq!(run.code, 1, "{run}");
-    assert!(
-        start.elapsed() < std::time::Duration::from_secs(20),
-        "fails fast, not after helm's timeout"
-    );
-    assert!(
-        run.stderr.contains("error: release grafana: pod kovenant/grafana-0 is CrashLoopBackOff: back-off 10s restarting failed container\nlast log lines:\n  starting\n  logger=sqlstore msg=\"failed to connect\"\n  exit 1"),
-        "{run}"
-    );
-    assert!(
-        run.stderr
-            .contains("hint: kubectl -n kovenant describe pod grafana-0"),
-        "{run}"
-    );
-}
-
-#[test]
-fn an_interrupted_install_exits_130_and_a_rerun_completes_it() {
-    let mut stack = Stack::new();
-    stack.env.push(("FAKE_HELM_SLOW".into(), "grafana".into()));
-    let env = stack.env_file.to_string_lossy().into_owned();
-    let child = stack
-        .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start kovenant");
-    // Wait until grafana's upgrade is running, then press Ctrl-C.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !upgrades(&stack.helm_calls()).contains(&"grafana".to_string()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "grafana's upgrade never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let out = crate::stack::Run::from(child.wait_with_output().expect("kovenant ends"));
-    assert_eq!(out.code, 130, "{out}");
-    assert!(out.stderr.contains("error: interrupted"), "{out}");
-    assert!(
-        stack
-            .api
-            .get("/apis/apps/v1/namespaces/kovenant/deployments/grafana")
-            .is_none(),
-        "grafana's upgrade did not finish"
-    );
-
-    stack.env.clear();
-    stack.reset_records();
-    let run = stack.install();
-    assert_eq!(run.code, 0, "{run}");
-    assert!(upgrades(&stack.helm_calls()).contains(&"grafana".to_string()));
-    assert!(
-        stack
-            .api
-            .get("/apis/apps/v1/namespaces/kovenant/deployments/grafana")
-            .is_some()
-    );
-    assert!(
-        stack
-            .api
-            .get("/apis/cilium.io/v1alpha1/tracingpolicies/kovenant-io")
-            .is_some()
-    );
-    let again = stack.install();
-    assert!(again.stderr.contains("nothing to do"), "{again}");
 }

@@ -20,6 +20,8 @@ mod fake_api;
 mod fake_helm;
 mod image;
 mod install;
+mod install_only;
+mod install_recovery;
 mod preflight;
 mod render;
 mod schemas;

@@ -218,3 +218,35 @@ fn no_secret_in_output_helm_arguments_or_configmaps() {
         }
     }
 }
+
+#[test]
+fn without_skip_image_docker_and_a_way_into_the_cluster_are_checked() {
+    let mut stack = Stack::new();
+    let socket = stack.dir.path().join("no-docker.sock");
+    let host = format!("unix://{}", socket.display());
+    stack.env.push(("DOCKER_HOST".into(), host.clone()));
+    let env = stack.env_file.to_string_lossy().into_owned();
+    let out = stack.run(&["install", "--yes", "--env-file", &env]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "× Docker is reachable: docker: cannot reach the Docker daemon at {host}: "
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(
+            "× the image has a way into the cluster: the telegraf-tetragon image has no way into \
+             cluster context \"fake\": no image registry is configured and the context is not a \
+             kind, k3d or minikube cluster"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("error: preflight: 2 check(s) failed (see above)"),
+        "{out}"
+    );
+    assert_eq!(upgrades(&stack.helm_calls()), Vec::<String>::new());
+    assert_eq!(stack.api.take_writes(), Vec::<String>::new());
+}

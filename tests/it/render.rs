@@ -199,3 +199,58 @@ fn an_assets_folder_overrides_the_embedded_templates() {
     );
     assert!(!dir.path().join("out2").exists());
 }
+
+/// The `agent.image` line of the rendered pipeline values.
+fn rendered_image(dir: &Path) -> String {
+    let values =
+        std::fs::read_to_string(dir.join("out/charts/kovenant-pipeline/values.yaml")).unwrap();
+    let line = values
+        .lines()
+        .find(|l| l.starts_with("  image: \"telegraf-tetragon:"))
+        .unwrap_or_else(|| panic!("no agent image in {values}"));
+    serde_json::from_str(line.trim_start_matches("  image: ")).unwrap()
+}
+
+#[test]
+fn the_image_reference_is_the_content_tag_of_the_agent_binary() {
+    let config = Config::default();
+    let dir = tempfile::tempdir().unwrap();
+    let out = render(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let this = std::fs::read(env!("CARGO_BIN_EXE_kovenant")).unwrap();
+    let expected = kovenant::plan::image::reference_for_binary(&config, &this);
+    assert_eq!(rendered_image(dir.path()), expected);
+    assert!(
+        expected.starts_with(&format!("telegraf-tetragon:{}-", env!("CARGO_PKG_VERSION"))),
+        "{expected}"
+    );
+
+    // --agent-binary names another binary, so another tag; one that is not a Linux build is
+    // rendered all the same, with a warning that no image can be built from it.
+    let other = dir.path().join("kovenant-darwin");
+    std::fs::write(&other, b"\xcf\xfa\xed\xfe not an ELF file").unwrap();
+    let again = tempfile::tempdir().unwrap();
+    let out = render(again.path(), &["--agent-binary", &other.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected_other =
+        kovenant::plan::image::reference_for_binary(&config, b"\xcf\xfa\xed\xfe not an ELF file");
+    assert_ne!(expected_other, expected);
+    assert_eq!(rendered_image(again.path()), expected_other);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} is a macOS executable, not a Linux build: the image reference is that of an \
+             image kovenant could not build; pass --agent-binary PATH naming a Linux kovenant",
+            other.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,142 @@
+//! `kovenant install` without --skip-image: the real daemon builds, the real registry receives, the chart names that image.
+use kovenant::config::Config;
+use kovenant::plan::image::{PULL_POLICY, reference_for_binary};
+
+use super::{Scratch, docker, docker_host, http_get, text};
+use crate::fake_helm::upgrades;
+use crate::stack::Stack;
+use crate::support::service;
+
+/// The pipeline's values as helm received them, from the recorded `upgrade` call.
+fn pipeline_values(stack: &Stack) -> serde_yaml::Value {
+    let calls = stack.helm_calls();
+    let call = calls
+        .iter()
+        .find(|c| c.verb() == "upgrade" && c.argv[2] == "kovenant-pipeline")
+        .expect("an upgrade of the pipeline");
+    assert_eq!(call.values.len(), 1, "{}", call.line());
+    serde_yaml::from_str(&call.values[0]).expect("the pipeline's values are YAML")
+}
+
+#[test]
+fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
+    let registry = service("KOVENANT_TEST_REGISTRY");
+    let mut scratch = Scratch::new("install");
+    let config = Config {
+        telegraf_image: scratch.base.clone(),
+        image_registry: Some(registry.clone()),
+        ..Config::default()
+    };
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_kovenant")).expect("read kovenant");
+    let expected = reference_for_binary(&config, &binary);
+    scratch.remove_later(&expected);
+    let tag = expected.rsplit(':').next().expect("a tag").to_string();
+    assert_eq!(
+        expected,
+        format!("{registry}/telegraf-tetragon:{tag}"),
+        "pushed references name the registry"
+    );
+
+    let mut stack = Stack::new();
+    stack.env.extend([
+        ("DOCKER_HOST".to_string(), docker_host()),
+        ("KOVENANT_TELEGRAF_IMAGE".to_string(), scratch.base.clone()),
+        ("KOVENANT_IMAGE_REGISTRY".to_string(), registry.clone()),
+    ]);
+    let env = stack.env_file.to_string_lossy().into_owned();
+
+    // `--only image` builds and pushes, and touches neither helm releases nor the cluster.
+    let image_only = stack.run(&["install", "--yes", "--only", "image", "--env-file", &env]);
+    assert_eq!(image_only.code, 0, "{image_only}");
+    assert!(
+        image_only
+            .stderr
+            .contains(&format!("  image   {expected} built, pushed (sha256:")),
+        "{image_only}"
+    );
+    let lines: Vec<String> = stack.helm_calls().iter().map(|c| c.line()).collect();
+    assert_eq!(lines, ["version --short", "plugin list"]);
+    assert_eq!(stack.api.take_writes(), Vec::<String>::new());
+    stack.reset_records();
+
+    // The whole install finds the image built, pushes it again (a no-op for the registry) and
+    // deploys the pipeline with it.
+    let run = stack.run(&["install", "--yes", "--env-file", &env]);
+    assert_eq!(run.code, 0, "{run}");
+    let host = docker_host();
+    assert!(
+        run.stderr
+            .contains(&format!("√ Docker is reachable: {host} (API 1.")),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "√ the image has a way into the cluster: pushed to {registry}\n"
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "     ensure  image {expected} (build if missing, push)\n"
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("✓ pushing {expected} done (sha256:")),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "image {expected} is already built; no build needed"
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "  image   {expected} already built, pushed (sha256:"
+        )),
+        "{run}"
+    );
+
+    // The chart runs exactly the pushed reference, with the pull policy that suits a content tag.
+    let values = pipeline_values(&stack);
+    assert_eq!(values["agent"]["image"].as_str(), Some(expected.as_str()));
+    assert_eq!(values["agent"]["pullPolicy"].as_str(), Some(PULL_POLICY));
+    // The daemon has the image, and the registry lists its tag.
+    let inspect = docker(&["image", "inspect", "--format", "{{.Id}}", &expected]);
+    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+    let (status, tags) = http_get(&registry, "/v2/telegraf-tetragon/tags/list");
+    assert_eq!(status, 200, "{tags}");
+    let tags: serde_json::Value = serde_json::from_str(&tags).expect("tags JSON");
+    assert!(
+        tags["tags"]
+            .as_array()
+            .expect("tags")
+            .contains(&tag.as_str().into()),
+        "{tags}"
+    );
+
+    // Nothing changed: no build, no push, no upgrade.
+    stack.reset_records();
+    let again = stack.run(&["install", "--yes", "--env-file", &env]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(again.stderr.contains("nothing to do"), "{again}");
+    assert!(!again.stderr.contains("pushing"), "{again}");
+    assert_eq!(upgrades(&stack.helm_calls()), Vec::<String>::new());
+
+    // `render` and `install --dry-run` name the same image without Docker.
+    let out = stack.dir.path().join("rendered");
+    let mut render = stack.kovenant(&["render", "--out", &out.to_string_lossy()]);
+    let rendered = render
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("run render");
+    assert!(rendered.status.success(), "{}", text(&rendered.stderr));
+    let chart_values = std::fs::read_to_string(out.join("charts/kovenant-pipeline/values.yaml"))
+        .expect("rendered values");
+    assert!(
+        chart_values.contains(&format!("  image: \"{expected}\"\n")),
+        "{chart_values}"
+    );
+}
