@@ -219,31 +219,14 @@ fn the_written_points_sum_to_expected_json() {
     check(
         "tcp_flow",
         "flows",
-        &[
-            "src_namespace",
-            "src_workload",
-            "src_kind",
-            "src_release",
-            "peer_type",
-            "peer_namespace",
-            "peer_name",
-            "port",
-            "role",
-        ],
-        &[
-            "connects",
-            "closes",
-            "sends",
-            "send_bytes",
-            "recvs",
-            "recv_bytes",
-        ],
+        &crate::agent_support::FLOW_KEY,
+        &crate::agent_support::FLOW_FIELDS,
     );
     check(
         "pod_io",
         "io",
-        &["namespace", "workload", "kind", "release"],
-        &["reads", "read_bytes", "writes", "write_bytes"],
+        &crate::agent_support::IO_KEY,
+        &crate::agent_support::IO_FIELDS,
     );
 }
 
