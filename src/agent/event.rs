@@ -196,7 +196,8 @@ impl<'de> Deserialize<'de> for IsObject {
 
 /// Parses one line; `None` when it is not UTF-8, not JSON or not an object.
 pub fn parse_line(line: &[u8]) -> Option<Envelope<'_>> {
-    let text = std::str::from_utf8(line).ok()?;
+    // simdutf8 agrees with std on what is UTF-8, and is much faster on ASCII.
+    let text = simdutf8::basic::from_utf8(line).ok()?;
     match super::scan::scan(text) {
         Some(env) => Some(env),
         None => serde_json::from_str(text).ok(),

@@ -7,13 +7,18 @@ type R<T> = Option<T>;
 impl<'a> P<'a> {
     pub(super) fn envelope(&mut self) -> R<Envelope<'a>> {
         let mut env = Envelope::default();
-        self.object(&mut |p, key| {
+        self.object(|p: &mut Self, key| {
             match key {
                 // As the serde visitor: the last of repeated top-level keys wins.
-                "process_kprobe" => match p.opt(|p| p.kprobe())? {
-                    Some(k) => env.kprobe = Some(k),
-                    None => env.kprobe_invalid = true,
-                },
+                // Filled in place: the structs are large, and moving them costs.
+                "process_kprobe" => {
+                    if p.peek()? == b'n' {
+                        p.literal(b"null")?;
+                        env.kprobe_invalid = true;
+                    } else {
+                        p.kprobe(env.kprobe.insert(Kprobe::default()))?;
+                    }
+                }
                 "node_name" => env.node_name = p.opt_str()?,
                 "time" => env.time = p.opt_str()?,
                 _ => {
@@ -27,10 +32,9 @@ impl<'a> P<'a> {
     }
 
     #[inline]
-    fn kprobe(&mut self) -> R<Kprobe<'a>> {
-        let mut k = Kprobe::default();
+    fn kprobe(&mut self, k: &mut Kprobe<'a>) -> R<()> {
         let mut seen = 0u8;
-        self.object(&mut |p, key| {
+        self.object(|p: &mut Self, key| {
             match key {
                 "process" => {
                     once(&mut seen, 1)?;
@@ -51,15 +55,14 @@ impl<'a> P<'a> {
                 _ => p.skip_value(2)?,
             }
             Some(())
-        })?;
-        Some(k)
+        })
     }
 
     #[inline]
     fn process(&mut self) -> R<Process<'a>> {
         let mut out = Process::default();
         let mut seen = 0u8;
-        self.object(&mut |p, key| {
+        self.object(|p: &mut Self, key| {
             if key == "pod" {
                 once(&mut seen, 1)?;
                 out.pod = p.opt(|p| p.pod())?;
@@ -75,7 +78,7 @@ impl<'a> P<'a> {
     fn pod(&mut self) -> R<Pod<'a>> {
         let mut pod = Pod::default();
         let mut seen = 0u8;
-        self.object(&mut |p, key| {
+        self.object(|p: &mut Self, key| {
             match key {
                 "namespace" => (once(&mut seen, 1)?, pod.namespace = p.opt_str()?).1,
                 "name" => (once(&mut seen, 2)?, pod.name = p.opt_str()?).1,
@@ -96,7 +99,7 @@ impl<'a> P<'a> {
     fn labels(&mut self) -> R<HelmLabels<'a>> {
         let mut l = HelmLabels::default();
         let mut seen = 0u8;
-        self.object(&mut |p, key| {
+        self.object(|p: &mut Self, key| {
             match key {
                 "app.kubernetes.io/instance" => (once(&mut seen, 1)?, l.instance = p.opt_str()?).1,
                 "app.kubernetes.io/managed-by" => {
@@ -112,7 +115,7 @@ impl<'a> P<'a> {
     #[inline]
     fn args(&mut self) -> R<Args<'a>> {
         let mut out = Args::default();
-        self.array(&mut |p| {
+        self.array(|p: &mut Self| {
             let arg = p.arg()?;
             if out.sock.is_none() {
                 out.sock = arg.sock_arg;
@@ -129,7 +132,7 @@ impl<'a> P<'a> {
     fn arg(&mut self) -> R<Arg<'a>> {
         let mut a = Arg::default();
         let mut seen = 0u8;
-        self.object(&mut |p, key| {
+        self.object(|p: &mut Self, key| {
             match key {
                 "sock_arg" => (once(&mut seen, 1)?, a.sock_arg = p.opt(|p| p.sock())?).1,
                 "size_arg" => (once(&mut seen, 2)?, a.size_arg = p.u64()?).1,
@@ -146,7 +149,7 @@ impl<'a> P<'a> {
     fn sock(&mut self) -> R<Sock<'a>> {
         let mut s = Sock::default();
         let mut seen = 0u8;
-        self.object(&mut |p, key| {
+        self.object(|p: &mut Self, key| {
             match key {
                 "daddr" => (once(&mut seen, 1)?, s.daddr = p.opt_str()?).1,
                 "sport" => (once(&mut seen, 2)?, s.sport = p.u64()?).1,
