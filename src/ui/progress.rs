@@ -5,6 +5,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Printer;
 
+/// A spinner with `label` on a terminal; otherwise prints `• label` once and returns `None`.
+pub(crate) fn spinner(printer: &Printer, label: &str) -> Option<ProgressBar> {
+    if printer.interactive && !printer.quiet {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Some(bar)
+    } else {
+        printer.info(format!("• {label}"));
+        None
+    }
+}
+
 /// A step in progress: a spinner on a terminal, a start line otherwise.
 pub struct Step {
     bar: Option<ProgressBar>,
@@ -15,19 +32,7 @@ pub struct Step {
 impl Step {
     pub fn start(printer: &Printer, label: impl Into<String>) -> Self {
         let label = label.into();
-        let bar = if printer.interactive && !printer.quiet {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.set_message(label.clone());
-            bar.enable_steady_tick(Duration::from_millis(100));
-            Some(bar)
-        } else {
-            printer.info(format!("• {label}"));
-            None
-        };
+        let bar = spinner(printer, &label);
         Step {
             bar,
             printer: printer.clone(),

@@ -1,5 +1,4 @@
 //! Byte progress for a stream of work (image build and push): an indicatif bar on a terminal, plain lines otherwise.
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -16,19 +15,7 @@ pub struct Transfer {
 impl Transfer {
     pub fn start(printer: &Printer, label: impl Into<String>) -> Self {
         let label = label.into();
-        let bar = if printer.interactive && !printer.quiet {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.set_message(label.clone());
-            bar.enable_steady_tick(Duration::from_millis(100));
-            Some(bar)
-        } else {
-            printer.info(format!("• {label}"));
-            None
-        };
+        let bar = super::progress::spinner(printer, &label);
         Transfer {
             bar,
             printer: printer.clone(),
