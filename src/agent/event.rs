@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::scalars::{FlexI64, FlexU64, Str};
+use super::scan_cache::PodMemo;
 
 /// One export line. `kprobe` is set when the line carries `process_kprobe`; `other_kind` when
 /// it carries another event object (`process_exec`, `process_exit`, ...).
@@ -194,13 +195,22 @@ impl<'de> Deserialize<'de> for IsObject {
     }
 }
 
-/// Parses one line; `None` when it is not UTF-8, not JSON or not an object.
-pub fn parse_line(line: &[u8]) -> Option<Envelope<'_>> {
+/// Parses one line into `env` (a fresh `Envelope::default()`, filled in place: it is large,
+/// and moving it costs); false when the line is not UTF-8, not JSON or not an object.
+pub fn parse_line<'a>(line: &'a [u8], env: &mut Envelope<'a>, memo: &mut PodMemo) -> bool {
     // simdutf8 agrees with std on what is UTF-8, and is much faster on ASCII.
-    let text = simdutf8::basic::from_utf8(line).ok()?;
-    match super::scan::scan(text) {
-        Some(env) => Some(env),
-        None => serde_json::from_str(text).ok(),
+    let Ok(text) = simdutf8::basic::from_utf8(line) else {
+        return false;
+    };
+    if super::scan::scan_into(text, env, memo).is_some() {
+        return true;
+    }
+    match serde_json::from_str(text) {
+        Ok(parsed) => {
+            *env = parsed;
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -16,6 +16,7 @@ mod pipeline;
 mod props;
 mod scalars;
 mod scan;
+mod scan_cache;
 mod scan_event;
 pub mod source;
 mod tags;

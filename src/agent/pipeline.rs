@@ -12,6 +12,7 @@ use super::event::{Envelope, Kprobe, parse_line};
 use super::index::Index;
 use super::owners::release_from_labels;
 use super::scalars::FlexU64;
+use super::scan_cache::PodMemo;
 use super::tags::{PeerRef, SrcRef, SrcValues};
 use super::time::parse_rfc3339_ns;
 
@@ -27,6 +28,7 @@ pub struct Agent {
     agg: Aggregator,
     default_node: Arc<str>,
     node_syms: HashMap<Box<str>, u32>,
+    pod_memo: PodMemo,
 }
 
 impl Agent {
@@ -36,6 +38,7 @@ impl Agent {
             agg: Aggregator::new(window_ns, max_keys, node),
             default_node: node.into(),
             node_syms: HashMap::new(),
+            pod_memo: PodMemo::default(),
         }
     }
 
@@ -75,10 +78,11 @@ impl Agent {
 
     /// Takes one line (without its newline). Only a failing writer is an error.
     pub fn feed(&mut self, line: &[u8], out: &mut dyn Write) -> io::Result<()> {
-        let Some(env) = parse_line(line) else {
+        let mut env = Envelope::default();
+        if !parse_line(line, &mut env, &mut self.pod_memo) {
             self.bad_line();
             return Ok(());
-        };
+        }
         match classify(&env) {
             Kind::Bad => self.bad_line(),
             Kind::Ignored => {

@@ -85,6 +85,33 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// With the pod memo warm (the clean line read first), mangled lines still get exactly
+    /// serde's answer: a hit only when the pod object's bytes are the same.
+    #[test]
+    fn the_pod_memo_agrees_with_serde(
+        lines in prop::collection::vec((0usize..700, prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az".to_vec())), 0..3)), 1..8)
+    ) {
+        let mut memo = super::scan_cache::PodMemo::default();
+        let mut feed = |line: &[u8]| -> Result<(), TestCaseError> {
+            if let Ok(text) = std::str::from_utf8(line) {
+                let mut env = super::event::Envelope::default();
+                if super::scan::scan_into(text, &mut env, &mut memo).is_some() {
+                    prop_assert_eq!(Some(env), super::event::parse_line_serde(line));
+                }
+            }
+            Ok(())
+        };
+        feed(RECV.as_bytes())?;
+        for (cut, flips) in &lines {
+            feed(&mangle(RECV, *cut, flips))?;
+            feed(RECV.as_bytes())?;
+        }
+    }
+}
+
 #[test]
 fn the_fast_scanner_takes_the_usual_lines() {
     for line in [

@@ -1,62 +1,71 @@
 //! A fast path for the common line: a hand-rolled JSON scanner that fills the same `Envelope`
-//! as serde, skipping what the agent does not read with memchr. Anything unusual (escapes in
+//! as serde, skipping what the agent does not read sixteen bytes at a time. Anything unusual (escapes in
 //! a field it reads, duplicate fields, odd types, control bytes, deep nesting) makes it give
 //! up, and serde decides; so the two always agree (a property test checks it).
 use std::borrow::Cow;
 
+use wide::u8x16;
+
 use super::event::Envelope;
 use super::scalars::{FlexI64, FlexU64, Str};
+use super::scan_cache::PodMemo;
 
 type R<T> = Option<T>;
 
-/// `None` when the line is not of the usual shape (serde then parses it).
-pub fn scan(line: &str) -> Option<Envelope<'_>> {
-    // JSON forbids raw control bytes in strings; rather than check each string, give up on
-    // the rare line that has any. (Written as a fold so it vectorises.)
-    if line.bytes().fold(false, |a, c| a | (c < 0x20)) {
-        return None;
-    }
+/// Fills `env` from a line of the usual shape; `None` when the line is not of that shape
+/// (serde then parses it, into a fresh `Envelope`: `env` may be half-filled).
+pub fn scan_into<'a>(line: &'a str, env: &mut Envelope<'a>, memo: &mut PodMemo) -> Option<()> {
     let mut p = P {
         s: line,
         b: line.as_bytes(),
         i: 0,
     };
-    let env = p.envelope()?;
+    p.envelope(env, memo)?;
     p.ws();
-    (p.i == p.b.len()).then_some(env)
+    (p.i == p.b.len()).then_some(())
 }
+
+/// `scan_into` for the tests that compare the scanner with serde.
+#[cfg(test)]
+pub fn scan(line: &str) -> Option<Envelope<'_>> {
+    let mut env = Envelope::default();
+    scan_into(line, &mut env, &mut PodMemo::default()).map(|()| env)
+}
+
+/// How deep a skipped value may nest (the bit stack of `skip_value`).
+const MAX_SKIP_DEPTH: u32 = 64;
 
 pub(super) struct P<'a> {
-    s: &'a str,
-    b: &'a [u8],
-    i: usize,
+    pub(super) s: &'a str,
+    pub(super) b: &'a [u8],
+    pub(super) i: usize,
 }
 
-/// Position of the first `"` or `\\`, eight bytes at a time (SWAR): most strings here are
-/// short keys, where memchr's setup costs more than it saves; long values go to memchr.
+/// Position of the first byte a string scan must stop at: `"`, `\\`, or a control byte
+/// (JSON forbids those raw in strings; the line then goes to serde). Sixteen bytes at a time
+/// (SSE2 through `wide`); the last few through a padded copy.
 #[inline]
-fn find_quote(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // High bit set in the lowest byte that is zero (higher ones may be false positives).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut i = 0;
-    while i < 64 {
-        let Some(chunk) = b.get(i..i + 8) else { break };
-        let w = u64::from_le_bytes(chunk.try_into().ok()?);
-        let m = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')));
+fn find_special(b: &[u8]) -> Option<usize> {
+    let hits = |v: u8x16| {
+        let quote = v.simd_eq(u8x16::splat(b'"'));
+        let backslash = v.simd_eq(u8x16::splat(b'\\'));
+        let control = v.min(u8x16::splat(0x1f)).simd_eq(v);
+        (quote | backslash | control).to_bitmask()
+    };
+    let mut chunks = b.chunks_exact(16);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let m = hits(u8x16::new(chunk.try_into().ok()?));
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            return Some(at + m.trailing_zeros() as usize);
         }
-        i += 8;
+        at += 16;
     }
-    if i < 64 {
-        return b[i..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\')
-            .map(|n| n + i);
-    }
-    memchr::memchr2(b'"', b'\\', &b[i..]).map(|n| n + i)
+    let rest = chunks.remainder();
+    let mut pad = [b' '; 16];
+    pad[..rest.len()].copy_from_slice(rest);
+    let m = hits(u8x16::new(pad));
+    (m != 0).then(|| at + m.trailing_zeros() as usize)
 }
 
 /// The common integer: an optional `-` and 1 to 18 digits (no overflow possible); else `None`
@@ -88,15 +97,21 @@ pub(super) fn once(seen: &mut u8, bit: u8) -> R<()> {
 }
 
 impl<'a> P<'a> {
-    #[inline]
+    /// Skips spaces: rare between tokens (Tetragon writes compact JSON), so out of line.
+    #[cold]
     fn ws(&mut self) {
         while self.i < self.b.len() && self.b[self.i] == b' ' {
             self.i += 1;
         }
     }
 
-    #[inline]
+    /// The next byte that is not a space; one compare when there is none (the usual case).
+    #[inline(always)]
     pub(super) fn peek(&mut self) -> R<u8> {
+        let c = *self.b.get(self.i)?;
+        if c != b' ' {
+            return Some(c);
+        }
         self.ws();
         self.b.get(self.i).copied()
     }
@@ -107,7 +122,7 @@ impl<'a> P<'a> {
     }
 
     pub(super) fn literal(&mut self, lit: &[u8]) -> R<()> {
-        self.ws();
+        self.peek()?;
         let end = self.i + lit.len();
         (self.b.get(self.i..end)? == lit).then(|| self.i = end)
     }
@@ -117,7 +132,7 @@ impl<'a> P<'a> {
     pub(super) fn string(&mut self) -> R<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let n = find_quote(&self.b[start..])?;
+        let n = find_special(&self.b[start..])?;
         if self.b[start + n] != b'"' {
             return None;
         }
@@ -128,10 +143,12 @@ impl<'a> P<'a> {
     fn skip_string(&mut self) -> R<()> {
         self.eat(b'"')?;
         loop {
-            let n = find_quote(&self.b[self.i..])?;
+            let n = find_special(&self.b[self.i..])?;
             self.i += n + 1;
-            if self.b[self.i - 1] == b'"' {
-                return Some(());
+            match self.b[self.i - 1] {
+                b'"' => return Some(()),
+                b'\\' => {}
+                _ => return None,
             }
             match *self.b.get(self.i)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
@@ -147,9 +164,14 @@ impl<'a> P<'a> {
         }
     }
 
+    #[inline]
+    fn skip_number(&mut self) -> R<()> {
+        self.number().map(|_| ())
+    }
+
     /// A number token, checked against JSON's grammar.
     fn number(&mut self) -> R<&'a str> {
-        self.ws();
+        self.peek()?;
         let start = self.i;
         let digits = |p: &mut Self| {
             let s = p.i;
@@ -180,42 +202,74 @@ impl<'a> P<'a> {
         self.s.get(start..self.i)
     }
 
-    pub(super) fn skip_value(&mut self, depth: u32) -> R<()> {
-        if depth > 100 {
-            return None;
-        }
-        match self.peek()? {
-            b'"' => self.skip_string(),
-            b'{' => self.skip_object(depth + 1),
-            b'[' => self.array(|p: &mut Self| p.skip_value(depth + 1)),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.number().map(|_| ()),
+    /// Skips one value of any kind, checking it against JSON's grammar. Iterative: the open
+    /// containers are a bit stack (1 = object), at most `MAX_SKIP_DEPTH` deep (deeper lines go
+    /// to serde, which has its own limit).
+    pub(super) fn skip_value(&mut self) -> R<()> {
+        let mut stack: u64 = 0;
+        let mut depth = 0u32;
+        loop {
+            // A value.
+            match self.peek()? {
+                b'"' => self.skip_string()?,
+                open @ (b'{' | b'[') => {
+                    self.i += 1;
+                    let close = open + 2; // `}` and `]` follow `{` and `[` in ASCII
+                    if self.peek()? == close {
+                        self.i += 1;
+                    } else {
+                        if depth == MAX_SKIP_DEPTH {
+                            return None;
+                        }
+                        depth += 1;
+                        stack = stack << 1 | u64::from(open == b'{');
+                        if open == b'{' {
+                            self.key()?;
+                        }
+                        continue;
+                    }
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.skip_number()?,
+            }
+            // After a value: close what ends here, then a separator before the next value.
+            loop {
+                if depth == 0 {
+                    return Some(());
+                }
+                let in_object = stack & 1 == 1;
+                match (self.peek()?, in_object) {
+                    (b',', true) => {
+                        self.i += 1;
+                        self.key()?;
+                        break;
+                    }
+                    (b',', false) => {
+                        self.i += 1;
+                        break;
+                    }
+                    (b'}', true) | (b']', false) => {
+                        self.i += 1;
+                        stack >>= 1;
+                        depth -= 1;
+                    }
+                    _ => return None,
+                }
+            }
         }
     }
 
-    /// An object whose content is not read. Keys with escapes give up (serde checks the
-    /// escapes of keys, ignored or not, more strictly than those of ignored values).
-    fn skip_object(&mut self, depth: u32) -> R<()> {
-        self.eat(b'{')?;
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            self.string()?;
-            self.eat(b':')?;
-            self.skip_value(depth)?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+    /// An object key that is not read, and its colon. Keys with escapes give up (serde checks
+    /// the escapes of keys, ignored or not, more strictly than those of ignored values).
+    #[inline]
+    fn key(&mut self) -> R<()> {
+        self.eat(b'"')?;
+        let n = find_special(&self.b[self.i..])?;
+        (self.b[self.i + n] == b'"').then_some(())?;
+        self.i += n + 1;
+        self.eat(b':')
     }
 
     #[inline]
@@ -268,6 +322,21 @@ impl<'a> P<'a> {
             return Some(None);
         }
         f(self).map(Some)
+    }
+
+    /// `null` -> `None` in `slot`, else `f` fills a default value in place (no moves).
+    #[inline]
+    pub(super) fn opt_into<T: Default>(
+        &mut self,
+        slot: &mut Option<T>,
+        f: impl FnOnce(&mut Self, &mut T) -> R<()>,
+    ) -> R<()> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            *slot = None;
+            return Some(());
+        }
+        f(self, slot.insert(T::default()))
     }
 
     #[inline]

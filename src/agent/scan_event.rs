@@ -1,12 +1,12 @@
 //! The event-shaped half of the fast scanner: which keys fill which fields of `Envelope`.
 use super::event::{Arg, Args, Envelope, HelmLabels, Kprobe, Pod, Process, Sock};
 use super::scan::{P, once};
+use super::scan_cache::PodMemo;
 
 type R<T> = Option<T>;
 
 impl<'a> P<'a> {
-    pub(super) fn envelope(&mut self) -> R<Envelope<'a>> {
-        let mut env = Envelope::default();
+    pub(super) fn envelope(&mut self, env: &mut Envelope<'a>, memo: &mut PodMemo) -> R<()> {
         self.object(|p: &mut Self, key| {
             match key {
                 // As the serde visitor: the last of repeated top-level keys wins.
@@ -16,29 +16,28 @@ impl<'a> P<'a> {
                         p.literal(b"null")?;
                         env.kprobe_invalid = true;
                     } else {
-                        p.kprobe(env.kprobe.insert(Kprobe::default()))?;
+                        p.kprobe(env.kprobe.insert(Kprobe::default()), memo)?;
                     }
                 }
                 "node_name" => env.node_name = p.opt_str()?,
                 "time" => env.time = p.opt_str()?,
                 _ => {
                     env.other_kind |= p.peek()? == b'{';
-                    p.skip_value(1)?;
+                    p.skip_value()?;
                 }
             }
             Some(())
-        })?;
-        Some(env)
+        })
     }
 
     #[inline]
-    fn kprobe(&mut self, k: &mut Kprobe<'a>) -> R<()> {
+    fn kprobe(&mut self, k: &mut Kprobe<'a>, memo: &mut PodMemo) -> R<()> {
         let mut seen = 0u8;
         self.object(|p: &mut Self, key| {
             match key {
                 "process" => {
                     once(&mut seen, 1)?;
-                    k.process = p.opt(|p| p.process())?;
+                    p.opt_into(&mut k.process, |p, out| p.process(out, memo))?;
                 }
                 "function_name" => {
                     once(&mut seen, 2)?;
@@ -50,33 +49,29 @@ impl<'a> P<'a> {
                 }
                 "return" => {
                     once(&mut seen, 8)?;
-                    k.ret = p.opt(|p| p.arg())?;
+                    p.opt_into(&mut k.ret, Self::arg)?;
                 }
-                _ => p.skip_value(2)?,
+                _ => p.skip_value()?,
             }
             Some(())
         })
     }
 
     #[inline]
-    fn process(&mut self) -> R<Process<'a>> {
-        let mut out = Process::default();
+    fn process(&mut self, out: &mut Process<'a>, memo: &mut PodMemo) -> R<()> {
         let mut seen = 0u8;
         self.object(|p: &mut Self, key| {
             if key == "pod" {
                 once(&mut seen, 1)?;
-                out.pod = p.opt(|p| p.pod())?;
-                Some(())
+                p.opt_into(&mut out.pod, |p, pod| p.pod_memo(pod, memo))
             } else {
-                p.skip_value(3)
+                p.skip_value()
             }
-        })?;
-        Some(out)
+        })
     }
 
     #[inline]
-    fn pod(&mut self) -> R<Pod<'a>> {
-        let mut pod = Pod::default();
+    pub(super) fn pod(&mut self, pod: &mut Pod<'a>) -> R<()> {
         let mut seen = 0u8;
         self.object(|p: &mut Self, key| {
             match key {
@@ -86,18 +81,16 @@ impl<'a> P<'a> {
                 "workload_kind" => (once(&mut seen, 8)?, pod.workload_kind = p.opt_str()?).1,
                 "pod_labels" => {
                     once(&mut seen, 16)?;
-                    pod.pod_labels = p.opt(|p| p.labels())?;
+                    p.opt_into(&mut pod.pod_labels, Self::labels)?;
                 }
-                _ => p.skip_value(4)?,
+                _ => p.skip_value()?,
             }
             Some(())
-        })?;
-        Some(pod)
+        })
     }
 
     #[inline]
-    fn labels(&mut self) -> R<HelmLabels<'a>> {
-        let mut l = HelmLabels::default();
+    fn labels(&mut self, l: &mut HelmLabels<'a>) -> R<()> {
         let mut seen = 0u8;
         self.object(|p: &mut Self, key| {
             match key {
@@ -105,18 +98,18 @@ impl<'a> P<'a> {
                 "app.kubernetes.io/managed-by" => {
                     (once(&mut seen, 2)?, l.managed_by = p.opt_str()?).1
                 }
-                _ => p.skip_value(5)?,
+                _ => p.skip_value()?,
             }
             Some(())
-        })?;
-        Some(l)
+        })
     }
 
     #[inline]
     fn args(&mut self) -> R<Args<'a>> {
         let mut out = Args::default();
         self.array(|p: &mut Self| {
-            let arg = p.arg()?;
+            let mut arg = Arg::default();
+            p.arg(&mut arg)?;
             if out.sock.is_none() {
                 out.sock = arg.sock_arg;
             }
@@ -129,35 +122,37 @@ impl<'a> P<'a> {
     }
 
     #[inline]
-    fn arg(&mut self) -> R<Arg<'a>> {
-        let mut a = Arg::default();
+    fn arg(&mut self, a: &mut Arg<'a>) -> R<()> {
         let mut seen = 0u8;
         self.object(|p: &mut Self, key| {
             match key {
-                "sock_arg" => (once(&mut seen, 1)?, a.sock_arg = p.opt(|p| p.sock())?).1,
+                "sock_arg" => {
+                    (
+                        once(&mut seen, 1)?,
+                        p.opt_into(&mut a.sock_arg, Self::sock)?,
+                    )
+                        .1
+                }
                 "size_arg" => (once(&mut seen, 2)?, a.size_arg = p.u64()?).1,
                 "int_arg" => (once(&mut seen, 4)?, a.int_arg = p.i64()?).1,
                 "long_arg" => (once(&mut seen, 8)?, a.long_arg = p.i64()?).1,
-                _ => p.skip_value(4)?,
+                _ => p.skip_value()?,
             }
             Some(())
-        })?;
-        Some(a)
+        })
     }
 
     #[inline]
-    fn sock(&mut self) -> R<Sock<'a>> {
-        let mut s = Sock::default();
+    fn sock(&mut self, s: &mut Sock<'a>) -> R<()> {
         let mut seen = 0u8;
         self.object(|p: &mut Self, key| {
             match key {
                 "daddr" => (once(&mut seen, 1)?, s.daddr = p.opt_str()?).1,
                 "sport" => (once(&mut seen, 2)?, s.sport = p.u64()?).1,
                 "dport" => (once(&mut seen, 4)?, s.dport = p.u64()?).1,
-                _ => p.skip_value(5)?,
+                _ => p.skip_value()?,
             }
             Some(())
-        })?;
-        Some(s)
+        })
     }
 }

@@ -41,7 +41,7 @@ pub fn drive<W: Write>(
 
 /// Reads `input` to its end (or until stopped), feeding the driver.
 pub fn run<W: Write>(input: impl Read + Send + 'static, d: &mut Driver<W>) -> io::Result<()> {
-    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
     let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         let mut input = input;
