@@ -228,7 +228,7 @@ impl Aggregator {
             self.line.push_str(&src.node);
             self.line.push_str(&self.tags.peers[key.peer as usize]);
             if key.port != 0 {
-                push_tag(&mut self.line, "port", itoa_u16(key.port).as_str());
+                push_tag(&mut self.line, "port", itoa::Buffer::new().format(key.port));
             }
             push_tag(
                 &mut self.line,
@@ -280,8 +280,4 @@ impl Aggregator {
         self.stats = Stats::default();
         Ok(())
     }
-}
-
-fn itoa_u16(v: u16) -> String {
-    v.to_string()
 }

@@ -1,5 +1,4 @@
 //! InfluxDB line protocol: escaping of measurement names, tag keys and tag values.
-use std::fmt::Write;
 
 /// Appends `,key=value` with the value escaped; nothing when the value is empty (the
 /// contract omits empty tags).
@@ -21,6 +20,13 @@ pub fn push_measurement(out: &mut String, name: &str) {
 /// Escapes commas, spaces, `=` (tags only) and backslashes. Line breaks and other control
 /// characters cannot be carried by line protocol at all; they become escaped spaces.
 fn escape_into(out: &mut String, s: &str, measurement: bool) {
+    // The usual name needs no escape: printable ASCII without `,`, `=` and `\\`.
+    if s.bytes()
+        .all(|b| b > b' ' && b < 0x7f && b != b',' && b != b'=' && b != b'\\')
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             ',' | ' ' | '\\' => {
@@ -39,14 +45,17 @@ pub fn push_fields(out: &mut String, names: &[&str], values: &[u64]) {
     for (i, (name, value)) in names.iter().zip(values).enumerate() {
         out.push(if i == 0 { ' ' } else { ',' });
         out.push_str(name);
-        // Writing into a String cannot fail.
-        let _ = write!(out, "={value}i");
+        out.push('=');
+        out.push_str(itoa::Buffer::new().format(*value));
+        out.push('i');
     }
 }
 
 /// Appends ` <timestamp>\n`.
 pub fn push_timestamp(out: &mut String, ns: i64) {
-    let _ = writeln!(out, " {ns}");
+    out.push(' ');
+    out.push_str(itoa::Buffer::new().format(ns));
+    out.push('\n');
 }
 
 #[cfg(test)]
