@@ -1,7 +1,8 @@
 //! A fast path for the common line: a hand-rolled JSON scanner that fills the same `Envelope`
-//! as serde, skipping what the agent does not read sixteen bytes at a time. Anything unusual (escapes in
-//! a field it reads, duplicate fields, odd types, control bytes, deep nesting) makes it give
-//! up, and serde decides; so the two always agree (a property test checks it).
+//! as serde, checking but not keeping what the agent does not read (strings are searched
+//! sixteen bytes at a time). Anything unusual (escapes in a field it reads, duplicate fields,
+//! odd types, control bytes, deep nesting) makes it give up, and serde decides; so the two
+//! always agree (property tests check it, with and without the pod memo).
 use std::borrow::Cow;
 
 use wide::u8x16;

@@ -263,6 +263,73 @@ impl Kube {
         }
     }
 
+    /// GET `path_and_query` from a pod's port through a port-forward (the API server's
+    /// WebSocket to the kubelet). Unlike the service proxy, the request reaches the pod as sent,
+    /// so an `Authorization` header survives it; nothing of the request shows in a URL the API
+    /// server logs. `(HTTP status, body)`.
+    pub async fn port_forward_get(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String), String> {
+        use http_body_util::BodyExt;
+
+        let work = async {
+            let api: Api<k8s_openapi::api::core::v1::Pod> =
+                Api::namespaced(self.client.clone(), namespace);
+            let mut forward = api
+                .portforward(pod, &[port])
+                .await
+                .map_err(|e| format!("port-forward to {pod}:{port}: {}", describe(&e)))?;
+            let stream = forward
+                .take_stream(port)
+                .ok_or_else(|| format!("port-forward to {pod}:{port} gave no stream"))?;
+            let http = |e: hyper::Error| format!("HTTP through the port-forward to {pod}: {e}");
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(http)?;
+            let driver = tokio::spawn(connection);
+            let mut request =
+                http::Request::get(path_and_query).header(http::header::HOST, "localhost");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let request = request
+                .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                .map_err(|e| e.to_string())?;
+            let response = sender.send_request(request).await.map_err(http)?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(http)?
+                .to_bytes();
+            driver.abort();
+            forward.abort();
+            Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        };
+        match tokio::time::timeout(Duration::from_secs(20), work).await {
+            Ok(out) => out,
+            Err(_) => Err(format!(
+                "no answer through the port-forward to {pod}:{port} within 20s"
+            )),
+        }
+    }
+
+    /// One key of a Secret, decoded; `None` when the Secret or the key is missing.
+    pub async fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), namespace);
+        let secret = api.get_opt(name).await.ok()??;
+        let bytes = secret.data?.remove(key)?;
+        String::from_utf8(bytes.0).ok()
+    }
+
     /// The last `lines` lines of a pod's log; `previous`: of the container's last run (what a
     /// crash-looping container said before it died).
     pub async fn pod_log_tail(

@@ -12,6 +12,7 @@ use crate::backend::helm::{Helm, Release};
 use crate::backend::kube::{Kube, describe};
 use crate::config::Config;
 use crate::plan::steps::{DASHBOARD_LABEL, MANAGED_SELECTOR, Plan, release, service};
+use crate::plan::{names, secrets};
 
 /// Newest point older than this makes InfluxDB unhealthy: the pipeline has stopped writing.
 const STALE_SECONDS: i64 = 300;
@@ -190,6 +191,22 @@ async fn grafana(kube: &Kube, config: &Config) -> Endpoint {
     }
 }
 
+/// The InfluxDB container's HTTP port (the Service maps the configured port to it).
+const INFLUXDB_HTTP_PORT: u16 = 8086;
+
+fn influx_fail(e: String) -> Influx {
+    Influx {
+        healthy: false,
+        newest_tcp_flow: None,
+        age_seconds: None,
+        error: Some(e),
+    }
+}
+
+/// The newest `tcp_flow` point: through a port-forward with the admin token kovenant generated
+/// (InfluxDB 2.x wants it, and only a port-forward carries an `Authorization` header to the
+/// pod), else through the API server's service proxy (enough for an InfluxDB without auth),
+/// else InfluxDB's unauthenticated `/health`.
 async fn influx(kube: &Kube, config: &Config) -> Influx {
     let q = "SELECT * FROM \"tcp_flow\" ORDER BY time DESC LIMIT 1";
     let query = url::form_urlencoded::Serializer::new(String::new())
@@ -197,15 +214,36 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
         .append_pair("epoch", "s")
         .append_pair("q", q)
         .finish();
-    let fail = |e: String| Influx {
-        healthy: false,
-        newest_tcp_flow: None,
-        age_seconds: None,
-        error: Some(e),
-    };
+    let ns = config.namespace.as_str();
+    let token = kube
+        .secret_value(ns, secrets::INFLUXDB_SECRET, secrets::INFLUXDB_TOKEN_KEY)
+        .await;
+    let mut forward_error = None;
+    if let Some(token) = token {
+        let auth = format!("Token {token}");
+        let pod = format!("{}-0", names::INFLUXDB_NAME);
+        match kube
+            .port_forward_get(
+                ns,
+                &pod,
+                INFLUXDB_HTTP_PORT,
+                &format!("/query?{query}"),
+                &[("Authorization", auth.as_str())],
+            )
+            .await
+        {
+            Ok((200, body)) => return newest_point(&body),
+            Ok((code, body)) => {
+                let said = body.lines().next().unwrap_or_default().trim();
+                return influx_fail(format!("query through a port-forward: HTTP {code} {said}"));
+            }
+            // No right to port-forward, say: the service proxy may still do.
+            Err(e) => forward_error = Some(e),
+        }
+    }
     let body = match kube
         .proxy_get(
-            &config.namespace,
+            ns,
             service::INFLUXDB,
             config.influxdb.port,
             &format!("query?{query}"),
@@ -214,44 +252,42 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
     {
         Ok(b) => b,
         Err(e) if e.contains("unauthorized") || e.contains("401") => {
-            // InfluxDB 2.x wants a token, and the API server strips the Authorization header from
-            // proxied requests (and a token in the URL would land in its audit log): settle for
-            // InfluxDB's own unauthenticated health check.
+            // The API server strips the Authorization header from proxied requests (and a
+            // token in the URL would land in its audit log): settle for /health.
+            let why = match &forward_error {
+                Some(f) => format!("answering /health; the newest point needs the token, and {f}"),
+                None => "answering /health; the newest point needs a token the API server's proxy does not pass".into(),
+            };
             let health = kube
-                .proxy_get(
-                    &config.namespace,
-                    service::INFLUXDB,
-                    config.influxdb.port,
-                    "health",
-                )
+                .proxy_get(ns, service::INFLUXDB, config.influxdb.port, "health")
                 .await;
             return match health {
                 Ok(b) if b.contains("\"pass\"") => Influx {
                     healthy: true,
                     newest_tcp_flow: None,
                     age_seconds: None,
-                    error: Some("answering /health; the newest point needs a token the API server's proxy does not pass".into()),
+                    error: Some(why),
                 },
-                Ok(b) => fail(format!("/health: {b}")),
-                Err(h) => fail(format!("query: {e}; /health: {h}")),
+                Ok(b) => influx_fail(format!("/health: {b}")),
+                Err(h) => influx_fail(format!("query: {e}; /health: {h}")),
             };
         }
-        Err(e) => return fail(format!("query: {e}")),
+        Err(e) => return influx_fail(format!("query: {e}")),
     };
-    let v: Value = match serde_json::from_str(&body) {
+    newest_point(&body)
+}
+
+/// Reads InfluxQL's answer to the newest-point query.
+fn newest_point(body: &str) -> Influx {
+    let v: Value = match serde_json::from_str(body) {
         Ok(v) => v,
-        Err(e) => return fail(format!("query did not answer JSON: {e}")),
+        Err(e) => return influx_fail(format!("query did not answer JSON: {e}")),
     };
     if let Some(e) = v["results"][0]["error"].as_str().or(v["error"].as_str()) {
-        return fail(format!("query: {e}"));
+        return influx_fail(format!("query: {e}"));
     }
     let Some(ts) = v["results"][0]["series"][0]["values"][0][0].as_i64() else {
-        return Influx {
-            healthy: false,
-            newest_tcp_flow: None,
-            age_seconds: None,
-            error: Some("no tcp_flow point yet".into()),
-        };
+        return influx_fail("no tcp_flow point yet".into());
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

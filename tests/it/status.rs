@@ -1,5 +1,5 @@
-//! `kovenant status`: health through the API (and its service proxy to a real InfluxDB and a
-//! stand-in Grafana), exit 0 or 3, the JSON shape.
+//! `kovenant status`: health through the API (a port-forward to a real InfluxDB, the service
+//! proxy to a stand-in Grafana), exit 0 or 3, the JSON shape.
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -8,8 +8,8 @@ use crate::fake_api::{http_request, stand_in, stand_in_routes};
 use crate::stack::{Run, Stack};
 use crate::support::service;
 
-/// An installed stack whose Grafana and InfluxDB answer through the service proxy, with a fresh
-/// tcp_flow point in InfluxDB.
+/// An installed stack whose Grafana answers through the service proxy and whose InfluxDB (real,
+/// with a fresh tcp_flow point) answers through a port-forward.
 fn healthy_stack() -> Stack {
     let stack = Stack::new();
     let run = stack.install();
@@ -31,10 +31,56 @@ fn healthy_stack() -> Stack {
     let (code, body) =
         http_request("POST", &influx, "/write?db=tetragon", point.as_bytes()).expect("write");
     assert_eq!(code, 204, "{}", String::from_utf8_lossy(&body));
+    // The way status reads it in a cluster: a port-forward to the pod, which carries the
+    // token. No service proxy to InfluxDB: the newest point can only come through the relay.
+    stack.api.port_forward(
+        "kovenant",
+        "kovenant-influxdb-0",
+        8086,
+        influx.trim_start_matches("http://"),
+    );
     stack
+}
+
+/// The admin token install generated, from the Secret in the fake API.
+fn influx_token(stack: &Stack) -> String {
+    let secret = stack
         .api
-        .proxy("kovenant", "kovenant-influxdb", 8086, &influx);
-    stack
+        .get("/api/v1/namespaces/kovenant/secrets/kovenant-influxdb")
+        .expect("the InfluxDB Secret");
+    let b64 = secret["data"]["admin-token"].as_str().expect("admin-token");
+    let raw =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64");
+    String::from_utf8(raw).expect("UTF-8 token")
+}
+
+/// A one-request HTTP server standing in for InfluxDB behind the port-forward: it keeps the
+/// request it got and answers `body`.
+fn recording_influx(body: String) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    (addr, rx)
 }
 
 fn status(stack: &Stack, extra: &[&str]) -> Run {
@@ -221,12 +267,71 @@ fn influxdb_refusing_the_query_is_judged_by_its_health() {
     stack
         .api
         .proxy("kovenant", "kovenant-influxdb", 8086, &influx);
+    stack.api.deny("create", "pods/portforward");
     let run = status(&stack, &["-o", "json"]);
     assert_eq!(run.code, 0, "{run}");
     let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
     assert_eq!(
         v["influxdb"],
         json!({"healthy": true, "newest_tcp_flow": null, "age_seconds": null,
-               "error": "answering /health; the newest point needs a token the API server's proxy does not pass"})
+               "error": "answering /health; the newest point needs the token, and port-forward to kovenant-influxdb-0:8086: pods \"kovenant-influxdb-0\" is forbidden: User \"fake\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"kovenant\""})
+    );
+}
+
+#[test]
+fn the_newest_point_comes_through_a_port_forward_that_carries_the_token() {
+    let stack = healthy_stack();
+    // The service proxy answers as it does before InfluxDB 2.x: the token never arrives.
+    let refusing = stand_in_routes(&[(
+        "/query",
+        401,
+        r#"{"code":"unauthorized","message":"unauthorized access"}"#,
+    )]);
+    stack
+        .api
+        .proxy("kovenant", "kovenant-influxdb", 8086, &refusing);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let answer = format!(
+        r#"{{"results":[{{"statement_id":0,"series":[{{"name":"tcp_flow","columns":["time","connects"],"values":[[{now},1]]}}]}}]}}"#
+    );
+    let (addr, request) = recording_influx(answer);
+    stack
+        .api
+        .port_forward("kovenant", "kovenant-influxdb-0", 8086, &addr);
+
+    let run = status(&stack, &["-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    assert_eq!(v["influxdb"]["healthy"], true, "{}", v["influxdb"]);
+    assert_eq!(v["influxdb"]["error"], Value::Null, "{}", v["influxdb"]);
+    assert!(
+        v["influxdb"]["age_seconds"]
+            .as_i64()
+            .is_some_and(|a| (0..60).contains(&a)),
+        "{}",
+        v["influxdb"]
+    );
+
+    let token = influx_token(&stack);
+    let got = request
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("InfluxDB got a request");
+    let head: Vec<&str> = got.lines().collect();
+    assert!(
+        head[0].starts_with("GET /query?db=tetragon&epoch=s&q=SELECT"),
+        "{got}"
+    );
+    let auth = format!("authorization: token {}", token.to_ascii_lowercase());
+    assert!(
+        head.iter().any(|l| l.to_ascii_lowercase() == auth),
+        "the token goes in a header: {got}"
+    );
+    assert!(!head[0].contains(&token), "never in the URL: {got}");
+    assert!(
+        !run.stdout.contains(&token) && !run.stderr.contains(&token),
+        "never in the output: {run}"
     );
 }

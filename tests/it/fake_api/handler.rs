@@ -6,12 +6,14 @@ use serde_json::{Value, json};
 
 use super::store::{Key, Res, Store};
 use super::verbs::{check_namespace, clone_target, list, merge, server_side_apply, watch, write};
-use super::{discovery, proxy};
+use super::{discovery, portforward, proxy};
 
 pub enum Body {
     Bytes(Vec<u8>),
     /// A watch: events until the sender side goes away or the timeout passes.
     Watch(std::sync::mpsc::Receiver<Vec<u8>>, std::time::Duration),
+    /// A WebSocket: after the `101 Switching Protocols`, the connection is this function's.
+    Upgrade(Box<dyn FnOnce(std::net::TcpStream) + Send>),
 }
 
 pub struct Reply {
@@ -186,6 +188,9 @@ fn route(
             q,
             shared,
         ),
+        ("GET", Some(name), Some("portforward")) if kind == "pods" => {
+            portforward::open(store, t.namespace.as_deref().unwrap_or_default(), name, q)
+        }
         ("GET", Some(name), Some("log")) if kind == "pods" => {
             let ns = t.namespace.clone().unwrap_or_default();
             if !store.objects.contains_key(&key(t, name)) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::handler::{Body, Reply};
+use super::portforward::SUBPROTOCOL;
 
 /// method, path-and-query, content type, body -> reply
 pub type Handler = Arc<dyn Fn(&str, &str, &str, &[u8]) -> Reply + Send + Sync>;
@@ -48,6 +49,7 @@ fn connection(stream: TcpStream, handler: Handler) -> std::io::Result<()> {
             words.next().unwrap_or_default().to_string(),
         );
         let (mut length, mut content_type, mut close) = (0usize, String::new(), false);
+        let (mut ws_key, mut ws_protocols) = (String::new(), String::new());
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 {
@@ -62,6 +64,8 @@ fn connection(stream: TcpStream, handler: Handler) -> std::io::Result<()> {
                     "content-length" => length = v.trim().parse().unwrap_or(0),
                     "content-type" => content_type = v.trim().to_string(),
                     "connection" => close = v.trim().eq_ignore_ascii_case("close"),
+                    "sec-websocket-key" => ws_key = v.trim().to_string(),
+                    "sec-websocket-protocol" => ws_protocols = v.trim().to_string(),
                     _ => {}
                 }
             }
@@ -78,6 +82,22 @@ fn connection(stream: TcpStream, handler: Handler) -> std::io::Result<()> {
             )
         };
         match reply.body {
+            Body::Upgrade(take_over) => {
+                // As the API server: only a WebSocket that offers the channel protocol.
+                let offered = ws_protocols.split(',').any(|p| p.trim() == SUBPROTOCOL);
+                if ws_key.is_empty() || !offered {
+                    out.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")?;
+                    return out.flush();
+                }
+                write!(
+                    out,
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n",
+                    tungstenite::handshake::derive_accept_key(ws_key.as_bytes())
+                )?;
+                out.flush()?;
+                take_over(out);
+                return Ok(());
+            }
             Body::Bytes(b) => {
                 out.write_all(head(&format!("Content-Length: {}\r\n", b.len())).as_bytes())?;
                 out.write_all(&b)?;

@@ -8,6 +8,7 @@ mod apply;
 mod discovery;
 mod handler;
 mod http;
+mod portforward;
 mod proxy;
 mod selector;
 mod store;
@@ -93,7 +94,7 @@ impl FakeApi {
         let out = handler::handle(&self.state, method, path, "application/json", &bytes);
         let v = match out.body {
             handler::Body::Bytes(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-            handler::Body::Watch(..) => Value::Null,
+            handler::Body::Watch(..) | handler::Body::Upgrade(_) => Value::Null,
         };
         (out.status, v)
     }
@@ -143,6 +144,13 @@ impl FakeApi {
         self.store()
             .logs
             .insert((ns.into(), pod.into()), text.into());
+    }
+
+    /// Routes port-forwards to `ns/pod:port` to a local `host:port`.
+    pub fn port_forward(&self, ns: &str, pod: &str, port: u16, target: &str) {
+        self.store()
+            .port_forwards
+            .insert((ns.into(), pod.into(), port), target.into());
     }
 
     /// Routes the service proxy for `ns/service:port` to a local base URL.

@@ -113,6 +113,8 @@ pub struct Store {
     pub logs: BTreeMap<(String, String), String>,
     /// Service proxies: (namespace, service, port) -> base URL.
     pub proxies: BTreeMap<(String, String, String), String>,
+    /// Port-forwards: (namespace, pod, port) -> local `host:port`.
+    pub port_forwards: BTreeMap<(String, String, u16), String>,
     pub minor: u32,
 }
 
