@@ -5,8 +5,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use super::store::{Key, Res, Store};
-use super::verbs::{check_namespace, clone_target, list, merge, server_side_apply, watch, write};
-use super::{discovery, portforward, proxy};
+use super::verbs::{
+    check_namespace, clone_target, list, merge, replace, server_side_apply, watch, write,
+};
+use super::{discovery, portforward, proxy, subresources};
 
 pub enum Body {
     Bytes(Vec<u8>),
@@ -192,26 +194,7 @@ fn route(
             portforward::open(store, t.namespace.as_deref().unwrap_or_default(), name, q)
         }
         ("GET", Some(name), Some("log")) if kind == "pods" => {
-            let ns = t.namespace.clone().unwrap_or_default();
-            if !store.objects.contains_key(&key(t, name)) {
-                return not_found("pods", name);
-            }
-            let text = store
-                .logs
-                .get(&(ns, name.clone()))
-                .cloned()
-                .unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let n = q
-                .get("tailLines")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(lines.len());
-            let tail = lines[lines.len().saturating_sub(n)..].join("\n");
-            Reply {
-                status: 200,
-                content_type: "text/plain",
-                body: Body::Bytes(tail.into_bytes()),
-            }
+            subresources::pod_log(store, t, name, q)
         }
         ("GET", Some(name), _) => match store.objects.get(&key(t, name)) {
             Some(o) => reply(200, o.clone()),
@@ -222,16 +205,7 @@ fn route(
         }
         ("GET", None, _) => reply(200, list(store, t, q)),
         ("POST", None, _) if kind == "selfsubjectaccessreviews" => {
-            let Ok(mut review) = parse_body(body) else {
-                return status(400, "BadRequest", "bad review");
-            };
-            let attrs = &review["spec"]["resourceAttributes"];
-            let pair = (
-                attrs["verb"].as_str().unwrap_or_default().to_string(),
-                attrs["resource"].as_str().unwrap_or_default().to_string(),
-            );
-            review["status"] = json!({"allowed": !store.denied.contains(&pair)});
-            reply(201, review)
+            subresources::access_review(store, body)
         }
         ("POST", None, _) => {
             let obj = match parse_body(body) {
@@ -262,34 +236,7 @@ fn route(
                 201,
             )
         }
-        ("PUT", Some(name), _) => {
-            let obj = match parse_body(body) {
-                Ok(o) => o,
-                Err(r) => return r,
-            };
-            let Some(cur) = store.objects.get(&key(t, name)) else {
-                return not_found(kind, name);
-            };
-            let want = obj["metadata"]["resourceVersion"].as_str();
-            if want.is_some_and(|w| Some(w) != cur["metadata"]["resourceVersion"].as_str()) {
-                return status(
-                    409,
-                    "Conflict",
-                    &format!(
-                        "Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified"
-                    ),
-                );
-            }
-            write(
-                store,
-                t,
-                name,
-                obj,
-                q.get("fieldManager").map_or("unknown", String::as_str),
-                dry_run,
-                200,
-            )
-        }
+        ("PUT", Some(name), _) => replace(store, t, name, q, body, dry_run),
         ("PATCH", Some(name), _) if content_type.starts_with("application/apply-patch") => {
             server_side_apply(store, t, name, q, body, dry_run)
         }

@@ -12,6 +12,7 @@ mod portforward;
 mod proxy;
 mod selector;
 mod store;
+mod subresources;
 mod verbs;
 
 use std::path::{Path, PathBuf};

@@ -170,3 +170,41 @@ pub fn server_side_apply(
         Err(msg) => status(409, "Conflict", &msg),
     }
 }
+
+/// PUT: replaces an object, refusing a stale `resourceVersion`.
+pub fn replace(
+    store: &mut Store,
+    t: &Target,
+    name: &str,
+    q: &BTreeMap<String, String>,
+    body: &[u8],
+    dry_run: bool,
+) -> Reply {
+    let kind = &t.res.plural;
+    let obj = match parse_body(body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(cur) = store.objects.get(&key(t, name)) else {
+        return not_found(kind, name);
+    };
+    let want = obj["metadata"]["resourceVersion"].as_str();
+    if want.is_some_and(|w| Some(w) != cur["metadata"]["resourceVersion"].as_str()) {
+        return status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified"
+            ),
+        );
+    }
+    write(
+        store,
+        t,
+        name,
+        obj,
+        q.get("fieldManager").map_or("unknown", String::as_str),
+        dry_run,
+        200,
+    )
+}

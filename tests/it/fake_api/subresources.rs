@@ -1,0 +1,45 @@
+//! The requests that are not reads or writes of objects: a pod's log, an access review.
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::handler::{Body, Reply, Target, key, not_found, parse_body, reply, status};
+use super::store::Store;
+
+/// `pods/NAME/log`, honouring `tailLines`.
+pub fn pod_log(store: &Store, t: &Target, name: &str, q: &BTreeMap<String, String>) -> Reply {
+    let ns = t.namespace.clone().unwrap_or_default();
+    if !store.objects.contains_key(&key(t, name)) {
+        return not_found("pods", name);
+    }
+    let text = store
+        .logs
+        .get(&(ns, name.to_string()))
+        .cloned()
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let n = q
+        .get("tailLines")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(lines.len());
+    let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+    Reply {
+        status: 200,
+        content_type: "text/plain",
+        body: Body::Bytes(tail.into_bytes()),
+    }
+}
+
+/// A SelfSubjectAccessReview: allowed unless the test denied that verb on that resource.
+pub fn access_review(store: &Store, body: &[u8]) -> Reply {
+    let Ok(mut review) = parse_body(body) else {
+        return status(400, "BadRequest", "bad review");
+    };
+    let attrs = &review["spec"]["resourceAttributes"];
+    let pair = (
+        attrs["verb"].as_str().unwrap_or_default().to_string(),
+        attrs["resource"].as_str().unwrap_or_default().to_string(),
+    );
+    review["status"] = json!({"allowed": !store.denied.contains(&pair)});
+    reply(201, review)
+}
