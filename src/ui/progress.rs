@@ -24,9 +24,9 @@ pub(crate) fn spinner(printer: &Printer, label: &str) -> Option<ProgressBar> {
 
 /// A step in progress: a spinner on a terminal, a start line otherwise.
 pub struct Step {
-    bar: Option<ProgressBar>,
-    printer: Printer,
-    label: String,
+    pub(super) bar: Option<ProgressBar>,
+    pub(super) printer: Printer,
+    pub(super) label: String,
 }
 
 impl Step {
@@ -42,9 +42,14 @@ impl Step {
 
     /// Updates the message shown next to the spinner (or prints it as a line).
     pub fn message(&self, msg: impl AsRef<str>) {
+        self.say(msg.as_ref(), |p, line| p.debug(format!("  {line}")));
+    }
+
+    /// `msg` next to the spinner on a terminal; otherwise `plain` prints it.
+    pub(super) fn say(&self, msg: &str, plain: impl FnOnce(&Printer, &str)) {
         match &self.bar {
-            Some(bar) => bar.set_message(format!("{} — {}", self.label, msg.as_ref())),
-            None => self.printer.debug(format!("  {}", msg.as_ref())),
+            Some(bar) => bar.set_message(format!("{} — {msg}", self.label)),
+            None => plain(&self.printer, msg),
         }
     }
 
@@ -56,6 +61,7 @@ impl Step {
             .success(format!("{} {}", self.label, outcome.as_ref()));
     }
 
+    /// Clears the spinner; the caller reports the error.
     pub fn fail(self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

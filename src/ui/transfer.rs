@@ -1,48 +1,40 @@
 //! Byte progress for a stream of work (image build and push): an indicatif bar on a terminal, plain lines otherwise.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressStyle;
 
 use super::Printer;
+use super::progress::Step;
 
-/// A long step that reports named stages and, sometimes, bytes moved.
+/// A long step that reports named stages and, sometimes, bytes moved: a `Step` whose spinner
+/// can turn into a byte bar.
 pub struct Transfer {
-    bar: Option<ProgressBar>,
-    printer: Printer,
-    label: String,
+    step: Step,
     has_bytes: bool,
 }
 
 impl Transfer {
     pub fn start(printer: &Printer, label: impl Into<String>) -> Self {
-        let label = label.into();
-        let bar = super::progress::spinner(printer, &label);
         Transfer {
-            bar,
-            printer: printer.clone(),
-            label,
+            step: Step::start(printer, label),
             has_bytes: false,
         }
     }
 
     /// A new stage ("Step 2/3 : COPY ..."): the bar's message, or a line of its own.
     pub fn stage(&self, msg: impl AsRef<str>) {
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{} — {}", self.label, msg.as_ref())),
-            None => self.printer.info(format!("  {}", msg.as_ref())),
-        }
+        self.step
+            .say(msg.as_ref(), |p, line| p.info(format!("  {line}")));
     }
 
     /// Detail within a stage: the bar's message, or a line with --verbose.
     pub fn detail(&self, msg: impl AsRef<str>) {
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{} — {}", self.label, msg.as_ref())),
-            None => self.printer.debug(format!("    {}", msg.as_ref())),
-        }
+        self.step
+            .say(msg.as_ref(), |p, line| p.debug(format!("    {line}")));
     }
 
     /// Bytes done out of a total: turns the spinner into a byte bar. Plain output shows none.
     pub fn bytes(&mut self, done: u64, total: u64) {
-        let Some(bar) = &self.bar else { return };
+        let Some(bar) = &self.step.bar else { return };
         if !self.has_bytes {
             bar.set_style(
                 ProgressStyle::with_template(
@@ -58,17 +50,11 @@ impl Transfer {
     }
 
     pub fn finish(self, outcome: impl AsRef<str>) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        self.printer
-            .success(format!("{} {}", self.label, outcome.as_ref()));
+        self.step.finish(outcome);
     }
 
     /// Clears the bar; the caller reports the error.
     pub fn fail(self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.step.fail();
     }
 }
