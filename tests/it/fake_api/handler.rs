@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 
 use super::store::{Key, Res, Store};
-use super::verbs::{
-    check_namespace, clone_target, list, merge, replace, server_side_apply, watch, write,
-};
+use super::verbs::{clone_target, create, list, merge_patch, replace, server_side_apply, watch};
 use super::{discovery, portforward, proxy, subresources};
 
 pub enum Body {
@@ -207,58 +205,12 @@ fn route(
         ("POST", None, _) if kind == "selfsubjectaccessreviews" => {
             subresources::access_review(store, body)
         }
-        ("POST", None, _) => {
-            let obj = match parse_body(body) {
-                Ok(o) => o,
-                Err(r) => return r,
-            };
-            let name = obj["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            if let Some(r) = check_namespace(store, t) {
-                return r;
-            }
-            if store.objects.contains_key(&key(t, &name)) {
-                return status(
-                    409,
-                    "AlreadyExists",
-                    &format!("{kind} \"{name}\" already exists"),
-                );
-            }
-            write(
-                store,
-                t,
-                &name,
-                obj,
-                q.get("fieldManager").map_or("unknown", String::as_str),
-                dry_run,
-                201,
-            )
-        }
+        ("POST", None, _) => create(store, t, q, body, dry_run),
         ("PUT", Some(name), _) => replace(store, t, name, q, body, dry_run),
         ("PATCH", Some(name), _) if content_type.starts_with("application/apply-patch") => {
             server_side_apply(store, t, name, q, body, dry_run)
         }
-        ("PATCH", Some(name), _) => {
-            let patch = match parse_body(body) {
-                Ok(o) => o,
-                Err(r) => return r,
-            };
-            let Some(mut obj) = store.objects.get(&key(t, name)).cloned() else {
-                return not_found(kind, name);
-            };
-            merge(&mut obj, &patch);
-            write(
-                store,
-                t,
-                name,
-                obj,
-                q.get("fieldManager").map_or("unknown", String::as_str),
-                dry_run,
-                200,
-            )
-        }
+        ("PATCH", Some(name), _) => merge_patch(store, t, name, q, body, dry_run),
         ("DELETE", Some(name), _) => match if dry_run {
             store.objects.get(&key(t, name)).cloned()
         } else {

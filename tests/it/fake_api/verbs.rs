@@ -198,13 +198,60 @@ pub fn replace(
             ),
         );
     }
-    write(
-        store,
-        t,
-        name,
-        obj,
-        q.get("fieldManager").map_or("unknown", String::as_str),
-        dry_run,
-        200,
-    )
+    write(store, t, name, obj, manager(q), dry_run, 200)
+}
+
+/// POST: creates an object, refusing one that exists.
+pub fn create(
+    store: &mut Store,
+    t: &Target,
+    q: &BTreeMap<String, String>,
+    body: &[u8],
+    dry_run: bool,
+) -> Reply {
+    let obj = match parse_body(body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(r) = check_namespace(store, t) {
+        return r;
+    }
+    if store.objects.contains_key(&key(t, &name)) {
+        let kind = &t.res.plural;
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("{kind} \"{name}\" already exists"),
+        );
+    }
+    write(store, t, &name, obj, manager(q), dry_run, 201)
+}
+
+/// PATCH with a JSON merge patch.
+pub fn merge_patch(
+    store: &mut Store,
+    t: &Target,
+    name: &str,
+    q: &BTreeMap<String, String>,
+    body: &[u8],
+    dry_run: bool,
+) -> Reply {
+    let patch = match parse_body(body) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some(mut obj) = store.objects.get(&key(t, name)).cloned() else {
+        return not_found(&t.res.plural, name);
+    };
+    merge(&mut obj, &patch);
+    write(store, t, name, obj, manager(q), dry_run, 200)
+}
+
+/// The field manager a write names (`unknown` when it names none, as the API server records).
+fn manager(q: &BTreeMap<String, String>) -> &str {
+    q.get("fieldManager").map_or("unknown", String::as_str)
 }
