@@ -180,6 +180,14 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
         "grafana_dashboard"
     );
     assert_eq!(grafana["sidecar"]["dashboards"]["labelValue"], "1");
+    // An init container running the watching sidecar never exits: Grafana would never start.
+    assert!(
+        grafana["sidecar"]["dashboards"]
+            .get("initDashboards")
+            .is_none(),
+        "{:?}",
+        grafana["sidecar"]["dashboards"]
+    );
     assert_eq!(grafana["ingress"]["path"], "/grafana");
     assert_eq!(grafana["ingress"]["ingressClassName"], "nginx");
     assert_eq!(
