@@ -6,6 +6,7 @@ pub mod apply;
 pub mod assets;
 pub mod backend;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod plan;

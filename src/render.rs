@@ -4,9 +4,9 @@ use std::path::Path;
 use crate::assets::Assets;
 use crate::backend::docker::AgentBinary;
 use crate::cli::{GlobalArgs, RenderArgs};
-use crate::config::{self, Config};
+use crate::config;
 use crate::error::{Error, Result};
-use crate::plan::image::{self, BinaryKind};
+use crate::plan::image;
 use crate::plan::{self, Rendered};
 use crate::ui::Printer;
 
@@ -20,11 +20,12 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<
         Some(dir) => Assets::from_dir(dir)?,
         None => Assets::embedded(),
     };
-    let rendered = plan::render_all(
-        &config,
-        &assets,
-        &image_ref(&config, args.agent_binary.as_deref(), printer)?,
-    )?;
+    let binary = AgentBinary::read(args.agent_binary.as_deref())?;
+    let image = image::agent_image(&config, &binary.path, &binary.bytes);
+    if let Some(w) = &image.warning {
+        printer.warn(w);
+    }
+    let rendered = plan::render_all(&config, &assets, &image.reference)?;
     check_out_dir(&args.out, args.force)?;
     write(&args.out, &rendered, printer)?;
     printer.success(format!(
@@ -33,27 +34,6 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<
         args.out.display()
     ));
     Ok(())
-}
-
-/// The telegraf-tetragon image the agent DaemonSet runs: the content tag of the image made from
-/// the configuration and the agent binary (`--agent-binary PATH`, else this executable), computed
-/// without Docker. `install` builds and pushes exactly this reference (`backend::docker::ensure_image`
-/// hashes the same two files), so `render`, `install --dry-run` and `install --skip-image` agree with it.
-pub fn image_ref(
-    config: &Config,
-    agent_binary: Option<&Path>,
-    printer: &Printer,
-) -> Result<String> {
-    let binary = AgentBinary::read(agent_binary)?;
-    if BinaryKind::of(&binary.bytes).linux_arch().is_none() {
-        printer.warn(format!(
-            "{} is {}, not a Linux build: the image reference is that of an image kovenant \
-             could not build; pass --agent-binary PATH naming a Linux kovenant",
-            binary.path.display(),
-            BinaryKind::of(&binary.bytes).describe()
-        ));
-    }
-    Ok(image::reference_for_binary(config, &binary.bytes))
 }
 
 fn check_out_dir(out: &Path, force: bool) -> Result<()> {

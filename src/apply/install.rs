@@ -5,20 +5,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::preview::{self, Change, Preview};
-use super::{image, objects, preflight, secrets, session, summary, wait};
+use super::{image, objects, preflight, secrets, summary};
 use crate::assets::Assets;
+use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
 use crate::cli::{GlobalArgs, InstallArgs, Part};
+use crate::cluster::{session, wait};
 use crate::error::{Error, Result};
 use crate::plan::Rendered;
 use crate::plan::dashboards::ClusterFacts;
+use crate::plan::names::POLICY_CRD;
 use crate::plan::steps::{self, Plan, ReleaseStep};
 use crate::ui::Printer;
 use crate::ui::progress::Step;
-
-/// The CRD Tetragon brings; TracingPolicies wait for it.
-const POLICY_CRD: &str = "tracingpolicies.cilium.io";
 
 pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
     let started = Instant::now();
@@ -39,7 +39,12 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         None => Assets::embedded(),
     };
     // The content tag, computed without Docker: what the preview diffs and what ensure_image makes.
-    let image_ref = crate::render::image_ref(&config, args.agent_binary.as_deref(), printer)?;
+    let binary = AgentBinary::read(args.agent_binary.as_deref())?;
+    let image = crate::plan::image::agent_image(&config, &binary.path, &binary.bytes);
+    if let Some(w) = &image.warning {
+        printer.warn(w);
+    }
+    let image_ref = image.reference;
     let facts = match &checks.kube {
         Some(kube) => cluster_facts(kube, printer).await,
         None => ClusterFacts::default(),

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::Change;
 use crate::backend::kube::Kube;
 use crate::error::{Error, Result};
+use crate::plan::names;
 use crate::plan::steps::ObjectStep;
 
 fn gvk(step: &ObjectStep) -> GroupVersionKind {
@@ -89,7 +90,11 @@ pub async fn apply(kube: &Kube, step: &ObjectStep) -> Result<Change> {
             label(step),
             format!("the API server does not serve {}", step.api_version()),
         )
-        .with_hint("is Tetragon installed? its CRDs define TracingPolicy")
+        .with_hint(format!(
+            "is Tetragon installed? its CRD {} defines {}",
+            names::POLICY_CRD,
+            names::POLICY_KIND
+        ))
     })?;
     kube.apply(&ar, &dynamic(step)?, false)
         .await

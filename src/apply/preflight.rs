@@ -8,6 +8,7 @@ use crate::backend::kube::{self, Kube, describe};
 use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::plan::image::Delivery;
+use crate::plan::names;
 use crate::ui::Printer;
 use crate::ui::checks::Checklist;
 
@@ -111,7 +112,7 @@ async fn permissions(k: &Kube, config: &Config, list: &mut Checklist) {
             "customresourcedefinitions",
             None,
         ),
-        ("patch", "cilium.io", "tracingpolicies", None),
+        ("patch", names::POLICY_GROUP, names::POLICY_PLURAL, None),
     ];
     let answers = futures::future::join_all(
         wanted

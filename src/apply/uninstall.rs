@@ -1,12 +1,12 @@
 //! `kovenant uninstall`: remove, in reverse order, only what install created or its releases own.
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret};
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::core::GroupVersionKind;
 
-use super::session;
 use crate::backend::kube::{Kube, describe, is_not_found};
 use crate::cli::{GlobalArgs, UninstallArgs};
+use crate::cluster::{session, tracing_policy_gvk};
 use crate::error::{Error, Result};
+use crate::plan::names::POLICY_KIND;
 use crate::plan::steps::{DASHBOARD_LABEL, MANAGED_BY, MANAGED_SELECTOR, release};
 use crate::ui::Printer;
 
@@ -80,11 +80,10 @@ async fn inventory(
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(err("dashboards")(e)),
     }
-    let gvk = GroupVersionKind::gvk("cilium.io", "v1alpha1", "TracingPolicy");
     if let Some(ar) = kube
-        .resource(&gvk)
+        .resource(&tracing_policy_gvk())
         .await
-        .map_err(|e| Error::step("discover TracingPolicy", e))?
+        .map_err(|e| Error::step(format!("discover {POLICY_KIND}"), e))?
     {
         let list = kube
             .list(&ar, None, MANAGED_SELECTOR)
@@ -93,7 +92,7 @@ async fn inventory(
         items.extend(
             list.into_iter()
                 .filter_map(|o| o.metadata.name)
-                .map(|n| obj("TracingPolicy", None, n)),
+                .map(|n| obj(POLICY_KIND, None, n)),
         );
     }
     let mut ours = vec![
@@ -177,15 +176,14 @@ async fn remove(
     match item {
         Item::Release { namespace, name } => helm.uninstall(name, namespace, args.timeout).await,
         Item::Object {
-            kind: "TracingPolicy",
+            kind: POLICY_KIND,
             name,
             ..
         } => {
-            let gvk = GroupVersionKind::gvk("cilium.io", "v1alpha1", "TracingPolicy");
             match kube
-                .resource(&gvk)
+                .resource(&tracing_policy_gvk())
                 .await
-                .map_err(|e| Error::step("discover TracingPolicy", e))?
+                .map_err(|e| Error::step(format!("discover {POLICY_KIND}"), e))?
             {
                 Some(ar) => kube
                     .delete(&ar, None, name)

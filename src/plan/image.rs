@@ -7,6 +7,8 @@
 mod elf;
 mod target;
 
+use std::path::Path;
+
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -127,6 +129,36 @@ pub fn image_reference(config: &Config, context_hash: &str) -> String {
 /// `render` writes into the pipeline chart.
 pub fn reference_for_binary(config: &Config, binary: &[u8]) -> String {
     image_reference(config, &context_hash(&dockerfile(config), binary))
+}
+
+/// The image the agent DaemonSet runs, as `render` and `install` name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentImage {
+    pub reference: String,
+    /// Set when the binary is not a Linux build: the reference names an image kovenant could not
+    /// build.
+    pub warning: Option<String>,
+}
+
+/// The telegraf-tetragon image the agent DaemonSet runs: the content tag of the image made from
+/// the configuration and the agent binary (`--agent-binary PATH`, else the running executable, read
+/// from `path`), computed without Docker. `install` builds and pushes exactly this reference
+/// (`backend::docker::ensure_image` hashes the same two files), so `render`, `install --dry-run` and
+/// `install --skip-image` agree with it.
+pub fn agent_image(config: &Config, path: &Path, binary: &[u8]) -> AgentImage {
+    let kind = BinaryKind::of(binary);
+    let warning = kind.linux_arch().is_none().then(|| {
+        format!(
+            "{} is {}, not a Linux build: the image reference is that of an image kovenant \
+             could not build; pass --agent-binary PATH naming a Linux kovenant",
+            path.display(),
+            kind.describe()
+        )
+    });
+    AgentImage {
+        reference: reference_for_binary(config, binary),
+        warning,
+    }
 }
 
 /// Splits a reference into the repository part and the tag (`registry:5000/repo:tag` ->

@@ -23,6 +23,14 @@ pub const INFLUXDB_DATASOURCE_UID: &str = "kovenant-influxdb";
 pub const DASHBOARD_LABEL: &str = "grafana_dashboard";
 pub const DASHBOARD_LABEL_VALUE: &str = "1";
 
+/// Tetragon's TracingPolicy: group, version, kind and plural, and the CRD that defines it (Tetragon's
+/// chart brings it; install waits for it before applying policies, uninstall leaves it).
+pub const POLICY_GROUP: &str = "cilium.io";
+pub const POLICY_VERSION: &str = "v1alpha1";
+pub const POLICY_KIND: &str = "TracingPolicy";
+pub const POLICY_PLURAL: &str = "tracingpolicies";
+pub const POLICY_CRD: &str = "tracingpolicies.cilium.io";
+
 /// TracingPolicy names (cluster-scoped).
 pub const POLICIES: &[&str] = &["kovenant-tcp", "kovenant-io"];
 

@@ -3,13 +3,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
-use kube::core::GroupVersionKind;
 use serde_json::Value;
 
 use super::report::{Component, Endpoint, HelmRelease, Influx, Presence, Report};
-use super::workloads::{pod_problems, workloads};
 use crate::backend::helm::{Helm, Release};
 use crate::backend::kube::{Kube, describe};
+use crate::cluster::tracing_policy_gvk;
+use crate::cluster::workloads::{pod_problems, workloads};
 use crate::config::Config;
 use crate::plan::steps::{DASHBOARD_LABEL, MANAGED_SELECTOR, Plan, release, service};
 use crate::plan::{names, secrets};
@@ -40,7 +40,7 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
             .map(|o| o.name().to_string())
             .collect()
     };
-    let policies = presence(expected("TracingPolicy"), policy_names(kube).await);
+    let policies = presence(expected(names::POLICY_KIND), policy_names(kube).await);
     let dashboards = presence(expected("ConfigMap"), dashboard_names(kube, ns).await);
     let grafana = grafana(kube, config).await;
     let influxdb = influx(kube, config).await;
@@ -134,9 +134,13 @@ fn presence(expected: Vec<String>, found: Result<Vec<String>, String>) -> Presen
 }
 
 async fn policy_names(kube: &Kube) -> Result<Vec<String>, String> {
-    let gvk = GroupVersionKind::gvk("cilium.io", "v1alpha1", "TracingPolicy");
-    let Some(ar) = kube.resource(&gvk).await? else {
-        return Err("the API server does not serve cilium.io/v1alpha1 TracingPolicy (is Tetragon installed?)".into());
+    let Some(ar) = kube.resource(&tracing_policy_gvk()).await? else {
+        return Err(format!(
+            "the API server does not serve {}/{} {} (is Tetragon installed?)",
+            names::POLICY_GROUP,
+            names::POLICY_VERSION,
+            names::POLICY_KIND
+        ));
     };
     let list = kube.list(&ar, None, MANAGED_SELECTOR).await?;
     Ok(list.into_iter().filter_map(|o| o.metadata.name).collect())

@@ -1,12 +1,11 @@
 //! Collects and formats the stack's health, keeping partial results.
 mod collect;
 pub mod report;
-pub mod workloads;
 
 use std::time::{Duration, Instant};
 
-use crate::apply::session;
 use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
+use crate::cluster::{runtime, session};
 use crate::error::{Error, Result};
 use crate::plan::steps;
 use crate::ui::Printer;
@@ -15,7 +14,7 @@ use crate::ui::Printer;
 const NAMES_ONLY_IMAGE: &str = "telegraf-tetragon:status";
 
 pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<()> {
-    crate::apply::block_on(run_async(global, args, printer))
+    runtime::block_on(run_async(global, args, printer))
 }
 
 async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<()> {

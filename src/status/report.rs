@@ -1,7 +1,7 @@
 //! The status report: a stable JSON shape (documented on each field) and a text table.
 use serde::Serialize;
 
-use super::workloads::{PodProblem, Workload};
+use crate::cluster::workloads::{PodProblem, Workload};
 use crate::ui::Printer;
 
 /// `kovenant status -o json`. Fields are never removed or renamed; new ones may be added.

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 
+use super::workloads::{FATAL, PodProblem, pod_problems, workloads};
 use crate::backend::kube::{Kube, describe};
 use crate::error::{Error, Result};
-use crate::status::workloads::{FATAL, PodProblem, pod_problems, workloads};
 
 const POLL: Duration = Duration::from_millis(500);
 
