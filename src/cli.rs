@@ -103,7 +103,8 @@ pub struct InstallArgs {
     /// Install only these parts (repeatable).
     #[arg(long = "only", value_name = "PART")]
     pub only: Vec<Part>,
-    /// Overall time limit for waiting on readiness.
+    /// Time limit for the releases to become ready: it bounds helm's own --timeout for every
+    /// release, the wait for Tetragon's CRD and the readiness wait.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// The agent binary to put in the image when this executable is not a Linux build for the

@@ -2,7 +2,7 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::preview::{self, Change, Preview};
 use super::{image, objects, preflight, secrets, summary};
@@ -11,7 +11,8 @@ use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
 use crate::cli::{GlobalArgs, InstallArgs, Part};
-use crate::cluster::{session, wait};
+use crate::cluster::session;
+use crate::cluster::wait::{self, Deadline};
 use crate::error::{Error, Result};
 use crate::plan::Rendered;
 use crate::plan::dashboards::ClusterFacts;
@@ -19,6 +20,9 @@ use crate::plan::names::POLICY_CRD;
 use crate::plan::steps::{self, Plan, ReleaseStep};
 use crate::ui::Printer;
 use crate::ui::progress::Step;
+
+/// How long Tetragon's operator may take to establish its CRD (within `--timeout`).
+const CRD_WAIT: Duration = Duration::from_secs(120);
 
 pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
     let started = Instant::now();
@@ -123,10 +127,22 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         ),
         None => None,
     };
-    converge(&kube, &helm, &plan, &preview, tree.path(), printer).await?;
+    // --timeout bounds everything that waits on the cluster from here: helm's own --timeout for
+    // each release, the CRD, and readiness.
+    let deadline = Deadline::after(args.timeout);
+    converge(
+        &kube,
+        &helm,
+        &plan,
+        &preview,
+        tree.path(),
+        deadline,
+        printer,
+    )
+    .await?;
     for (r, _) in plan.releases.iter().zip(&preview.releases) {
         let step = Step::start(printer, format!("release {}", r.name));
-        match wait::ready(&kube, &r.namespace, &r.name, r.timeout.min(args.timeout)).await {
+        match wait::ready(&kube, &r.namespace, &r.name, deadline).await {
             Ok(()) => step.finish("ready"),
             Err(e) => {
                 step.fail();
@@ -192,8 +208,15 @@ fn write_tree(rendered: &Rendered) -> Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// One release: `helm upgrade --install --wait`, stopped early when a pod fails for good.
-async fn upgrade(kube: &Kube, helm: &Helm, r: &ReleaseStep, tree: &Path) -> Result<()> {
+/// One release: `helm upgrade --install --wait` with what is left of `--timeout`, stopped early
+/// when a pod fails for good.
+async fn upgrade(
+    kube: &Kube,
+    helm: &Helm,
+    r: &ReleaseStep,
+    tree: &Path,
+    deadline: Deadline,
+) -> Result<()> {
     let (chart, version) = preview::chart_arg(r, tree);
     let values = tree.join(&r.values);
     let args = ChartArgs {
@@ -204,7 +227,7 @@ async fn upgrade(kube: &Kube, helm: &Helm, r: &ReleaseStep, tree: &Path) -> Resu
         values: &values,
     };
     tokio::select! {
-        out = helm.upgrade(&args, r.timeout) => out,
+        out = helm.upgrade(&args, deadline.left()) => out,
         err = wait::watch_for_fatal(kube, &r.namespace, &r.name) => Err(err),
     }
 }
@@ -215,6 +238,7 @@ async fn converge(
     plan: &Plan,
     preview: &Preview,
     tree: &Path,
+    deadline: Deadline,
     printer: &Printer,
 ) -> Result<()> {
     for ns in &plan.namespaces {
@@ -253,13 +277,17 @@ async fn converge(
         changing.into_iter().partition(|r| r.part == Part::Tetragon);
     for r in first {
         let step = Step::start(printer, format!("helm upgrade --install {}", r.name));
-        finish(step, upgrade(kube, helm, r, tree).await, "deployed")?;
+        finish(
+            step,
+            upgrade(kube, helm, r, tree, deadline).await,
+            "deployed",
+        )?;
     }
     if plan.objects.iter().any(|o| o.part == Part::Policies) {
         let step = Step::start(printer, format!("Waiting for CRD {POLICY_CRD}"));
         finish(
             step,
-            wait::crd_established(kube, POLICY_CRD, std::time::Duration::from_secs(120)).await,
+            wait::crd_established(kube, POLICY_CRD, CRD_WAIT.min(deadline.left())).await,
             "established",
         )?;
     }
@@ -270,7 +298,8 @@ async fn converge(
             format!("helm upgrade --install {}", names.join(", ")),
         );
         let results =
-            futures::future::join_all(rest.iter().map(|r| upgrade(kube, helm, r, tree))).await;
+            futures::future::join_all(rest.iter().map(|r| upgrade(kube, helm, r, tree, deadline)))
+                .await;
         finish(
             step,
             results.into_iter().collect::<Result<Vec<()>>>(),

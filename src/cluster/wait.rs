@@ -11,6 +11,32 @@ use crate::error::{Error, Result};
 
 const POLL: Duration = Duration::from_millis(500);
 
+/// The end of a command's `--timeout`: helm's own `--timeout` and every wait get what is left.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    end: Instant,
+    total: Duration,
+}
+
+impl Deadline {
+    pub fn after(total: Duration) -> Deadline {
+        Deadline {
+            end: Instant::now() + total,
+            total,
+        }
+    }
+
+    /// What is left (zero once it has passed).
+    pub fn left(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now())
+    }
+
+    /// The whole `--timeout`.
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+}
+
 /// Waits until the CRD reports `Established=True`.
 pub async fn crd_established(kube: &Kube, name: &str, timeout: Duration) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(kube.client.clone());
@@ -78,9 +104,8 @@ pub async fn watch_for_fatal(kube: &Kube, ns: &str, release: &str) -> Error {
     }
 }
 
-/// Waits until every workload of the release is ready, or a pod fails, or the timeout passes.
-pub async fn ready(kube: &Kube, ns: &str, release: &str, timeout: Duration) -> Result<()> {
-    let start = Instant::now();
+/// Waits until every workload of the release is ready, or a pod fails, or the deadline passes.
+pub async fn ready(kube: &Kube, ns: &str, release: &str, deadline: Deadline) -> Result<()> {
     loop {
         let list = workloads(kube, ns, release)
             .await
@@ -97,7 +122,7 @@ pub async fn ready(kube: &Kube, ns: &str, release: &str, timeout: Duration) -> R
         if let Some(p) = problems.iter().find(|p| FATAL.contains(&p.reason.as_str())) {
             return Err(fatal(kube, release, p).await);
         }
-        if start.elapsed() > timeout {
+        if deadline.left().is_zero() {
             let why: Vec<String> = problems
                 .iter()
                 .map(|p| format!("pod {} {}", p.pod, p.reason))
@@ -105,8 +130,8 @@ pub async fn ready(kube: &Kube, ns: &str, release: &str, timeout: Duration) -> R
             return Err(Error::step(
                 format!("release {release}"),
                 format!(
-                    "not ready after {}s: {}{}",
-                    timeout.as_secs(),
+                    "not ready within --timeout {}s: {}{}",
+                    deadline.total().as_secs(),
                     waiting.join(", "),
                     if why.is_empty() {
                         String::new()

@@ -1,6 +1,4 @@
 //! The install plan as data: which Secrets, releases and objects install converges, in order.
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use super::{Rendered, names};
@@ -61,8 +59,6 @@ pub struct ReleaseStep {
     pub chart: Chart,
     /// Path of its values file in the rendered tree.
     pub values: String,
-    /// How long helm may wait for it to become ready.
-    pub timeout: Duration,
 }
 
 /// One key of a Secret: given by the configuration, or generated once and then kept.
@@ -172,7 +168,6 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
                 &c.tetragon_version,
             ),
             "values/tetragon.yaml",
-            300,
         ),
         (
             Part::Prometheus,
@@ -185,7 +180,6 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
                 &c.prometheus_version,
             ),
             "values/prometheus.yaml",
-            300,
         ),
         (
             Part::Grafana,
@@ -198,7 +192,6 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
                 &c.grafana_version,
             ),
             "values/grafana.yaml",
-            300,
         ),
         (
             Part::Pipeline,
@@ -208,10 +201,9 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
                 dir: "charts/kovenant-pipeline".into(),
             },
             "charts/kovenant-pipeline/values.yaml",
-            300,
         ),
     ];
-    for (part, name, namespace, chart, values, secs) in candidates {
+    for (part, name, namespace, chart, values) in candidates {
         if !wanted(part) {
             continue;
         }
@@ -227,7 +219,6 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
             namespace: namespace.clone(),
             chart,
             values: values.into(),
-            timeout: Duration::from_secs(secs),
         });
     }
     for (path, bytes) in &rendered.files {

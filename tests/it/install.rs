@@ -185,6 +185,53 @@ fn second_install_changes_nothing() {
     );
 }
 
+/// The seconds of a helm call's `--timeout` (helm takes `90s`).
+fn helm_timeout(c: &crate::fake_helm::Call) -> u64 {
+    let i = c
+        .argv
+        .iter()
+        .position(|a| a == "--timeout")
+        .unwrap_or_else(|| panic!("no --timeout: {}", c.line()));
+    c.argv[i + 1]
+        .strip_suffix('s')
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("--timeout in seconds: {}", c.line()))
+}
+
+#[test]
+fn install_timeout_bounds_helms_own_timeout() {
+    let stack = Stack::new();
+    let env = stack.env_file.to_string_lossy().into_owned();
+    let run = stack.run(&[
+        "install",
+        "--yes",
+        "--skip-image",
+        "--timeout",
+        "90s",
+        "--env-file",
+        &env,
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let calls = stack.helm_calls();
+    let ups: Vec<_> = calls.iter().filter(|c| c.verb() == "upgrade").collect();
+    assert_eq!(ups.len(), 4);
+    for c in ups {
+        // What is left of the 90 s when helm starts: never more, and not much less here.
+        let t = helm_timeout(c);
+        assert!((60..=90).contains(&t), "{t}s: {}", c.line());
+    }
+    // The default --timeout (10m) is what helm gets, not a fixed 300s per release.
+    let stack = Stack::new();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    let first = stack
+        .helm_calls()
+        .into_iter()
+        .find(|c| c.verb() == "upgrade")
+        .expect("an upgrade");
+    assert!(helm_timeout(&first) > 300, "{}", first.line());
+}
+
 #[test]
 fn without_a_terminal_or_yes_nothing_is_touched() {
     let stack = Stack::new();
