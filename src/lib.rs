@@ -49,7 +49,7 @@ fn run(cli: Cli, printer: &Printer) -> error::Result<()> {
             clap_complete::generate(args.shell, &mut cmd, "kovenant", &mut std::io::stdout());
             Ok(())
         }
-        Command::Agent(args) => agent::run(&args, printer),
+        Command::Agent(args) => agent::run(&global, &args, printer),
         Command::Install(args) => apply::install(&global, &args, printer),
         Command::Uninstall(args) => apply::uninstall(&global, &args, printer),
         Command::Status(args) => status::run(&global, &args, printer),

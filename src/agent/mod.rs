@@ -26,7 +26,8 @@ use std::io::{self, BufWriter};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::cli::AgentArgs;
+use crate::backend;
+use crate::cli::{AgentArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::ui::Printer;
 
@@ -38,7 +39,38 @@ use self::source::Source;
 
 pub use self::pipeline::Agent as Pipeline;
 
-pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
+/// A client loaded as every other command loads it (`--kubeconfig`, `--context`, else
+/// `$KUBECONFIG` or `~/.kube/config` and its current context), with kube's own timeouts, which
+/// suit long watches and log streams. With neither flag and no kubeconfig, the pod's service
+/// account (the agent runs in the cluster).
+async fn client(global: &GlobalArgs) -> Result<kube::Client> {
+    let step = "agent: connect to the cluster";
+    let explicit = global.kubeconfig.is_some() || global.context.is_some();
+    let config = match backend::kube::load(global.kubeconfig.as_deref(), global.context.as_deref())
+        .await
+    {
+        Ok(loaded) => loaded.config,
+        Err(e) if !explicit => kube::Config::incluster().map_err(|in_cluster| {
+            Error::step(
+                step,
+                format!(
+                    "{e}; and not in a cluster: {}",
+                    backend::kube::chain(&in_cluster)
+                ),
+            )
+            .with_hint(
+                "run in the cluster (service account), or pass --kubeconfig PATH / --context \
+                 NAME; offline, pass --cluster-snapshot",
+            )
+        })?,
+        Err(e) => {
+            return Err(Error::step(step, e).with_hint("pass --kubeconfig PATH or --context NAME"));
+        }
+    };
+    kube::Client::try_from(config).map_err(|e| Error::step(step, backend::kube::describe(&e)))
+}
+
+pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let source = Source::parse(&args.source)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -53,11 +85,7 @@ pub fn run(args: &AgentArgs, printer: &Printer) -> Result<()> {
             .enable_all()
             .build()
             .map_err(|e| Error::step("agent", format!("cannot start the runtime: {e}")))?;
-        let client = rt
-            .block_on(kube::Client::try_default())
-            .map_err(|e| Error::step("agent: connect to the cluster", e.to_string()).with_hint(
-                "run in the cluster (service account) or set KUBECONFIG; offline, pass --cluster-snapshot",
-            ))?;
+        let client = rt.block_on(client(global))?;
         Some((rt, client))
     } else {
         None

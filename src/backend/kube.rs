@@ -23,9 +23,16 @@ pub struct Kube {
     pub server: String,
 }
 
-/// Loads the kubeconfig (`path`, else `$KUBECONFIG`, else `~/.kube/config`) and builds a client for
-/// `context` (else the current context). Makes no request.
-pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Kube, String> {
+/// A kubeconfig loaded for one context: the client configuration, the context's name, its server.
+pub struct Loaded {
+    pub config: kube::Config,
+    pub context: String,
+    pub server: String,
+}
+
+/// Loads the kubeconfig (`path`, else `$KUBECONFIG`, else `~/.kube/config`) for `context` (else
+/// the current context). Makes no request.
+pub async fn load(path: Option<&Path>, context: Option<&str>) -> Result<Loaded, String> {
     let kubeconfig = match path {
         Some(p) => Kubeconfig::read_from(p)
             .map_err(|e| format!("cannot read kubeconfig {}: {}", p.display(), chain(&e)))?,
@@ -50,9 +57,24 @@ pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Kube,
         context: Some(name.clone()),
         ..Default::default()
     };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| format!("context `{name}`: {}", chain(&e)))?;
+    Ok(Loaded {
+        config,
+        context: name,
+        server,
+    })
+}
+
+/// Loads the kubeconfig as [`load`] does and builds a client for a command line: short connect
+/// and read timeouts, no retries. Makes no request.
+pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Kube, String> {
+    let Loaded {
+        mut config,
+        context,
+        server,
+    } = load(path, context).await?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(60));
     // kube retries 429/503/504 with backoff up to 1000s; a command line should say what failed
@@ -61,7 +83,7 @@ pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Kube,
     let client = Client::try_from(config).map_err(|e| describe(&e))?;
     Ok(Kube {
         client,
-        context: name,
+        context,
         server,
     })
 }

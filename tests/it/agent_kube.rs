@@ -78,8 +78,15 @@ fn respond(mut s: TcpStream, items: &[Value], events: &[u8]) {
     let _ = s.write_all(body.as_bytes());
 }
 
-#[test]
-fn agent_streams_tetragon_logs_and_watches_the_cluster() {
+/// How the agent is pointed at the fake API server.
+enum Point {
+    /// `KUBECONFIG` whose current context is the fake.
+    Env,
+    /// `--kubeconfig PATH --context NAME`, while `KUBECONFIG` names a dead server.
+    Flags,
+}
+
+fn streams_and_watches(point: Point) {
     let c = Corpus::generate(4_000, 8, 0.02);
     let items = read_json(&c.path("cluster.json"))["items"]
         .as_array()
@@ -94,14 +101,34 @@ fn agent_streams_tetragon_logs_and_watches_the_cluster() {
             std::thread::spawn(move || respond(s, &items, &events));
         }
     });
+    // Two contexts: `c` is the fake, `dead` a port nothing listens on.
     let kubeconfig = c.path("kubeconfig");
-    std::fs::write(&kubeconfig, format!(
-        "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}]\n\
-         users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n"
-    )).expect("kubeconfig");
-    let mut child = crate::support::kovenant()
-        .args(["agent", "--source", "kube-logs"])
-        .env("KUBECONFIG", &kubeconfig)
+    let write = |path: &std::path::Path, current: &str| {
+        std::fs::write(path, format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}, \
+             {{name: dead, cluster: {{server: \"http://127.0.0.1:9\"}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}, \
+             {{name: dead, context: {{cluster: dead, user: u}}}}]\ncurrent-context: {current}\n"
+        )).expect("kubeconfig");
+    };
+    let mut cmd = crate::support::kovenant();
+    cmd.args(["agent", "--source", "kube-logs"]);
+    match point {
+        Point::Env => {
+            write(&kubeconfig, "c");
+            cmd.env("KUBECONFIG", &kubeconfig);
+        }
+        Point::Flags => {
+            write(&kubeconfig, "dead");
+            let dead = c.path("dead-kubeconfig");
+            write(&dead, "dead");
+            cmd.env("KUBECONFIG", &dead)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(["--context", "c"]);
+        }
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -124,4 +151,14 @@ fn agent_streams_tetragon_logs_and_watches_the_cluster() {
     assert!(child.wait().expect("agent exits").success());
     let out = reader.join().expect("output");
     assert_ground_truth(&parse_lp(&out), &c.expected());
+}
+
+#[test]
+fn agent_streams_tetragon_logs_and_watches_the_cluster() {
+    streams_and_watches(Point::Env);
+}
+
+#[test]
+fn agent_takes_the_global_kubeconfig_and_context() {
+    streams_and_watches(Point::Flags);
 }
