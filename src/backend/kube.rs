@@ -352,18 +352,21 @@ impl Kube {
         String::from_utf8(bytes.0).ok()
     }
 
-    /// The last `lines` lines of a pod's log; `previous`: of the container's last run (what a
+    /// The last `lines` lines of a container's log (`None`: the pod's only container; the API
+    /// server refuses that for a pod with more); `previous`: of the container's last run (what a
     /// crash-looping container said before it died).
     pub async fn pod_log_tail(
         &self,
         namespace: &str,
         pod: &str,
+        container: Option<&str>,
         lines: i64,
         previous: bool,
     ) -> Option<String> {
         let api: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.client.clone(), namespace);
         let params = kube::api::LogParams {
+            container: container.map(str::to_owned),
             tail_lines: Some(lines),
             previous,
             ..Default::default()

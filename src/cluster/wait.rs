@@ -75,8 +75,10 @@ async fn fatal(kube: &Kube, release: &str, p: &PodProblem) -> Error {
     if !p.message.is_empty() {
         message.push_str(&format!(": {}", p.message));
     }
+    // A crash-looping container is waiting to restart: what it said is in its previous run.
+    let previous = p.reason == "CrashLoopBackOff";
     if let Some(log) = kube
-        .pod_log_tail(&p.namespace, &p.pod, 10, p.reason == "CrashLoopBackOff")
+        .pod_log_tail(&p.namespace, &p.pod, p.container.as_deref(), 10, previous)
         .await
         .filter(|l| !l.trim().is_empty())
     {

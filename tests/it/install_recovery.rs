@@ -35,11 +35,17 @@ fn failed_third_release_is_completed_by_a_rerun() {
 fn a_crash_looping_pod_stops_install_at_once_with_its_log() {
     let mut stack = Stack::new();
     stack.env.push(("FAKE_HELM_CRASH".into(), "grafana".into()));
+    // What the crashed run said (the pod has a sidecar too, so the request names the container).
     stack.api.set_log(
         "kovenant",
         "grafana-0",
+        "main",
+        true,
         "starting\nlogger=sqlstore msg=\"failed to connect\"\nexit 1",
     );
+    stack
+        .api
+        .set_log("kovenant", "grafana-0", "main", false, "starting");
     let start = std::time::Instant::now();
     let run = stack.install();
     assert_eq!(run.code, 1, "{run}");

@@ -141,10 +141,12 @@ impl FakeApi {
         self.store().minor = minor;
     }
 
-    pub fn set_log(&self, ns: &str, pod: &str, text: &str) {
-        self.store()
-            .logs
-            .insert((ns.into(), pod.into()), text.into());
+    /// The log of one container of a pod: of its current run, or (`previous`) of the last one.
+    pub fn set_log(&self, ns: &str, pod: &str, container: &str, previous: bool, text: &str) {
+        self.store().logs.insert(
+            (ns.into(), pod.into(), container.into(), previous),
+            text.into(),
+        );
     }
 
     /// Routes port-forwards to `ns/pod:port` to a local `host:port`.

@@ -109,8 +109,8 @@ pub struct Store {
     pub writes: Vec<String>,
     /// (verb, resource) pairs SelfSubjectAccessReview denies.
     pub denied: Vec<(String, String)>,
-    /// Pod logs: (namespace, pod) -> text.
-    pub logs: BTreeMap<(String, String), String>,
+    /// Pod logs: (namespace, pod, container, previous run) -> text.
+    pub logs: BTreeMap<(String, String, String, bool), String>,
     /// Service proxies: (namespace, service, port) -> base URL.
     pub proxies: BTreeMap<(String, String, String), String>,
     /// Port-forwards: (namespace, pod, port) -> local `host:port`.

@@ -6,15 +6,38 @@ use serde_json::json;
 use super::handler::{Body, Reply, Target, key, not_found, parse_body, reply, status};
 use super::store::Store;
 
-/// `pods/NAME/log`, honouring `tailLines`.
+/// `pods/NAME/log`, honouring `container`, `previous` and `tailLines`. Like the API server, a pod
+/// with more than one container needs `container`.
 pub fn pod_log(store: &Store, t: &Target, name: &str, q: &BTreeMap<String, String>) -> Reply {
     let ns = t.namespace.clone().unwrap_or_default();
-    if !store.objects.contains_key(&key(t, name)) {
+    let Some(pod) = store.objects.get(&key(t, name)) else {
         return not_found("pods", name);
-    }
+    };
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let container = match (q.get("container"), containers.as_slice()) {
+        (Some(c), _) if containers.contains(&c.as_str()) => c.clone(),
+        (Some(c), _) => {
+            let message = format!("container {c} is not valid for pod {name}");
+            return status(400, "BadRequest", &message);
+        }
+        (None, [only]) => only.to_string(),
+        (None, _) => {
+            let message = format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            );
+            return status(400, "BadRequest", &message);
+        }
+    };
+    let previous = q.get("previous").is_some_and(|v| v == "true");
     let text = store
         .logs
-        .get(&(ns, name.to_string()))
+        .get(&(ns, name.to_string(), container, previous))
         .cloned()
         .unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
