@@ -4,8 +4,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::preview::{self, Change, Preview};
-use super::{image, objects, preflight, secrets, summary};
+use super::preview::{self, Change, Existing, Preview};
+use super::{image, objects, preflight, repos, secrets, summary};
 use crate::assets::Assets;
 use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
@@ -78,11 +78,18 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         (_, n) => return Err(preflight_failed(n)),
     };
     let tree = write_tree(&rendered)?;
+    let existing = Existing::list(&helm, &plan).await?;
+    // helm-diff reads an existing release's chart from its repository: on a machine that has
+    // never added it (or has a stale index), the repositories come first.
+    let repos_updated = repos::needed_for_diff(&plan, &existing);
+    if repos_updated {
+        repos::update(&helm, &plan, printer).await?;
+    }
     let step = Step::start(
         printer,
         "Previewing changes (helm diff, server-side dry run)",
     );
-    let preview = match preview::run(&kube, &helm, &plan, tree.path()).await {
+    let preview = match preview::run(&kube, &helm, &plan, &existing, tree.path()).await {
         Ok(p) => {
             step.finish("done");
             p
@@ -130,16 +137,16 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     // --timeout bounds everything that waits on the cluster from here: helm's own --timeout for
     // each release, the CRD, and readiness.
     let deadline = Deadline::after(args.timeout);
-    converge(
-        &kube,
-        &helm,
-        &plan,
-        &preview,
-        tree.path(),
+    let converging = Converging {
+        kube: &kube,
+        helm: &helm,
+        plan: &plan,
+        preview: &preview,
+        tree: tree.path(),
         deadline,
-        printer,
-    )
-    .await?;
+        repos_updated,
+    };
+    converge(&converging, printer).await?;
     for (r, _) in plan.releases.iter().zip(&preview.releases) {
         let step = Step::start(printer, format!("release {}", r.name));
         match wait::ready(&kube, &r.namespace, &r.name, deadline).await {
@@ -232,15 +239,28 @@ async fn upgrade(
     }
 }
 
-async fn converge(
-    kube: &Kube,
-    helm: &Helm,
-    plan: &Plan,
-    preview: &Preview,
-    tree: &Path,
+/// What converge works from: the plan, its preview, the rendered tree, the deadline.
+struct Converging<'a> {
+    kube: &'a Kube,
+    helm: &'a Helm,
+    plan: &'a Plan,
+    preview: &'a Preview,
+    tree: &'a Path,
     deadline: Deadline,
-    printer: &Printer,
-) -> Result<()> {
+    /// The preview already added and updated the repositories (for its diffs).
+    repos_updated: bool,
+}
+
+async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
+    let Converging {
+        kube,
+        helm,
+        plan,
+        preview,
+        tree,
+        deadline,
+        repos_updated,
+    } = *c;
     for ns in &plan.namespaces {
         secrets::ensure_namespace(kube, ns).await?;
     }
@@ -257,21 +277,8 @@ async fn converge(
         .filter(|(_, c)| **c != Change::Unchanged)
         .map(|(r, _)| r)
         .collect();
-    let repos: Vec<(&str, &str)> = plan.repos();
-    if changing
-        .iter()
-        .any(|r| matches!(r.chart, steps::Chart::Repo { .. }))
-    {
-        let step = Step::start(printer, "Updating chart repositories");
-        let out = async {
-            for (name, url) in &repos {
-                helm.repo_add(name, url).await?;
-            }
-            let names: Vec<&str> = repos.iter().map(|(n, _)| *n).collect();
-            helm.repo_update(&names).await
-        }
-        .await;
-        finish(step, out, "done")?;
+    if !repos_updated && changing.iter().any(|r| repos::from_repo(r)) {
+        repos::update(helm, plan, printer).await?;
     }
     let (first, rest): (Vec<&ReleaseStep>, Vec<&ReleaseStep>) =
         changing.into_iter().partition(|r| r.part == Part::Tetragon);

@@ -4,6 +4,7 @@ mod install;
 mod objects;
 mod preflight;
 mod preview;
+mod repos;
 mod secrets;
 mod summary;
 mod uninstall;

@@ -52,6 +52,32 @@ impl Preview {
     }
 }
 
+/// The releases helm already has in the plan's namespaces (any status), listed once.
+#[derive(Debug, Clone, Default)]
+pub struct Existing {
+    by_namespace: BTreeMap<String, Vec<Release>>,
+}
+
+impl Existing {
+    /// `helm list` of every namespace a release of the plan lives in.
+    pub async fn list(helm: &Helm, plan: &Plan) -> Result<Existing> {
+        let mut by_namespace = BTreeMap::new();
+        for r in &plan.releases {
+            if !by_namespace.contains_key(&r.namespace) {
+                by_namespace.insert(r.namespace.clone(), helm.list(&r.namespace).await?);
+            }
+        }
+        Ok(Existing { by_namespace })
+    }
+
+    /// helm's record of a release of the plan, when it exists.
+    pub fn get(&self, step: &ReleaseStep) -> Option<&Release> {
+        self.by_namespace
+            .get(&step.namespace)
+            .and_then(|l| l.iter().find(|x| x.name == step.name))
+    }
+}
+
 /// The chart argument helm takes for a release.
 pub fn chart_arg(step: &ReleaseStep, tree: &std::path::Path) -> (String, Option<String>) {
     match &step.chart {
@@ -92,8 +118,14 @@ pub async fn release(
     })
 }
 
-/// Computes the whole preview; no change is made.
-pub async fn run(kube: &Kube, helm: &Helm, plan: &Plan, tree: &std::path::Path) -> Result<Preview> {
+/// Computes the whole preview from what helm has (`existing`); no change is made to the cluster.
+pub async fn run(
+    kube: &Kube,
+    helm: &Helm,
+    plan: &Plan,
+    existing: &Existing,
+    tree: &std::path::Path,
+) -> Result<Preview> {
     let mut p = Preview::default();
     for ns in &plan.namespaces {
         p.namespaces
@@ -102,18 +134,10 @@ pub async fn run(kube: &Kube, helm: &Helm, plan: &Plan, tree: &std::path::Path) 
     for s in &plan.secrets {
         p.secrets.push(secrets::preview(kube, s).await?);
     }
-    let mut releases: BTreeMap<String, Vec<Release>> = BTreeMap::new();
-    for r in &plan.releases {
-        if !releases.contains_key(&r.namespace) {
-            releases.insert(r.namespace.clone(), helm.list(&r.namespace).await?);
-        }
-    }
-    let futures = plan.releases.iter().map(|r| {
-        let existing = releases
-            .get(&r.namespace)
-            .and_then(|l| l.iter().find(|x| x.name == r.name));
-        release(helm, r, existing, tree)
-    });
+    let futures = plan
+        .releases
+        .iter()
+        .map(|r| release(helm, r, existing.get(r), tree));
     for (r, out) in plan
         .releases
         .iter()

@@ -169,9 +169,20 @@ fn second_install_changes_nothing() {
     assert!(run.stderr.contains("nothing to do"), "{run}");
     let calls = stack.helm_calls();
     assert_eq!(upgrades(&calls), Vec::<String>::new());
+    // The diffs of existing releases read their charts: the repositories are updated first.
+    let first_diff = calls
+        .iter()
+        .position(|c| c.verb() == "diff")
+        .expect("a diff");
+    let repo_calls: Vec<String> = calls[..first_diff]
+        .iter()
+        .filter(|c| c.verb() == "repo")
+        .map(|c| c.argv[1].clone())
+        .collect();
+    assert_eq!(repo_calls, ["add", "add", "add", "update"]);
     assert!(
-        !calls.iter().any(|c| c.verb() == "repo"),
-        "no repo update when nothing changes"
+        !calls[first_diff..].iter().any(|c| c.verb() == "repo"),
+        "once: converge does not update them again"
     );
     assert_eq!(calls.iter().filter(|c| c.verb() == "diff").count(), 4);
     assert_eq!(stack.api.take_writes(), Vec::<String>::new());
@@ -183,6 +194,42 @@ fn second_install_changes_nothing() {
         before, after,
         "generated credentials are kept, never rotated"
     );
+}
+
+#[test]
+fn a_machine_without_the_repositories_can_install_over_an_existing_release() {
+    let stack = Stack::new();
+    let first = stack.install();
+    assert_eq!(first.code, 0, "{first}");
+    // Another machine: the releases are in the cluster, the repositories are not on it.
+    crate::fake_helm::forget_repos(&stack.helm_state);
+    std::fs::write(&stack.env_file, "GRAFANA_PORT=3100\n").expect("write .env");
+    stack.reset_records();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr.contains("Updating chart repositories done"),
+        "{run}"
+    );
+    let calls = stack.helm_calls();
+    let first_diff = calls
+        .iter()
+        .position(|c| c.verb() == "diff")
+        .expect("a diff");
+    let repo_adds: Vec<String> = calls[..first_diff]
+        .iter()
+        .filter(|c| c.argv.starts_with(&["repo".into(), "add".into()]))
+        .map(|c| c.argv[3].clone())
+        .collect();
+    assert_eq!(
+        repo_adds,
+        [
+            "kovenant-cilium",
+            "kovenant-prometheus-community",
+            "kovenant-grafana-community"
+        ]
+    );
+    assert_eq!(upgrades(&calls), ["grafana"]);
 }
 
 /// The seconds of a helm call's `--timeout` (helm takes `90s`).

@@ -62,3 +62,14 @@ pub fn upgrades(calls: &[Call]) -> Vec<String> {
         .map(|c| c.argv[2].clone())
         .collect()
 }
+
+/// Forgets the repositories helm was given, keeping the releases: the same cluster seen from a
+/// machine that has never run `helm repo add` (helm keeps releases in the cluster, repositories
+/// on the machine).
+pub fn forget_repos(state_dir: &Path) {
+    let path = state_dir.join("state.json");
+    let text = std::fs::read_to_string(&path).expect("the fake helm's state");
+    let mut state: Value = serde_json::from_str(&text).expect("JSON state");
+    state["repos"] = serde_json::json!({});
+    std::fs::write(&path, state.to_string()).expect("write the fake helm's state");
+}
