@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Builds, from their Go modules, the real cluster-side tools the tests run, and caches each by
+# version outside the repository, so a second run on the same machine builds nothing:
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm 4, helm 3, helm-diff.
+#   .ci/tools.sh [NAME...]   -> builds what is missing; prints NAME=PATH lines
+# The cache is $KOVENANT_TOOLS_CACHE (default ~/.cache/kovenant/tools), one folder per tool and version.
+set -euo pipefail
+
+ETCD_VERSION=v3.6.16
+KUBE_VERSION=v1.34.4
+KWOK_VERSION=v0.8.0
+HELM4_VERSION=v4.3.1
+HELM3_VERSION=v3.22.0
+HELM_DIFF_VERSION=v3.13.2
+# The checksum database does not list helm-diff's module, so its hash is pinned here instead
+# (as `go mod download -json` reported them).
+HELM_DIFF_SUM="h1:F7kOKV72i5S6FZilOOnntN0n2Alp0FJovk1Wr8cx+t8="
+HELM_DIFF_MOD_SUM="h1:eG4IhpHOv3TnPnghRi7UXBrPSc19iyxXdZrZ39NmCsY="
+
+cache=${KOVENANT_TOOLS_CACHE:-$HOME/.cache/kovenant/tools}
+mkdir -p "$cache"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+log() { echo "tools: $*" >&2; }
+
+# A throwaway main module that requires $1 at $2 (plus the extra require lines in $3), so that
+# modules whose own go.mod has `replace` lines (kubernetes, etcd) can be built as dependencies.
+wrapper() { # module version extra-go.mod-lines
+  local dir
+  dir=$(mktemp -d "$cache/.build.XXXXXX")
+  printf 'module kovenant.test/tools\n\ngo 1.26\n\nrequire %s %s\n%s\n' "$1" "$2" "${3:-}" >"$dir/go.mod"
+  echo "$dir"
+}
+
+build_etcd() {
+  local out=$cache/etcd-$ETCD_VERSION dir
+  [ -x "$out/etcd" ] && return
+  log "building etcd $ETCD_VERSION"
+  dir=$(wrapper go.etcd.io/etcd/server/v3 "$ETCD_VERSION")
+  (cd "$dir"
+   printf 'package tools\n\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\n' >tools.go
+   go mod tidy >/dev/null
+   mkdir -p "$out.tmp"
+   go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3)
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
+build_kube() {
+  local out=$cache/kubernetes-$KUBE_VERSION dir moddir minor reps
+  [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/kube-scheduler" ] \
+    && [ -x "$out/kubectl" ] && return
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBE_VERSION"
+  moddir=$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  minor=${KUBE_VERSION#v1.}
+  # Every staging module k8s.io/X => ./staging/src/k8s.io/X becomes k8s.io/X v0.<minor>.
+  reps=$(sed -n 's#^\t\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 v0.'"$minor"'#p' "$moddir/go.mod")
+  dir=$(wrapper k8s.io/kubernetes "$KUBE_VERSION" "replace (
+$reps
+)")
+  local pkg=k8s.io/component-base/version
+  local ld="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*}"
+  ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  ld="$ld -X $pkg/verflag.programName=kubernetes"
+  (cd "$dir"
+   printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler/app"\n\t_ "k8s.io/kubectl/pkg/cmd"\n)\n' >tools.go
+   go mod tidy >/dev/null
+   mkdir -p "$out.tmp"
+   go build -trimpath -ldflags "$ld" -o "$out.tmp/" \
+     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
+build_kwok() {
+  local out=$cache/kwok-$KWOK_VERSION
+  [ -x "$out/kwok" ] && return
+  log "building kwok $KWOK_VERSION"
+  GOBIN=$out.tmp go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+}
+
+build_helm() { # major version
+  local major=$1 version=$2 out
+  out=$cache/helm-$version
+  [ -x "$out/helm" ] && return
+  log "building helm $version"
+  GOBIN=$out.tmp go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v$major/internal/version.version=$version" \
+    "helm.sh/helm/v$major/cmd/helm@$version"
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+}
+
+# helm-diff, laid out as an installed plugin: point HELM_PLUGINS at $out/plugins.
+build_helm_diff() {
+  local out=$cache/helm-diff-$HELM_DIFF_VERSION dir src
+  [ -x "$out/plugins/diff/bin/diff" ] && return
+  log "building helm-diff $HELM_DIFF_VERSION"
+  dir=$(wrapper github.com/databus23/helm-diff/v3 "$HELM_DIFF_VERSION")
+  (cd "$dir"
+   printf '%s\n' "github.com/databus23/helm-diff/v3 $HELM_DIFF_VERSION $HELM_DIFF_SUM" \
+     "github.com/databus23/helm-diff/v3 $HELM_DIFF_VERSION/go.mod $HELM_DIFF_MOD_SUM" >go.sum
+   printf 'package tools\n\nimport _ "github.com/databus23/helm-diff/v3/cmd"\n' >tools.go
+   GONOSUMDB=github.com/databus23 GOFLAGS="-buildvcs=false -mod=mod" go mod tidy >/dev/null
+   src=$(go list -m -f '{{.Dir}}' github.com/databus23/helm-diff/v3)
+   mkdir -p "$out.tmp/plugins/diff/bin"
+   go build -trimpath -ldflags "-s -w -X github.com/databus23/helm-diff/v3/cmd.Version=${HELM_DIFF_VERSION#v}" \
+     -o "$out.tmp/plugins/diff/bin/diff" github.com/databus23/helm-diff/v3
+   # The plugin's own manifest, without its install hooks (they download a release binary).
+   sed '/^platformHooks:/,$d' "$src/plugin.yaml" >"$out.tmp/plugins/diff/plugin.yaml")
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(etcd kube kwok helm4 helm3 helm-diff)
+for t in "${want[@]}"; do
+  case "$t" in
+  etcd) build_etcd; echo "ETCD=$cache/etcd-$ETCD_VERSION/etcd" ;;
+  kube)
+    build_kube
+    echo "KUBE_APISERVER=$cache/kubernetes-$KUBE_VERSION/kube-apiserver"
+    echo "KUBE_CONTROLLER_MANAGER=$cache/kubernetes-$KUBE_VERSION/kube-controller-manager"
+    echo "KUBE_SCHEDULER=$cache/kubernetes-$KUBE_VERSION/kube-scheduler"
+    echo "KUBECTL=$cache/kubernetes-$KUBE_VERSION/kubectl"
+    ;;
+  kwok) build_kwok; echo "KWOK=$cache/kwok-$KWOK_VERSION/kwok" ;;
+  helm4) build_helm 4 "$HELM4_VERSION"; echo "HELM4=$cache/helm-$HELM4_VERSION/helm" ;;
+  helm3) build_helm 3 "$HELM3_VERSION"; echo "HELM3=$cache/helm-$HELM3_VERSION/helm" ;;
+  helm-diff) build_helm_diff; echo "HELM_PLUGINS=$cache/helm-diff-$HELM_DIFF_VERSION/plugins" ;;
+  *) echo "tools: unknown tool $t" >&2; exit 2 ;;
+  esac
+done
