@@ -18,6 +18,8 @@ pub struct Helm {
     context: Option<String>,
     /// When each helm process ran, to tell helm's time from kovenant's own (`--verbose`).
     spans: Arc<Mutex<Vec<(Instant, Instant)>>>,
+    /// helm's major version, asked once: helm 3 and 4 differ in a few flags.
+    major: Arc<tokio::sync::OnceCell<u32>>,
 }
 
 /// One row of `helm list -o json`.
@@ -59,6 +61,7 @@ impl Helm {
             kubeconfig: kubeconfig.map(Path::to_path_buf),
             context: context.map(str::to_owned),
             spans: Arc::default(),
+            major: Arc::default(),
         }
     }
 
@@ -140,6 +143,21 @@ impl Helm {
         Ok(out.trim().to_string())
     }
 
+    /// helm's major version (3 or 4), from `helm version --short`, asked once.
+    pub async fn major(&self) -> Result<u32> {
+        self.major
+            .get_or_try_init(|| async {
+                let v = self.version().await?;
+                Ok(v.trim_start_matches('v')
+                    .split('.')
+                    .next()
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(3))
+            })
+            .await
+            .copied()
+    }
+
     /// Whether `helm plugin list` shows the diff plugin.
     pub async fn has_diff_plugin(&self) -> Result<bool> {
         let out = self.run_ok(args(&["plugin", "list"])).await?;
@@ -164,7 +182,20 @@ impl Helm {
     /// Every release (any status) in a namespace.
     pub async fn list(&self, namespace: &str) -> Result<Vec<Release>> {
         let out = self
-            .run_ok(args(&["list", "--all", "-n", namespace, "-o", "json"]))
+            .run_ok(args(&[
+                "list",
+                "-n",
+                namespace,
+                "-o",
+                "json",
+                // Every state a release can be left in. helm 4 has no `--all` (it lists every
+                // state by default); helm 3 lists only deployed and failed by default. These
+                // flags mean the same in both.
+                "--deployed",
+                "--failed",
+                "--pending",
+                "--uninstalling",
+            ]))
             .await?;
         serde_json::from_str(&out).map_err(|e| {
             Error::step(
@@ -194,6 +225,13 @@ impl Helm {
             "--suppress-secrets",
             "--normalize-manifests",
         ]));
+        // helm-diff renders with `helm template --validate --dry-run=client`, a pair of flags
+        // helm 4 refuses together. With helm 4, `--dry-run=server` alone renders against the
+        // cluster (its version and API versions, so a chart's kubeVersion and Capabilities
+        // checks see what upgrade sees); helm 3's template does that only with --validate.
+        if self.major().await? >= 4 {
+            a.extend(args(&["--disable-validation", "--dry-run=server"]));
+        }
         match self.run(&a).await? {
             (0, _, _) => Ok(Diff::Unchanged),
             (2, out, _) => Ok(Diff::Changed(out)),
