@@ -194,7 +194,10 @@ impl Kube {
     ) -> Result<DynamicObject, String> {
         let name = obj.metadata.name.clone().unwrap_or_default();
         let api = self.dynamic(ar, obj.metadata.namespace.as_deref());
-        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        // Strict: a field the API server does not know is an error, not a warning it drops.
+        let mut params = PatchParams::apply(FIELD_MANAGER)
+            .force()
+            .validation_strict();
         if dry_run {
             params = params.dry_run();
         }
