@@ -1,21 +1,18 @@
 //! Collecting the report: every check runs, and one that errors leaves the others' results intact.
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use super::report::{Component, Endpoint, HelmRelease, Influx, Presence, Report};
+use super::report::{AgentPoint, Component, Endpoint, HelmRelease, Influx, Presence, Report};
 use crate::backend::helm::{Helm, Release};
 use crate::backend::kube::{Kube, describe};
 use crate::cluster::tracing_policy_gvk;
-use crate::cluster::workloads::{pod_problems, workloads};
+use crate::cluster::workloads::observe;
 use crate::config::Config;
 use crate::plan::steps::{DASHBOARD_LABEL, MANAGED_SELECTOR, Plan, release, service};
 use crate::plan::{names, secrets};
-
-/// Newest point older than this makes InfluxDB unhealthy: the pipeline has stopped writing.
-const STALE_SECONDS: i64 = 300;
 
 pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> Report {
     let ns = config.namespace.as_str();
@@ -91,14 +88,14 @@ async fn component(kube: &Kube, helm: &Helm, name: &str, rel: &str, ns: &str) ->
             None
         }
     };
-    let workloads = workloads(kube, ns, rel).await.unwrap_or_else(|e| {
-        errors.push(e);
-        Vec::new()
-    });
-    let problems = pod_problems(kube, ns, rel).await.unwrap_or_else(|e| {
-        errors.push(e);
-        Vec::new()
-    });
+    // One look at the release for both, so they agree.
+    let (workloads, problems) = match observe(kube, ns, rel).await {
+        Ok(seen) => (seen.workloads(), seen.problems()),
+        Err(e) => {
+            errors.push(e);
+            (Vec::new(), Vec::new())
+        }
+    };
     let healthy = errors.is_empty()
         && helm_info.as_ref().is_some_and(|h| h.status == "deployed")
         && !workloads.is_empty()
@@ -162,15 +159,51 @@ async fn dashboard_names(kube: &Kube, ns: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// A Ready pod of a release's workload, by its `app.kubernetes.io/name`.
+async fn ready_pod(kube: &Kube, ns: &str, release: &str, name: &str) -> Option<String> {
+    let lp = ListParams::default().labels(&format!(
+        "app.kubernetes.io/instance={release},app.kubernetes.io/name={name}"
+    ));
+    let pods = Api::<Pod>::namespaced(kube.client.clone(), ns)
+        .list(&lp)
+        .await
+        .ok()?;
+    pods.items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .find(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .and_then(|p| p.metadata.name)
+}
+
+/// Grafana's container port (the chart's `service.targetPort`).
+const GRAFANA_HTTP_PORT: u16 = 3000;
+
+/// Grafana's `/api/health`, through a port-forward to a Ready Grafana pod (as `kubectl
+/// port-forward` reaches it), else through the API server's service proxy.
 async fn grafana(kube: &Kube, config: &Config) -> Endpoint {
-    let out = kube
-        .proxy_get(
-            &config.namespace,
-            service::GRAFANA,
-            config.grafana.port,
-            "api/health",
-        )
-        .await;
+    let ns = config.namespace.as_str();
+    let forwarded = match ready_pod(kube, ns, release::GRAFANA, "grafana").await {
+        Some(pod) => kube
+            .port_forward_get(ns, &pod, GRAFANA_HTTP_PORT, "/api/health", &[])
+            .await
+            .and_then(|(code, body)| match code {
+                200 => Ok(body),
+                _ => Err(format!("HTTP {code} through a port-forward to {pod}")),
+            }),
+        None => Err("no Grafana pod is ready".to_string()),
+    };
+    let out = match forwarded {
+        Ok(body) => Ok(body),
+        Err(forward) => kube
+            .proxy_get(ns, service::GRAFANA, config.grafana.port, "api/health")
+            .await
+            .map_err(|proxy| format!("{forward}; through the service proxy: {proxy}")),
+    };
     match out.map(|body| serde_json::from_str::<Value>(&body)) {
         Ok(Ok(v)) if v["database"] == "ok" => Endpoint {
             healthy: true,
@@ -198,21 +231,28 @@ async fn grafana(kube: &Kube, config: &Config) -> Endpoint {
 /// The InfluxDB container's HTTP port (the Service maps the configured port to it).
 const INFLUXDB_HTTP_PORT: u16 = 8086;
 
-fn influx_fail(e: String) -> Influx {
+fn influx_fail(e: String, stale_after_seconds: i64) -> Influx {
     Influx {
         healthy: false,
         newest_tcp_flow: None,
         age_seconds: None,
         error: Some(e),
+        agents: Vec::new(),
+        stale_after_seconds,
     }
 }
 
-/// The newest `tcp_flow` point: through a port-forward with the admin token kovenant generated
+/// Why an InfluxQL query got no answer; `Health` when only `/health` could be read.
+enum QueryError {
+    Failed(String),
+    Health(String),
+}
+
+/// One InfluxQL query: through a port-forward with the admin token kovenant generated
 /// (InfluxDB 2.x wants it, and only a port-forward carries an `Authorization` header to the
 /// pod), else through the API server's service proxy (enough for an InfluxDB without auth),
 /// else InfluxDB's unauthenticated `/health`.
-async fn influx(kube: &Kube, config: &Config) -> Influx {
-    let q = "SELECT * FROM \"tcp_flow\" ORDER BY time DESC LIMIT 1";
+async fn influx_query(kube: &Kube, config: &Config, q: &str) -> Result<String, QueryError> {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("db", &config.influxdb.bucket)
         .append_pair("epoch", "s")
@@ -236,16 +276,18 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
             )
             .await
         {
-            Ok((200, body)) => return newest_point(&body),
+            Ok((200, body)) => return Ok(body),
             Ok((code, body)) => {
                 let said = body.lines().next().unwrap_or_default().trim();
-                return influx_fail(format!("query through a port-forward: HTTP {code} {said}"));
+                return Err(QueryError::Failed(format!(
+                    "query through a port-forward: HTTP {code} {said}"
+                )));
             }
             // No right to port-forward, say: the service proxy may still do.
             Err(e) => forward_error = Some(e),
         }
     }
-    let body = match kube
+    match kube
         .proxy_get(
             ns,
             service::INFLUXDB,
@@ -254,7 +296,7 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
         )
         .await
     {
-        Ok(b) => b,
+        Ok(b) => Ok(b),
         Err(e) if e.contains("unauthorized") || e.contains("401") => {
             // The API server strips the Authorization header from proxied requests (and a
             // token in the URL would land in its audit log): settle for /health.
@@ -265,45 +307,105 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
             let health = kube
                 .proxy_get(ns, service::INFLUXDB, config.influxdb.port, "health")
                 .await;
-            return match health {
-                Ok(b) if b.contains("\"pass\"") => Influx {
-                    healthy: true,
-                    newest_tcp_flow: None,
-                    age_seconds: None,
-                    error: Some(why),
-                },
-                Ok(b) => influx_fail(format!("/health: {b}")),
-                Err(h) => influx_fail(format!("query: {e}; /health: {h}")),
-            };
+            Err(match health {
+                Ok(b) if b.contains("\"pass\"") => QueryError::Health(why),
+                Ok(b) => QueryError::Failed(format!("/health: {b}")),
+                Err(h) => QueryError::Failed(format!("query: {e}; /health: {h}")),
+            })
         }
-        Err(e) => return influx_fail(format!("query: {e}")),
-    };
-    newest_point(&body)
+        Err(e) => Err(QueryError::Failed(match forward_error {
+            Some(f) => format!("query: {f}; through the service proxy: {e}"),
+            None => format!("query: {e}"),
+        })),
+    }
 }
 
-/// Reads InfluxQL's answer to the newest-point query.
-fn newest_point(body: &str) -> Influx {
-    let v: Value = match serde_json::from_str(body) {
-        Ok(v) => v,
-        Err(e) => return influx_fail(format!("query did not answer JSON: {e}")),
-    };
-    if let Some(e) = v["results"][0]["error"].as_str().or(v["error"].as_str()) {
-        return influx_fail(format!("query: {e}"));
-    }
-    let Some(ts) = v["results"][0]["series"][0]["values"][0][0].as_i64() else {
-        return influx_fail("no tcp_flow point yet".into());
+/// Data flows when every node's agent wrote its `kovenant_agent` point within three windows:
+/// it writes one every window, traffic or not. The newest `tcp_flow` point is shown beside it.
+async fn influx(kube: &Kube, config: &Config) -> Influx {
+    let stale = (3 * config.agent_window.as_secs()).max(1) as i64;
+    let agents = "SELECT last(\"lines\") FROM \"kovenant_agent\" GROUP BY \"node\"";
+    let body = match influx_query(kube, config, agents).await {
+        Ok(b) => b,
+        Err(QueryError::Failed(e)) => return influx_fail(e, stale),
+        // Only /health answered: InfluxDB is up, but whether data flows is unknown.
+        Err(QueryError::Health(why)) => return influx_fail(why, stale),
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(ts);
-    let age = now - ts;
+        .unwrap_or_default();
+    let agents = match agent_points(&body, now) {
+        Ok(a) => a,
+        Err(e) => return influx_fail(e, stale),
+    };
+    let flow = "SELECT * FROM \"tcp_flow\" ORDER BY time DESC LIMIT 1";
+    let newest_flow = match influx_query(kube, config, flow).await {
+        Ok(b) => series_values(&b)
+            .ok()
+            .and_then(|v| v.first().and_then(|row| row[0].as_i64())),
+        Err(_) => None,
+    };
+    let late: Vec<String> = agents
+        .iter()
+        .filter(|a| a.age_seconds > stale)
+        .map(|a| format!("{} ({}s ago)", a.node, a.age_seconds))
+        .collect();
+    let error = if agents.is_empty() {
+        Some(format!(
+            "no kovenant_agent point in bucket {}: no agent has written yet",
+            config.influxdb.bucket
+        ))
+    } else if !late.is_empty() {
+        Some(format!(
+            "no kovenant_agent point newer than {stale}s (three agent windows) from node {}",
+            late.join(", ")
+        ))
+    } else {
+        None
+    };
     Influx {
-        healthy: age <= STALE_SECONDS,
-        newest_tcp_flow: Some(rfc3339(ts)),
-        age_seconds: Some(age),
-        error: (age > STALE_SECONDS).then(|| format!("newest tcp_flow point is {age}s old")),
+        healthy: error.is_none(),
+        newest_tcp_flow: newest_flow.map(rfc3339),
+        age_seconds: newest_flow.map(|ts| now - ts),
+        error,
+        agents,
+        stale_after_seconds: stale,
     }
+}
+
+/// The rows of the first series of InfluxQL's answer; an error for an error answer.
+fn series_values(body: &str) -> Result<Vec<Value>, String> {
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| format!("query did not answer JSON: {e}"))?;
+    if let Some(e) = v["results"][0]["error"].as_str().or(v["error"].as_str()) {
+        return Err(format!("query: {e}"));
+    }
+    Ok(v["results"][0]["series"][0]["values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// Each node's newest `kovenant_agent` point, from `last(..) GROUP BY node`.
+fn agent_points(body: &str, now: i64) -> Result<Vec<AgentPoint>, String> {
+    series_values(body)?;
+    let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let mut out: Vec<AgentPoint> = v["results"][0]["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let ts = s["values"][0][0].as_i64()?;
+            Some(AgentPoint {
+                node: s["tags"]["node"].as_str().unwrap_or_default().to_string(),
+                newest: rfc3339(ts),
+                age_seconds: now - ts,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(out)
 }
 
 fn rfc3339(secs: i64) -> String {

@@ -63,11 +63,25 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Influx {
+    /// Every node's agent wrote a `kovenant_agent` point within `stale_after_seconds`.
     pub healthy: bool,
     /// RFC 3339 time of the newest `tcp_flow` point; null when there is none.
     pub newest_tcp_flow: Option<String>,
+    /// Age of that `tcp_flow` point.
     pub age_seconds: Option<i64>,
     pub error: Option<String>,
+    /// The newest `kovenant_agent` point of each node (the agent writes one every window, traffic
+    /// or not, so a silent node means a stopped pipeline).
+    pub agents: Vec<AgentPoint>,
+    /// Three agent windows.
+    pub stale_after_seconds: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AgentPoint {
+    pub node: String,
+    pub newest: String,
+    pub age_seconds: i64,
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -142,14 +156,21 @@ pub fn print_text(printer: &Printer, r: &Report) {
         "grafana",
         mark(r.grafana.healthy)
     ));
-    let i = match (
-        &r.influxdb.newest_tcp_flow,
-        r.influxdb.age_seconds,
-        &r.influxdb.error,
-    ) {
-        (_, _, Some(e)) => e.clone(),
-        (Some(t), Some(age), None) => format!("newest tcp_flow point {t} ({age}s ago)"),
-        _ => "no tcp_flow point yet".into(),
+    let i = match &r.influxdb.error {
+        Some(e) => e.clone(),
+        None => {
+            let nodes: Vec<String> = r
+                .influxdb
+                .agents
+                .iter()
+                .map(|a| format!("{} {}s ago", a.node, a.age_seconds))
+                .collect();
+            let flow = match (&r.influxdb.newest_tcp_flow, r.influxdb.age_seconds) {
+                (Some(t), Some(age)) => format!("newest tcp_flow point {t} ({age}s ago)"),
+                _ => "no tcp_flow point yet".into(),
+            };
+            format!("agents writing ({}); {flow}", nodes.join(", "))
+        }
     };
     printer.info(format!(
         "{:<11} {:<4} {i}",
