@@ -7,6 +7,7 @@ mod agent_kube;
 mod agent_support;
 mod chart;
 mod cli;
+mod cluster;
 mod config;
 mod dashboards;
 mod dashboards_influx;

@@ -1,0 +1,218 @@
+//! install from nothing, status, a no-op re-install, a one-key change, uninstall twice, purge and
+//! install again: on the real control plane, with real helm and helm-diff and the real charts.
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{HelmMajor, Session, both};
+
+const RELEASES: [&str; 4] = [
+    "kovenant/grafana",
+    "kovenant/kovenant-pipeline",
+    "kovenant/prometheus",
+    "kube-system/tetragon",
+];
+
+/// Every release at `revisions` (in RELEASES order), deployed.
+fn assert_releases(s: &Session, revisions: [u32; 4]) {
+    let want: Vec<(String, u32, String)> = RELEASES
+        .iter()
+        .zip(revisions)
+        .map(|(r, n)| (r.to_string(), n, "deployed".to_string()))
+        .collect();
+    assert_eq!(s.releases(), want);
+}
+
+/// Every pod of the stack is Ready on a kwok node, and there is at least one of each workload.
+pub fn assert_all_ready(s: &Session) {
+    let mut pods = s.get(&["pods", "-n", "kovenant"])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    pods.extend(
+        s.get(&[
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "app.kubernetes.io/instance=tetragon",
+        ])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let ready = |p: &Value| {
+        p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    };
+    let not_ready: Vec<&str> = pods
+        .iter()
+        .filter(|p| !ready(p))
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    assert!(not_ready.is_empty(), "pods not ready: {not_ready:?}");
+    let mut names: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p["metadata"]["labels"]["app.kubernetes.io/name"].as_str())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    for want in [
+        "grafana",
+        "kovenant-agent",
+        "kovenant-influxdb",
+        "kube-state-metrics",
+        "prometheus",
+        "prometheus-node-exporter",
+        "tetragon",
+        "tetragon-operator",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "no pod of {want}: {names:?}"
+        );
+    }
+}
+
+fn policy_names(s: &Session) -> Vec<String> {
+    let v = s.get(&["tracingpolicies.cilium.io"]);
+    let mut names: Vec<String> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+fn dashboard_configmaps(s: &Session) -> Vec<String> {
+    let v = s.get(&["configmaps", "-n", "kovenant", "-l", "grafana_dashboard=1"]);
+    let mut names: Vec<String> = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+fn status_json(s: &Session) -> (i32, Value) {
+    let env = s.env_arg();
+    let run = s.run(&[
+        "status",
+        "--env-file",
+        &env,
+        "--wait",
+        "--timeout",
+        "90s",
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    (run.code, v)
+}
+
+fn lifecycle(major: HelmMajor) {
+    let s = Session::new(major);
+    s.write_points(Duration::from_secs(1));
+
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "first install: {run}");
+    assert_releases(&s, [1, 1, 1, 1]);
+    assert_all_ready(&s);
+    assert_eq!(policy_names(&s), ["kovenant-io", "kovenant-tcp"]);
+    assert_eq!(
+        dashboard_configmaps(&s),
+        [
+            "kovenant-dashboard-cluster-health",
+            "kovenant-dashboard-namespaces-workloads",
+            "kovenant-dashboard-pod-io",
+            "kovenant-dashboard-traffic-map"
+        ]
+    );
+    let crd = s.get(&["crd", "tracingpolicies.cilium.io"]);
+    assert!(
+        crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True"),
+        "{crd}"
+    );
+
+    s.write_points(Duration::from_secs(1));
+    let (code, status) = status_json(&s);
+    assert_eq!(code, 0, "status after install: {status:#}");
+    assert_eq!(status["healthy"], true, "{status:#}");
+    assert_eq!(status["influxdb"]["healthy"], true, "{status:#}");
+    assert!(
+        status["influxdb"]["age_seconds"]
+            .as_i64()
+            .is_some_and(|a| a < 30)
+    );
+    assert_eq!(status["grafana"]["version"], "13.2.0", "{status:#}");
+
+    // A second install changes nothing, and helm-diff is what says so.
+    let again = s.install(&[]);
+    assert_eq!(again.code, 0, "no-op install: {again}");
+    assert!(
+        again.stderr.contains("nothing to do"),
+        "no-op install: {again}"
+    );
+    assert_releases(&s, [1, 1, 1, 1]);
+
+    // One key of one release: exactly that release is upgraded.
+    s.write_env(&["GRAFANA_PORT=3001"]);
+    let changed = s.install(&[]);
+    assert_eq!(changed.code, 0, "install after a .env change: {changed}");
+    assert_releases(&s, [2, 1, 1, 1]);
+    let svc = s.get(&["service", "-n", "kovenant", "grafana"]);
+    assert_eq!(svc["spec"]["ports"][0]["port"], 3001, "{svc}");
+
+    // uninstall, and again: both succeed; PVCs and the namespace stay.
+    let un = s.uninstall(&[]);
+    assert_eq!(un.code, 0, "uninstall: {un}");
+    assert_eq!(s.releases(), []);
+    assert_eq!(policy_names(&s), Vec::<String>::new());
+    assert_eq!(dashboard_configmaps(&s), Vec::<String>::new());
+    assert!(s.exists(&["namespace", "kovenant"]));
+    let pvcs = s.get(&["pvc", "-n", "kovenant"]);
+    assert!(
+        !pvcs["items"].as_array().is_none_or(Vec::is_empty),
+        "PVCs survive uninstall: {pvcs}"
+    );
+    let un2 = s.uninstall(&[]);
+    assert_eq!(un2.code, 0, "second uninstall: {un2}");
+    assert!(both(&un2).contains("nothing to remove"), "{un2}");
+
+    // Install over the kept volumes, purge, and install on the same cluster at once.
+    let back = s.install(&[]);
+    assert_eq!(back.code, 0, "install after uninstall: {back}");
+    assert_all_ready(&s);
+    let purge = s.uninstall(&["--purge"]);
+    assert_eq!(purge.code, 0, "uninstall --purge: {purge}");
+    assert!(
+        !s.exists(&["namespace", "kovenant"]),
+        "--purge waits until the namespace is gone: {purge}"
+    );
+    let fresh = s.install(&[]);
+    assert_eq!(fresh.code, 0, "install right after --purge: {fresh}");
+    assert_releases(&s, [1, 1, 1, 1]);
+    assert_all_ready(&s);
+}
+
+#[test]
+fn helm4_install_status_noop_change_uninstall_purge_reinstall() {
+    lifecycle(HelmMajor::V4);
+}
+
+#[test]
+fn helm3_install_status_noop_change_uninstall_purge_reinstall() {
+    lifecycle(HelmMajor::V3);
+}

@@ -1,0 +1,327 @@
+//! The real control plane that `.ci/cluster.sh` starts on loopback (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok nodes), real helm 4 and helm 3 with the real
+//! helm-diff plugin, and the pinned upstream charts served as a chart repository. Tests that use
+//! it take a `Session`, which holds a process-wide lock: the cluster (cluster-scoped
+//! TracingPolicies, Tetragon's namespace) is shared, so these tests run one at a time, and each
+//! leaves the cluster as it found it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::stack::Run;
+use crate::support::{kovenant, service};
+
+mod lifecycle;
+mod recovery;
+mod status;
+mod validity;
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// Which helm the session's kovenant runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelmMajor {
+    V4,
+    V3,
+}
+
+pub struct Session {
+    _guard: MutexGuard<'static, ()>,
+    pub kubeconfig: PathBuf,
+    pub cluster_dir: PathBuf,
+    pub chart_repo: String,
+    pub helm: PathBuf,
+    pub plugins: PathBuf,
+    pub kubectl: PathBuf,
+    pub influxdb: String,
+    /// A fresh laptop: helm's config, cache and data homes, the .env, the working folder.
+    pub home: tempfile::TempDir,
+    pub env_file: PathBuf,
+    /// The InfluxDB bucket (a database of the test InfluxDB) this session's stack reads.
+    pub bucket: String,
+}
+
+fn unique() -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("t{n}")
+}
+
+impl Session {
+    pub fn new(major: HelmMajor) -> Session {
+        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let helm = PathBuf::from(service(match major {
+            HelmMajor::V4 => "KOVENANT_TEST_HELM4",
+            HelmMajor::V3 => "KOVENANT_TEST_HELM3",
+        }));
+        let cluster_dir = PathBuf::from(service("KOVENANT_TEST_CLUSTER_DIR"));
+        let kubectl = PathBuf::from(service("KOVENANT_TEST_KUBECTL"));
+        let home = tempfile::tempdir().expect("temp dir");
+        let env_file = home.path().join(".env");
+        let chart_repo = service("KOVENANT_TEST_CHART_REPO");
+        let bucket = unique();
+        let s = Session {
+            _guard: guard,
+            kubeconfig: PathBuf::from(service("KOVENANT_TEST_KUBECONFIG")),
+            cluster_dir,
+            chart_repo,
+            helm,
+            plugins: PathBuf::from(service("KOVENANT_TEST_HELM_PLUGINS")),
+            kubectl,
+            influxdb: service("KOVENANT_TEST_INFLUXDB"),
+            home,
+            env_file,
+            bucket,
+        };
+        s.write_env(&[]);
+        s.cleanup();
+        s
+    }
+
+    /// The .env every session starts from (the charts from the loopback repository, its own
+    /// bucket), plus `extra` lines.
+    pub fn write_env(&self, extra: &[&str]) {
+        let mut text = String::new();
+        for chart in ["TETRAGON", "PROMETHEUS", "GRAFANA"] {
+            text.push_str(&format!(
+                "KOVENANT_{chart}_CHART_REPO={}\n",
+                self.chart_repo
+            ));
+        }
+        text.push_str(&format!("DOCKER_INFLUXDB_INIT_BUCKET={}\n", self.bucket));
+        for l in extra {
+            text.push_str(l);
+            text.push('\n');
+        }
+        std::fs::write(&self.env_file, text).expect("write .env");
+    }
+
+    /// helm's own environment: a fresh config/cache/data home, and the helm-diff plugin.
+    fn helm_env(&self, cmd: &mut Command) {
+        let h = self.home.path();
+        cmd.env("HELM_CONFIG_HOME", h.join("helm/config"))
+            .env("HELM_CACHE_HOME", h.join("helm/cache"))
+            .env("HELM_DATA_HOME", h.join("helm/data"))
+            .env("HELM_PLUGINS", &self.plugins)
+            .env("KUBECONFIG", &self.kubeconfig);
+    }
+
+    /// kovenant pointed at the cluster, with real helm; stdin is not a terminal.
+    pub fn kovenant(&self, args: &[&str]) -> Command {
+        let mut cmd = kovenant();
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("KOVENANT_HELM", &self.helm)
+            .current_dir(self.home.path())
+            .stdin(Stdio::null());
+        self.helm_env(&mut cmd);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.kovenant(args).output().expect("run kovenant"))
+    }
+
+    pub fn env_arg(&self) -> String {
+        self.env_file.to_string_lossy().into_owned()
+    }
+
+    /// `kovenant install --yes --skip-image` with the session's .env, and `extra` flags.
+    pub fn install(&self, extra: &[&str]) -> Run {
+        let env = self.env_arg();
+        let mut args = vec!["install", "--yes", "--skip-image", "--env-file", &env];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    pub fn uninstall(&self, extra: &[&str]) -> Run {
+        let env = self.env_arg();
+        let mut args = vec!["uninstall", "--yes", "--env-file", &env];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// kubectl against the cluster; panics unless it succeeds.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.kubectl_run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn kubectl_run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// `kubectl get ... -o json`, parsed.
+    pub fn get(&self, args: &[&str]) -> Value {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.kubectl(&a)).expect("kubectl JSON")
+    }
+
+    /// Whether `kubectl get` finds the object.
+    pub fn exists(&self, args: &[&str]) -> bool {
+        let mut a = vec!["get"];
+        a.extend_from_slice(args);
+        self.kubectl_run(&a).status.success()
+    }
+
+    /// The session's helm, on the cluster.
+    pub fn helm(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(&self.helm);
+        cmd.args(args).stdin(Stdio::null());
+        self.helm_env(&mut cmd);
+        cmd.output().expect("run helm")
+    }
+
+    /// `helm list -A -o json` of every live state: (namespace/name, revision, status).
+    pub fn releases(&self) -> Vec<(String, u32, String)> {
+        let out = self.helm(&[
+            "list",
+            "-A",
+            "-o",
+            "json",
+            "--deployed",
+            "--failed",
+            "--pending",
+            "--uninstalling",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("helm list JSON");
+        let mut list: Vec<(String, u32, String)> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    format!(
+                        "{}/{}",
+                        r["namespace"].as_str().unwrap_or_default(),
+                        r["name"].as_str().unwrap_or_default()
+                    ),
+                    r["revision"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0),
+                    r["status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        list.sort();
+        list
+    }
+
+    /// Polls `check` every 250 ms until it holds or `timeout` passes.
+    pub fn eventually(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(start.elapsed() < timeout, "{what}: not after {timeout:?}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Writes `kovenant_agent` (one point per node) and `tcp_flow` points `age` ago into the
+    /// session's bucket of the real InfluxDB, which kwok's port-forward puts behind
+    /// kovenant-influxdb-0:8086.
+    pub fn write_points(&self, age: Duration) {
+        let q = format!("CREATE DATABASE \"{}\"", self.bucket);
+        influx(&self.influxdb, "/query", &[("q", &q)], "");
+        let ts = SystemTime::now()
+            .checked_sub(age)
+            .expect("clock")
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let body = format!(
+            "kovenant_agent,node=kwok-node-0 lines=10i,events=10i {ts}\n\
+             kovenant_agent,node=kwok-node-1 lines=4i,events=4i {ts}\n\
+             tcp_flow,node=kwok-node-0,src_namespace=shop,src_workload=web,peer_type=service connects=1i {ts}\n"
+        );
+        influx(&self.influxdb, "/write", &[("db", &self.bucket)], &body);
+    }
+
+    /// Removes whatever a test left behind: kovenant's uninstall, then, whatever it missed,
+    /// every release and kovenant's namespace, waiting until the namespace is gone.
+    pub fn cleanup(&self) {
+        let _ = self.uninstall(&["--purge"]);
+        for (release, _, _) in self.releases() {
+            let (ns, name) = release.split_once('/').expect("ns/name");
+            let _ = self.helm(&["uninstall", name, "-n", ns, "--no-hooks"]);
+        }
+        let _ = self.kubectl_run(&[
+            "delete",
+            "tracingpolicies.cilium.io",
+            "-l",
+            "app.kubernetes.io/managed-by=kovenant",
+            "--ignore-not-found",
+        ]);
+        let _ = self.kubectl_run(&[
+            "delete",
+            "namespace",
+            "kovenant",
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+        self.eventually(
+            "namespace kovenant is gone",
+            Duration::from_secs(120),
+            || !self.exists(&["namespace", "kovenant"]),
+        );
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.cleanup();
+        }
+    }
+}
+
+/// One request to the test InfluxDB 1.x (form-encoded parameters, a body); panics unless 2xx.
+pub fn influx(base: &str, path: &str, params: &[(&str, &str)], body: &str) {
+    let url = format!("{base}{path}");
+    let mut req = ureq::post(&url);
+    for (k, v) in params {
+        req = req.query(*k, *v);
+    }
+    let res = req.send(body.as_bytes()).expect("InfluxDB answers");
+    assert!(
+        res.status().is_success(),
+        "InfluxDB {path}: {}",
+        res.status()
+    );
+}
+
+/// A run's stdout and stderr, for messages.
+pub fn both(run: &Run) -> String {
+    format!("{}{}", run.stdout, run.stderr)
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}

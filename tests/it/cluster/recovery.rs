@@ -1,0 +1,95 @@
+//! An install that is interrupted, or stopped by a crash-looping pod, and the same command run
+//! again: on the real control plane with real helm, whose release storage remembers.
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use std::os::unix::process::CommandExt;
+
+use super::lifecycle::assert_all_ready;
+use super::{HelmMajor, Session};
+
+fn no_release_pending(s: &Session) {
+    let pending: Vec<_> = s
+        .releases()
+        .into_iter()
+        .filter(|(_, _, st)| st.starts_with("pending"))
+        .collect();
+    assert!(pending.is_empty(), "releases left pending: {pending:?}");
+}
+
+#[test]
+fn ctrl_c_while_helm_waits_exits_130_and_the_same_install_converges() {
+    let s = Session::new(HelmMajor::V4);
+    // The agent's image "pulls" for 30 s (kwok stage pod-ready), so helm is still waiting when
+    // the user presses Ctrl-C.
+    s.write_env(&["KOVENANT_IMAGE_REGISTRY=slow.invalid"]);
+    s.write_points(Duration::from_secs(1));
+    let env = s.env_arg();
+    let mut child = s
+        .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kovenant");
+    s.eventually(
+        "helm is waiting for the pipeline release",
+        Duration::from_secs(180),
+        || {
+            s.releases()
+                .iter()
+                .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install")
+        },
+    );
+    // Ctrl-C on a terminal: SIGINT to the whole foreground process group, kovenant and helm.
+    let pgid = child.id();
+    let sent = Command::new("kill")
+        .args(["-INT", "--", &format!("-{pgid}")])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let code = child.wait().expect("kovenant exits").code();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(code, Some(130), "{stderr}");
+    no_release_pending(&s);
+
+    let again = s.install(&[]);
+    assert_eq!(again.code, 0, "the same install again: {again}");
+    no_release_pending(&s);
+    assert_all_ready(&s);
+}
+
+#[test]
+fn a_crash_looping_pod_stops_install_with_its_log_and_the_fixed_install_converges() {
+    let s = Session::new(HelmMajor::V4);
+    // The agent's container crash-loops (kwok stage pod-crash-loop) as one whose entrypoint fails.
+    s.write_env(&["KOVENANT_IMAGE_REGISTRY=crash.invalid"]);
+    let started = Instant::now();
+    let run = s.install(&["--timeout", "5m"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        started.elapsed() < Duration::from_secs(150),
+        "the fail-fast stops install long before helm's 5m: {:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains("CrashLoopBackOff"), "{run}");
+    assert!(run.stderr.contains("pod kovenant/kovenant-agent-"), "{run}");
+    assert!(
+        run.stderr
+            .contains("error: crashed (simulated by the kwok stage pod-crash-loop)"),
+        "the crashed container's own log lines: {run}"
+    );
+    no_release_pending(&s);
+
+    // The cause fixed (the image back where it can be pulled): the same install converges, and
+    // the old crash-looping pods going away do not stop it.
+    s.write_env(&[]);
+    let fixed = s.install(&[]);
+    assert_eq!(fixed.code, 0, "install after the fix: {fixed}");
+    no_release_pending(&s);
+    assert_all_ready(&s);
+}

@@ -1,0 +1,124 @@
+//! `kovenant status` on the real control plane: exit 3 naming the component and the reason for a
+//! pod that is not ready, a missing policy, and an agent that stopped writing.
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{HelmMajor, Session};
+
+fn status(s: &Session, env: &str) -> (i32, Value, String) {
+    let run = s.run(&["status", "--env-file", env, "-o", "json"]);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    (run.code, v, run.stderr)
+}
+
+fn component<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no component {name}: {v:#}"))
+}
+
+#[test]
+fn status_exits_3_naming_what_is_unhealthy_and_why() {
+    let s = Session::new(HelmMajor::V4);
+    s.write_points(Duration::from_secs(1));
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    let env = s.env_arg();
+    s.write_points(Duration::from_secs(1));
+    let (code, v, err) = status(&s, &env);
+    assert_eq!(code, 0, "{v:#}\n{err}");
+    let agents: Vec<&str> = v["influxdb"]["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["node"].as_str())
+        .collect();
+    assert_eq!(agents, ["kwok-node-0", "kwok-node-1"]);
+    assert_eq!(v["influxdb"]["stale_after_seconds"], 30);
+
+    // An agent that stopped writing: kwok-node-1's newest point is older than three windows.
+    let q = format!("DROP SERIES FROM \"kovenant_agent\" WHERE \"node\" = 'kwok-node-1'");
+    super::influx(&s.influxdb, "/query", &[("db", &s.bucket), ("q", &q)], "");
+    let old = std::time::SystemTime::now()
+        .checked_sub(Duration::from_secs(95))
+        .expect("clock")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    super::influx(
+        &s.influxdb,
+        "/write",
+        &[("db", &s.bucket)],
+        &format!("kovenant_agent,node=kwok-node-1 lines=1i {old}\n"),
+    );
+    let (code, v, _) = status(&s, &env);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["influxdb"]["healthy"], false);
+    let e = v["influxdb"]["error"].as_str().unwrap_or_default();
+    assert!(
+        e.contains("newer than 30s") && e.contains("kwok-node-1") && !e.contains("kwok-node-0"),
+        "{e}"
+    );
+    s.write_points(Duration::from_secs(1));
+
+    // A missing policy.
+    s.kubectl(&["delete", "tracingpolicies.cilium.io", "kovenant-io"]);
+    let (code, v, _) = status(&s, &env);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(v["policies"]["healthy"], false);
+    assert_eq!(
+        v["policies"]["present"],
+        serde_json::json!(["kovenant-tcp"])
+    );
+    let back = s.install(&["--only", "policies"]);
+    assert_eq!(back.code, 0, "{back}");
+    let (code, v, _) = status(&s, &env);
+    assert_eq!(code, 0, "{v:#}");
+
+    // A pod that is not ready: Grafana's readiness probe fails (what the kubelet would write).
+    let pods = s.get(&[
+        "pods",
+        "-n",
+        "kovenant",
+        "-l",
+        "app.kubernetes.io/name=grafana",
+    ]);
+    let pod = pods["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("a Grafana pod")
+        .to_string();
+    let patch = r#"{"status":{"conditions":[
+        {"type":"Ready","status":"False","reason":"ContainersNotReady","message":"containers with unready status: [grafana]"},
+        {"type":"ContainersReady","status":"False","reason":"ContainersNotReady","message":"containers with unready status: [grafana]"}]}}"#;
+    s.kubectl(&[
+        "patch",
+        "pod",
+        "-n",
+        "kovenant",
+        &pod,
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        patch,
+    ]);
+    s.eventually(
+        "the Deployment counts the pod unready",
+        Duration::from_secs(30),
+        || {
+            let d = s.get(&["deployment", "-n", "kovenant", "grafana"]);
+            d["status"]["readyReplicas"].as_i64().unwrap_or(0) == 0
+        },
+    );
+    let (code, v, _) = status(&s, &env);
+    assert_eq!(code, 3, "{v:#}");
+    let g = component(&v, "grafana");
+    assert_eq!(g["healthy"], false, "{g:#}");
+    assert_eq!(g["workloads"][0]["ready"], 0, "{g:#}");
+    assert_eq!(g["problems"][0]["pod"], pod.as_str(), "{g:#}");
+    assert_eq!(g["problems"][0]["reason"], "ContainersNotReady", "{g:#}");
+    assert_eq!(component(&v, "prometheus")["healthy"], true, "{v:#}");
+}
