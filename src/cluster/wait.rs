@@ -1,11 +1,12 @@
 //! Waiting: for Tetragon's CRD to be established, and for releases to become ready, failing fast
 //! on pods that will not recover by waiting.
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 
-use super::workloads::{FATAL, PodProblem, pod_problems, workloads};
+use super::workloads::{PodProblem, observe};
 use crate::backend::kube::{Kube, describe};
 use crate::error::{Error, Result};
 
@@ -93,14 +94,36 @@ async fn fatal(kube: &Kube, release: &str, p: &PodProblem) -> Error {
     ))
 }
 
+/// How long a pod that was already failing when an upgrade started is left to helm: by then helm
+/// has applied the release, so a pod it replaces is of an old revision (and skipped), and one it
+/// leaves as it was is this release's failure too.
+const BEFORE_UPGRADE_GRACE: Duration = Duration::from_secs(20);
+
 /// Returns (as an error) as soon as a pod of the release hits a fatal reason; never returns
 /// otherwise. Run beside `helm upgrade --wait` so install does not sit out helm's timeout.
+///
+/// Its first look may come before helm has changed anything, when the pods failing are those of
+/// the previous attempt (the very failure a re-run fixes). So a pod failing at the first look is
+/// not fatal while its workload's generation is what it was then, for [`BEFORE_UPGRADE_GRACE`].
 pub async fn watch_for_fatal(kube: &Kube, ns: &str, release: &str) -> Error {
+    let start = Instant::now();
+    let mut before: Option<HashMap<String, Option<i64>>> = None;
     loop {
-        if let Ok(problems) = pod_problems(kube, ns, release).await
-            && let Some(p) = problems.iter().find(|p| FATAL.contains(&p.reason.as_str()))
-        {
-            return fatal(kube, release, p).await;
+        if let Ok(seen) = observe(kube, ns, release).await {
+            let problems = seen.problems();
+            let before = before.get_or_insert_with(|| {
+                problems
+                    .iter()
+                    .map(|p| (p.uid.clone(), p.workload_generation))
+                    .collect()
+            });
+            let from_before = |p: &PodProblem| {
+                start.elapsed() < BEFORE_UPGRADE_GRACE
+                    && before.get(&p.uid) == Some(&p.workload_generation)
+            };
+            if let Some(p) = problems.iter().find(|p| p.fatal && !from_before(p)) {
+                return fatal(kube, release, p).await;
+            }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -109,10 +132,11 @@ pub async fn watch_for_fatal(kube: &Kube, ns: &str, release: &str) -> Error {
 /// Waits until every workload of the release is ready, or a pod fails, or the deadline passes.
 pub async fn ready(kube: &Kube, ns: &str, release: &str, deadline: Deadline) -> Result<()> {
     loop {
-        let list = workloads(kube, ns, release)
+        let seen = observe(kube, ns, release)
             .await
             .map_err(|e| Error::step(format!("release {release}"), e))?;
-        let waiting: Vec<String> = list
+        let waiting: Vec<String> = seen
+            .workloads()
             .iter()
             .filter(|w| w.ready < w.desired)
             .map(|w| format!("{} {} {}/{} ready", w.kind, w.name, w.ready, w.desired))
@@ -120,8 +144,8 @@ pub async fn ready(kube: &Kube, ns: &str, release: &str, deadline: Deadline) -> 
         if waiting.is_empty() {
             return Ok(());
         }
-        let problems = pod_problems(kube, ns, release).await.unwrap_or_default();
-        if let Some(p) = problems.iter().find(|p| FATAL.contains(&p.reason.as_str())) {
+        let problems = seen.problems();
+        if let Some(p) = problems.iter().find(|p| p.fatal) {
             return Err(fatal(kube, release, p).await);
         }
         if deadline.left().is_zero() {

@@ -1,9 +1,10 @@
 //! Workloads and pods of a release: ready/desired, and why a pod is not ready.
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
+use super::revision::{self, Standing};
 use crate::backend::kube::{Kube, describe};
 
 /// Reasons that will not go away by waiting: install stops on them at once.
@@ -35,73 +36,114 @@ pub struct PodProblem {
     /// The container whose state gave the reason, for its log.
     #[serde(skip)]
     pub container: Option<String>,
+    /// The reason will not go away by waiting, and the pod's workload is settled (its controller
+    /// has caught up with its spec), so install stops on it.
+    #[serde(skip)]
+    pub fatal: bool,
+    #[serde(skip)]
+    pub uid: String,
+    /// `metadata.generation` of the workload the pod belongs to, when known.
+    #[serde(skip)]
+    pub workload_generation: Option<i64>,
+}
+
+/// One look at a release: one list per kind (Deployments, their ReplicaSets, StatefulSets,
+/// DaemonSets, pods), all by the release's instance label.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub namespace: String,
+    pub deployments: Vec<Deployment>,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub pods: Vec<Pod>,
 }
 
 fn selector(release: &str) -> ListParams {
     ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"))
 }
 
-/// Deployments, StatefulSets and DaemonSets of a release.
-pub async fn workloads(kube: &Kube, ns: &str, release: &str) -> Result<Vec<Workload>, String> {
-    let c = kube.client.clone();
+/// Lists everything of the release that `workloads` and `problems` judge.
+pub async fn observe(kube: &Kube, ns: &str, release: &str) -> Result<Observed, String> {
     let lp = selector(release);
-    let w = |kind: &str, name: Option<String>, ready: Option<i32>, desired: i32| Workload {
-        kind: kind.into(),
-        name: name.unwrap_or_default(),
+    let c = &kube.client;
+    let (dep, rs, sts, ds, pod) = (
+        Api::<Deployment>::namespaced(c.clone(), ns),
+        Api::<ReplicaSet>::namespaced(c.clone(), ns),
+        Api::<StatefulSet>::namespaced(c.clone(), ns),
+        Api::<DaemonSet>::namespaced(c.clone(), ns),
+        Api::<Pod>::namespaced(c.clone(), ns),
+    );
+    let (deployments, replica_sets, stateful_sets, daemon_sets, pods) = futures::try_join!(
+        dep.list(&lp),
+        rs.list(&lp),
+        sts.list(&lp),
+        ds.list(&lp),
+        pod.list(&lp),
+    )
+    .map_err(|e| describe(&e))?;
+    Ok(Observed {
         namespace: ns.into(),
-        ready: ready.unwrap_or(0),
-        desired,
-    };
-    let mut out = Vec::new();
-    let deps = Api::<Deployment>::namespaced(c.clone(), ns)
-        .list(&lp)
-        .await
-        .map_err(|e| describe(&e))?;
-    for d in deps {
-        let desired = d.spec.replicas.unwrap_or(1);
-        out.push(w(
-            "Deployment",
-            d.metadata.name,
-            d.status.and_then(|s| s.ready_replicas),
-            desired,
-        ));
-    }
-    let sts = Api::<StatefulSet>::namespaced(c.clone(), ns)
-        .list(&lp)
-        .await
-        .map_err(|e| describe(&e))?;
-    for s in sts {
-        let desired = s.spec.replicas.unwrap_or(1);
-        out.push(w(
-            "StatefulSet",
-            s.metadata.name,
-            s.status.and_then(|s| s.ready_replicas),
-            desired,
-        ));
-    }
-    let dss = Api::<DaemonSet>::namespaced(c, ns)
-        .list(&lp)
-        .await
-        .map_err(|e| describe(&e))?;
-    for d in dss {
-        let status = d.status.unwrap_or_default();
-        out.push(w(
-            "DaemonSet",
-            d.metadata.name,
-            Some(status.number_ready),
-            status.desired_number_scheduled,
-        ));
-    }
-    Ok(out)
+        deployments: deployments.items,
+        replica_sets: replica_sets.items,
+        stateful_sets: stateful_sets.items,
+        daemon_sets: daemon_sets.items,
+        pods: pods.items,
+    })
 }
 
-/// Pods of a release that are not ready, with the most telling reason.
-pub async fn pod_problems(kube: &Kube, ns: &str, release: &str) -> Result<Vec<PodProblem>, String> {
-    let pods = Api::<Pod>::namespaced(kube.client.clone(), ns)
-        .list(&selector(release))
-        .await
-        .map_err(|e| describe(&e))?;
-    Ok(pods.items.iter().filter_map(|p| problem(ns, p)).collect())
+impl Observed {
+    /// Deployments, StatefulSets and DaemonSets, ready against desired.
+    pub fn workloads(&self) -> Vec<Workload> {
+        let w = |kind: &str, name: &Option<String>, ready: Option<i32>, desired: i32| Workload {
+            kind: kind.into(),
+            name: name.clone().unwrap_or_default(),
+            namespace: self.namespace.clone(),
+            ready: ready.unwrap_or(0),
+            desired,
+        };
+        let mut out = Vec::new();
+        for d in &self.deployments {
+            let ready = d.status.as_ref().and_then(|s| s.ready_replicas);
+            let desired = d.spec.replicas.unwrap_or(1);
+            out.push(w("Deployment", &d.metadata.name, ready, desired));
+        }
+        for s in &self.stateful_sets {
+            let ready = s.status.as_ref().and_then(|s| s.ready_replicas);
+            let desired = s.spec.replicas.unwrap_or(1);
+            out.push(w("StatefulSet", &s.metadata.name, ready, desired));
+        }
+        for d in &self.daemon_sets {
+            let status = d.status.clone().unwrap_or_default();
+            out.push(w(
+                "DaemonSet",
+                &d.metadata.name,
+                Some(status.number_ready),
+                status.desired_number_scheduled,
+            ));
+        }
+        out
+    }
+
+    /// Pods that are not ready, with the most telling reason. Pods on their way out are not
+    /// counted: terminating ones, and those of a revision their workload is replacing.
+    pub fn problems(&self) -> Vec<PodProblem> {
+        self.pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| match revision::standing(self, p) {
+                Standing::Old => None,
+                Standing::Current {
+                    settled,
+                    generation,
+                } => problem(&self.namespace, p).map(|mut problem| {
+                    problem.fatal = settled && FATAL.contains(&problem.reason.as_str());
+                    problem.workload_generation = generation;
+                    problem
+                }),
+            })
+            .collect()
+    }
 }
 
 fn problem(ns: &str, pod: &Pod) -> Option<PodProblem> {
@@ -122,6 +164,9 @@ fn problem(ns: &str, pod: &Pod) -> Option<PodProblem> {
         reason: reason.into(),
         message: message.into(),
         container,
+        fatal: false,
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        workload_generation: None,
     };
     for cs in status.container_statuses.iter().flatten() {
         let state = cs.state.as_ref();

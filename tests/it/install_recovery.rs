@@ -65,6 +65,37 @@ fn a_crash_looping_pod_stops_install_at_once_with_its_log() {
 }
 
 #[test]
+fn a_rerun_that_fixes_a_crash_loop_is_not_stopped_by_the_old_replicaset() {
+    let mut stack = Stack::new();
+    stack.env.push(("FAKE_HELM_CRASH".into(), "grafana".into()));
+    let run = stack.install();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("CrashLoopBackOff"), "{run}");
+    // The fix: another configuration, so a new ReplicaSet. While it rolls out the old
+    // ReplicaSet's pod keeps crash-looping (then is scaled away and terminates), each step
+    // lasting longer than the watcher's poll.
+    stack.env = vec![("FAKE_HELM_ROLLOUT_PAUSE".into(), "2.5".into())];
+    std::fs::write(&stack.env_file, "GRAFANA_PORT=3100\n").expect("write .env");
+    stack.reset_records();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(upgrades(&stack.helm_calls()), ["grafana"]);
+    let api = &stack.api;
+    assert!(
+        api.get("/api/v1/namespaces/kovenant/pods/grafana-0")
+            .is_none()
+    );
+    let new = api
+        .get("/api/v1/namespaces/kovenant/pods/grafana-1")
+        .expect("the new ReplicaSet's pod");
+    assert_eq!(new["metadata"]["ownerReferences"][0]["name"], "grafana-r2");
+    let old = api
+        .get("/apis/apps/v1/namespaces/kovenant/replicasets/grafana-r1")
+        .expect("the old ReplicaSet");
+    assert_eq!(old["spec"]["replicas"], 0);
+}
+
+#[test]
 fn an_interrupted_install_exits_130_and_a_rerun_completes_it() {
     let mut stack = Stack::new();
     stack.env.push(("FAKE_HELM_SLOW".into(), "grafana".into()));
