@@ -197,5 +197,17 @@ fn problem(ns: &str, pod: &Pod) -> Option<PodProblem> {
             None,
         ));
     }
+    // Running containers whose readiness probe fails: the kubelet says why on the Ready
+    // condition (e.g. ContainersNotReady: containers with unready status: [grafana]).
+    if let Some(c) = conditions
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason.is_some())
+    {
+        return Some(mk(
+            c.reason.as_deref().unwrap_or("NotReady"),
+            c.message.as_deref().unwrap_or(""),
+            None,
+        ));
+    }
     Some(mk("NotReady", status.phase.as_deref().unwrap_or(""), None))
 }

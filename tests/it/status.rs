@@ -27,7 +27,10 @@ fn healthy_stack() -> Stack {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_nanos();
-    let point = format!("tcp_flow,src_namespace=default,peer_type=service connects=1i {now}");
+    let point = format!(
+        "tcp_flow,src_namespace=default,peer_type=service connects=1i {now}\n\
+         kovenant_agent,node=node-1 lines=1i,events=1i {now}"
+    );
     let (code, body) =
         http_request("POST", &influx, "/write?db=tetragon", point.as_bytes()).expect("write");
     assert_eq!(code, 204, "{}", String::from_utf8_lossy(&body));
@@ -186,9 +189,18 @@ fn healthy_stack_exits_0_with_the_documented_json() {
     assert_eq!(v["influxdb"]["healthy"], true);
     assert_eq!(
         keys(&v["influxdb"]),
-        ["age_seconds", "error", "healthy", "newest_tcp_flow"]
+        [
+            "age_seconds",
+            "agents",
+            "error",
+            "healthy",
+            "newest_tcp_flow",
+            "stale_after_seconds"
+        ]
     );
     assert_fresh(&v["influxdb"]);
+    assert_eq!(v["influxdb"]["stale_after_seconds"], 30);
+    assert_eq!(v["influxdb"]["agents"][0]["node"], "node-1");
 }
 
 #[test]
@@ -250,12 +262,12 @@ fn nothing_installed_reports_every_part_and_exits_3() {
     );
     assert_eq!(
         v["grafana"]["error"],
-        "/api/health: services \"grafana\" not found"
+        "/api/health: no Grafana pod is ready; through the service proxy: services \"grafana\" not found"
     );
 }
 
 #[test]
-fn influxdb_refusing_the_query_is_judged_by_its_health() {
+fn influxdb_refusing_the_query_is_unhealthy_and_says_why() {
     let stack = healthy_stack();
     let influx = stand_in_routes(&[
         (
@@ -273,12 +285,15 @@ fn influxdb_refusing_the_query_is_judged_by_its_health() {
         .api
         .proxy("kovenant", "kovenant-influxdb", 8086, &influx);
     stack.api.deny("create", "pods/portforward");
+    // InfluxDB is up, but whether data flows is unknown: not healthy (a dead pipeline must not
+    // pass a smoke test), and the reason says what status could not do.
     let run = status(&stack, &["-o", "json"]);
-    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.code, 3, "{run}");
     let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
     assert_eq!(
         v["influxdb"],
-        json!({"healthy": true, "newest_tcp_flow": null, "age_seconds": null,
+        json!({"healthy": false, "newest_tcp_flow": null, "age_seconds": null,
+               "agents": [], "stale_after_seconds": 30,
                "error": "answering /health; the newest point needs the token, and port-forward to kovenant-influxdb-0:8086: pods \"kovenant-influxdb-0\" is forbidden: User \"fake\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"kovenant\""})
     );
 }
@@ -300,7 +315,7 @@ fn the_newest_point_comes_through_a_port_forward_that_carries_the_token() {
         .expect("clock")
         .as_secs();
     let answer = format!(
-        r#"{{"results":[{{"statement_id":0,"series":[{{"name":"tcp_flow","columns":["time","connects"],"values":[[{now},1]]}}]}}]}}"#
+        r#"{{"results":[{{"statement_id":0,"series":[{{"name":"kovenant_agent","tags":{{"node":"node-1"}},"columns":["time","last"],"values":[[{now},1]]}}]}}]}}"#
     );
     let (addr, request) = recording_influx(answer);
     stack
@@ -312,7 +327,14 @@ fn the_newest_point_comes_through_a_port_forward_that_carries_the_token() {
     let v: Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
     assert_eq!(v["influxdb"]["healthy"], true, "{}", v["influxdb"]);
     assert_eq!(v["influxdb"]["error"], Value::Null, "{}", v["influxdb"]);
-    assert_fresh(&v["influxdb"]);
+    let agent = &v["influxdb"]["agents"][0];
+    assert_eq!(agent["node"], "node-1", "{}", v["influxdb"]);
+    assert!(
+        agent["age_seconds"]
+            .as_i64()
+            .is_some_and(|a| (0..60).contains(&a)),
+        "{agent}"
+    );
 
     let token = influx_token(&stack);
     let got = request
