@@ -77,6 +77,21 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         }
         (_, n) => return Err(preflight_failed(n)),
     };
+    // A namespace still being deleted (say, just after `uninstall --purge`) refuses new content:
+    // wait until it is gone, before the preview reads what it still holds.
+    for ns in namespaces_used(&plan) {
+        if wait::namespace_terminating(&kube, ns).await? {
+            let step = Step::start(
+                printer,
+                format!("Waiting for namespace {ns} to finish terminating"),
+            );
+            finish(
+                step,
+                wait::namespace_gone(&kube, ns, args.timeout).await,
+                "gone",
+            )?;
+        }
+    }
     let tree = write_tree(&rendered)?;
     let existing = Existing::list(&helm, &plan).await?;
     // helm-diff reads an existing release's chart from its repository: on a machine that has
@@ -160,6 +175,17 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     summary::print(printer, &config, &plan, &preview, ensured.as_ref());
     timing(printer, started, &helm);
     Ok(())
+}
+
+/// Every namespace the plan writes into: kovenant's own and each release's.
+fn namespaces_used(plan: &Plan) -> Vec<&str> {
+    let mut out: Vec<&str> = plan.namespaces.iter().map(String::as_str).collect();
+    for r in &plan.releases {
+        if !out.contains(&r.namespace.as_str()) {
+            out.push(&r.namespace);
+        }
+    }
+    out
 }
 
 /// What the dashboards use from the cluster: its namespaces. Without them the dashboards still

@@ -4,11 +4,12 @@ use kube::api::{Api, DeleteParams, ListParams};
 
 use crate::backend::kube::{Kube, describe, is_not_found};
 use crate::cli::{GlobalArgs, UninstallArgs};
-use crate::cluster::{session, tracing_policy_gvk};
+use crate::cluster::{session, tracing_policy_gvk, wait};
 use crate::error::{Error, Result};
 use crate::plan::names::POLICY_KIND;
 use crate::plan::steps::{DASHBOARD_LABEL, MANAGED_BY, MANAGED_SELECTOR, release};
 use crate::ui::Printer;
+use crate::ui::progress::Step;
 
 /// One thing to remove, in the order of removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +246,7 @@ pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -
         return Err(Error::step("uninstall", "cancelled; nothing was removed"));
     }
     for i in &items {
-        let step = crate::ui::progress::Step::start(printer, format!("Removing {}", i.label()));
+        let step = Step::start(printer, format!("Removing {}", i.label()));
         match remove(&kube, &helm, i, args).await {
             Ok(true) => step.finish("removed"),
             Ok(false) => step.finish("already absent"),
@@ -255,21 +256,21 @@ pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -
             }
         }
     }
+    // The namespace is Terminating until its content is finalized: an install started before
+    // it is gone could not create its Secrets.
     if let Some(Item::Object {
         kind: "Namespace",
         name,
         ..
     }) = items.last()
     {
-        let ns = Api::<Namespace>::all(kube.client.clone())
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten();
-        if let Some(phase) = ns.and_then(|n| n.status).and_then(|s| s.phase) {
-            printer.warn(format!(
-                "namespace {name} is still {phase}; inspect it with: kubectl get namespace {name} -o yaml"
-            ));
+        let step = Step::start(printer, format!("Waiting for namespace {name} to be gone"));
+        match wait::namespace_gone(&kube, name, args.timeout).await {
+            Ok(()) => step.finish("gone"),
+            Err(e) => {
+                step.fail();
+                return Err(e);
+            }
         }
     }
     printer.success("kovenant is uninstalled");

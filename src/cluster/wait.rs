@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 
@@ -65,6 +66,50 @@ pub async fn crd_established(kube: &Kube, name: &str, timeout: Duration) -> Resu
             .with_hint(
                 "kubectl get pods -n <tetragon namespace>: the Tetragon operator creates it",
             ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether the namespace exists and is being deleted (`status.phase: Terminating`).
+pub async fn namespace_terminating(kube: &Kube, name: &str) -> Result<bool> {
+    let api: Api<Namespace> = Api::all(kube.client.clone());
+    let ns = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::step(format!("get namespace {name}"), describe(&e)))?;
+    Ok(ns
+        .and_then(|n| n.status)
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p == "Terminating"))
+}
+
+/// Waits until the namespace no longer exists: the namespace controller has removed its content
+/// and its finalizer, which takes a while on a real cluster.
+pub async fn namespace_gone(kube: &Kube, name: &str, timeout: Duration) -> Result<()> {
+    let api: Api<Namespace> = Api::all(kube.client.clone());
+    let start = Instant::now();
+    loop {
+        let ns = api
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::step(format!("get namespace {name}"), describe(&e)))?;
+        let Some(ns) = ns else {
+            return Ok(());
+        };
+        if start.elapsed() > timeout {
+            let phase = ns
+                .status
+                .and_then(|s| s.phase)
+                .unwrap_or_else(|| "there".into());
+            return Err(Error::step(
+                format!("namespace {name}"),
+                format!("still {phase} after {}s", timeout.as_secs()),
+            )
+            .with_hint(format!(
+                "kubectl get namespace {name} -o yaml shows what it waits for (its conditions \
+                 and finalizers); run the command again once it is gone"
+            )));
         }
         tokio::time::sleep(POLL).await;
     }

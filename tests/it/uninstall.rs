@@ -106,6 +106,88 @@ fn purge_removes_volumes_and_the_namespace() {
 }
 
 #[test]
+fn purge_waits_for_the_namespace_to_be_gone_and_install_waits_for_a_terminating_one() {
+    let stack = Stack::new();
+    assert_eq!(stack.install().code, 0);
+    // As on a real cluster, the namespace stays Terminating for a while after the delete.
+    stack
+        .api
+        .set_namespace_grace(std::time::Duration::from_secs(3));
+    let run = uninstall(&stack, &["--purge"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr
+            .contains("Waiting for namespace kovenant to be gone gone"),
+        "{run}"
+    );
+    assert!(
+        stack.api.get("/api/v1/namespaces/kovenant").is_none(),
+        "gone when uninstall returns"
+    );
+
+    // A namespace deleted behind kovenant's back: install waits, then creates it again.
+    assert_eq!(stack.install().code, 0);
+    let (code, _) = stack
+        .api
+        .request("DELETE", "/api/v1/namespaces/kovenant", None);
+    assert_eq!(code, 200);
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr
+            .contains("Waiting for namespace kovenant to finish terminating gone"),
+        "{run}"
+    );
+    let ns = stack
+        .api
+        .get("/api/v1/namespaces/kovenant")
+        .expect("created again");
+    assert_eq!(ns["status"]["phase"], Value::Null, "a new one: {ns}");
+    assert!(
+        stack
+            .api
+            .get("/api/v1/namespaces/kovenant/secrets/kovenant-grafana")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get("/apis/apps/v1/namespaces/kovenant/deployments/grafana")
+            .is_some(),
+        "helm's releases went with the namespace, so install made them again"
+    );
+
+    // One that stays Terminating: a bounded wait and what to look at.
+    stack
+        .api
+        .set_namespace_grace(std::time::Duration::from_secs(600));
+    stack
+        .api
+        .request("DELETE", "/api/v1/namespaces/kovenant", None);
+    let env = stack.env_file.to_string_lossy().into_owned();
+    let run = stack.run(&[
+        "install",
+        "--yes",
+        "--skip-image",
+        "--timeout",
+        "2s",
+        "--env-file",
+        &env,
+    ]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("error: namespace kovenant: still Terminating after 2s"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("kubectl get namespace kovenant -o yaml"),
+        "{run}"
+    );
+}
+
+#[test]
 fn keep_tetragon_leaves_its_release() {
     let stack = Stack::new();
     assert_eq!(stack.install().code, 0);

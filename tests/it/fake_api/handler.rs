@@ -145,6 +145,7 @@ pub fn handle(
             }
         }
     }
+    store.finish_terminations();
     let t = match parse_path(&store, path) {
         Ok(t) => t,
         Err(r) => return r,
@@ -211,10 +212,12 @@ fn route(
             server_side_apply(store, t, name, q, body, dry_run)
         }
         ("PATCH", Some(name), _) => merge_patch(store, t, name, q, body, dry_run),
-        ("DELETE", Some(name), _) => match if dry_run {
-            store.objects.get(&key(t, name)).cloned()
-        } else {
-            store.remove(&key(t, name))
+        ("DELETE", Some(name), _) => match match store.namespace_grace {
+            _ if dry_run => store.objects.get(&key(t, name)).cloned(),
+            Some(grace) if kind == "namespaces" && t.res.group.is_empty() => {
+                store.terminate_namespace(&key(t, name), grace)
+            }
+            _ => store.remove(&key(t, name)),
         } {
             Some(o) => reply(200, o),
             None => not_found(kind, name),

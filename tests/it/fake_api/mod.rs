@@ -137,6 +137,11 @@ impl FakeApi {
         self.store().denied.push((verb.into(), resource.into()));
     }
 
+    /// From now on a deleted namespace stays `Terminating` this long before it is gone.
+    pub fn set_namespace_grace(&self, grace: std::time::Duration) {
+        self.store().namespace_grace = Some(grace);
+    }
+
     pub fn set_minor_version(&self, minor: u32) {
         self.store().minor = minor;
     }

@@ -116,6 +116,10 @@ pub struct Store {
     /// Port-forwards: (namespace, pod, port) -> local `host:port`.
     pub port_forwards: BTreeMap<(String, String, u16), String>,
     pub minor: u32,
+    /// How long a deleted namespace stays Terminating; `None`: gone at once.
+    pub namespace_grace: Option<std::time::Duration>,
+    /// Namespaces being terminated, and when they will be gone.
+    pub terminating: BTreeMap<String, std::time::Instant>,
 }
 
 impl Store {
@@ -204,6 +208,36 @@ impl Store {
         self.notify(&key, if old.is_some() { "MODIFIED" } else { "ADDED" }, &obj);
         let _ = verb;
         obj
+    }
+
+    /// A namespace deletion with a grace: `Terminating` now (phase, deletionTimestamp), gone (with
+    /// its content) once the grace has passed, as the namespace controller does.
+    pub fn terminate_namespace(&mut self, key: &Key, grace: std::time::Duration) -> Option<Value> {
+        let mut obj = self.objects.get(key)?.clone();
+        if !self.terminating.contains_key(&key.3) {
+            obj["metadata"]["deletionTimestamp"] = json!("2026-11-27T20:00:00Z");
+            obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            obj["status"]["phase"] = json!("Terminating");
+            obj = self.insert(key.clone(), obj, "delete");
+            self.terminating
+                .insert(key.3.clone(), std::time::Instant::now() + grace);
+        }
+        Some(obj)
+    }
+
+    /// Removes the namespaces whose termination is over.
+    pub fn finish_terminations(&mut self) {
+        let now = std::time::Instant::now();
+        let done: Vec<String> = self
+            .terminating
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(ns, _)| ns.clone())
+            .collect();
+        for ns in done {
+            self.terminating.remove(&ns);
+            self.remove(&("".into(), "namespaces".into(), String::new(), ns));
+        }
     }
 
     pub fn remove(&mut self, key: &Key) -> Option<Value> {

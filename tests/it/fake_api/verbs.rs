@@ -22,6 +22,19 @@ pub fn check_namespace(store: &Store, t: &Target) -> Option<Reply> {
     (!store.namespace_exists(ns)).then(|| not_found("namespaces", ns))
 }
 
+/// Like the API server (the NamespaceLifecycle admission plugin): nothing new in a namespace
+/// that is being terminated.
+pub fn check_not_terminating(store: &Store, t: &Target, name: &str) -> Option<Reply> {
+    let ns = t.namespace.as_deref().filter(|_| t.res.namespaced)?;
+    store.terminating.contains_key(ns).then(|| {
+        let message = format!(
+            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            t.res.plural
+        );
+        status(403, "Forbidden", &message)
+    })
+}
+
 /// JSON merge patch (RFC 7386).
 pub fn merge(target: &mut Value, patch: &Value) {
     match (target.as_object_mut(), patch.as_object()) {
@@ -142,6 +155,11 @@ pub fn server_side_apply(
         return r;
     }
     let k = key(t, name);
+    if !store.objects.contains_key(&k)
+        && let Some(r) = check_not_terminating(store, t, name)
+    {
+        return r;
+    }
     let owners = store.managed.get(&k).cloned().unwrap_or_default();
     let force = q.get("force").is_some_and(|f| f == "true");
     match apply::apply(store.objects.get(&k), &owners, &config, manager, force) {
@@ -218,6 +236,9 @@ pub fn create(
         .unwrap_or_default()
         .to_string();
     if let Some(r) = check_namespace(store, t) {
+        return r;
+    }
+    if let Some(r) = check_not_terminating(store, t, &name) {
         return r;
     }
     if store.objects.contains_key(&key(t, &name)) {
