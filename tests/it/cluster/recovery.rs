@@ -93,3 +93,39 @@ fn a_crash_looping_pod_stops_install_with_its_log_and_the_fixed_install_converge
     no_release_pending(&s);
     assert_all_ready(&s);
 }
+
+#[test]
+fn helm_failing_half_way_names_the_release_and_helms_words_and_the_rerun_converges() {
+    let s = Session::new(HelmMajor::V4);
+    // Something of the user's own stands where the Grafana chart puts its ServiceAccount: real
+    // helm refuses to adopt an object it does not own, after Tetragon is already deployed.
+    s.kubectl(&["create", "namespace", "kovenant"]);
+    s.kubectl(&["create", "serviceaccount", "grafana", "-n", "kovenant"]);
+    let run = s.install(&[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("helm upgrade --install grafana"),
+        "the step and its command: {run}"
+    );
+    assert!(
+        run.stderr.contains("ServiceAccount \"grafana\" in namespace \"kovenant\" exists"),
+        "helm's own message: {run}"
+    );
+    let deployed: Vec<String> = s
+        .releases()
+        .into_iter()
+        .filter(|(_, _, st)| st == "deployed")
+        .map(|(r, _, _)| r)
+        .collect();
+    assert!(
+        deployed.contains(&"kube-system/tetragon".to_string()),
+        "{deployed:?}"
+    );
+    no_release_pending(&s);
+
+    s.kubectl(&["delete", "serviceaccount", "grafana", "-n", "kovenant"]);
+    let again = s.install(&[]);
+    assert_eq!(again.code, 0, "the same install once the cause is gone: {again}");
+    no_release_pending(&s);
+    assert_all_ready(&s);
+}
