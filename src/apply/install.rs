@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::preview::{self, Change, Existing, Preview};
-use super::{image, objects, preflight, repos, secrets, summary};
+use super::{image, objects, preflight, repos, secrets, summary, unlock};
 use crate::assets::Assets;
 use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
@@ -157,6 +157,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         helm: &helm,
         plan: &plan,
         preview: &preview,
+        existing: &existing,
         tree: tree.path(),
         deadline,
         repos_updated,
@@ -241,15 +242,21 @@ fn write_tree(rendered: &Rendered) -> Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// One release: `helm upgrade --install --wait` with what is left of `--timeout`, stopped early
-/// when a pod fails for good.
-async fn upgrade(
-    kube: &Kube,
-    helm: &Helm,
-    r: &ReleaseStep,
-    tree: &Path,
-    deadline: Deadline,
-) -> Result<()> {
+/// One release: unlocked first if a helm left it pending, then `helm upgrade --install --wait`
+/// with what is left of `--timeout`, stopped early when a pod fails for good.
+async fn upgrade(c: &Converging<'_>, r: &ReleaseStep, printer: &Printer) -> Result<()> {
+    let Converging {
+        kube,
+        helm,
+        tree,
+        deadline,
+        ..
+    } = *c;
+    if let Some(existing) = c.existing.get(r)
+        && let Some(how) = unlock::needed(existing)
+    {
+        unlock::run(helm, existing, how, deadline.left(), printer).await?;
+    }
     let (chart, version) = preview::chart_arg(r, tree);
     let values = tree.join(&r.values);
     let args = ChartArgs {
@@ -271,6 +278,8 @@ struct Converging<'a> {
     helm: &'a Helm,
     plan: &'a Plan,
     preview: &'a Preview,
+    /// What helm had when the preview ran.
+    existing: &'a Existing,
     tree: &'a Path,
     deadline: Deadline,
     /// The preview already added and updated the repositories (for its diffs).
@@ -283,9 +292,9 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
         helm,
         plan,
         preview,
-        tree,
         deadline,
         repos_updated,
+        ..
     } = *c;
     for ns in &plan.namespaces {
         secrets::ensure_namespace(kube, ns).await?;
@@ -310,11 +319,7 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
         changing.into_iter().partition(|r| r.part == Part::Tetragon);
     for r in first {
         let step = Step::start(printer, format!("helm upgrade --install {}", r.name));
-        finish(
-            step,
-            upgrade(kube, helm, r, tree, deadline).await,
-            "deployed",
-        )?;
+        finish(step, upgrade(c, r, printer).await, "deployed")?;
     }
     if plan.objects.iter().any(|o| o.part == Part::Policies) {
         let step = Step::start(printer, format!("Waiting for CRD {POLICY_CRD}"));
@@ -330,9 +335,7 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
             printer,
             format!("helm upgrade --install {}", names.join(", ")),
         );
-        let results =
-            futures::future::join_all(rest.iter().map(|r| upgrade(kube, helm, r, tree, deadline)))
-                .await;
+        let results = futures::future::join_all(rest.iter().map(|r| upgrade(c, r, printer))).await;
         finish(
             step,
             results.into_iter().collect::<Result<Vec<()>>>(),

@@ -8,6 +8,7 @@ mod repos;
 mod secrets;
 mod summary;
 mod uninstall;
+mod unlock;
 
 use crate::cli::{GlobalArgs, InstallArgs, UninstallArgs};
 use crate::cluster::runtime::block_on;
@@ -17,9 +18,9 @@ use crate::ui::Printer;
 pub use preview::Change;
 
 pub fn install(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
-    block_on(install::run(global, args, printer))
+    block_on(printer, install::run(global, args, printer))
 }
 
 pub fn uninstall(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -> Result<()> {
-    block_on(uninstall::run(global, args, printer))
+    block_on(printer, uninstall::run(global, args, printer))
 }

@@ -37,6 +37,8 @@ pub struct Preview {
     pub objects: Vec<Change>,
     /// helm-diff's output for releases that change.
     pub diffs: BTreeMap<String, String>,
+    /// Releases a helm left pending, and how converge unlocks them first.
+    pub pending: BTreeMap<String, String>,
 }
 
 impl Preview {
@@ -144,6 +146,12 @@ pub async fn run(
         .zip(futures::future::join_all(futures).await)
     {
         let (change, diff) = out?;
+        if let Some(existing) = existing.get(r)
+            && let Some(how) = super::unlock::needed(existing)
+        {
+            p.pending
+                .insert(r.name.clone(), super::unlock::describe(existing, how));
+        }
         p.releases.push(change);
         if let Some(d) = diff {
             p.diffs.insert(r.name.clone(), d);
@@ -205,6 +213,9 @@ pub fn print(printer: &Printer, plan: &Plan, preview: Option<&Preview>) {
             r.name,
             r.values
         ));
+        if let Some(note) = preview.and_then(|p| p.pending.get(&r.name)) {
+            printer.info(format!("      {note}"));
+        }
         if let Some(diff) = preview.and_then(|p| p.diffs.get(&r.name)) {
             for line in diff.lines() {
                 printer.info(format!("      {line}"));

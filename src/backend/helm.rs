@@ -1,5 +1,8 @@
 //! helm as a subprocess: every call kovenant makes, with helm's own message in any error.
+pub mod children;
+
 use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,11 +93,12 @@ impl Helm {
         out
     }
 
-    /// Runs helm; `Ok((exit code, stdout, stderr))`, or an error when it cannot be started.
+    /// Runs helm; `Ok((exit code, stdout, stderr))`, or an error when it cannot be started. A
+    /// caller that stops waiting makes it SIGTERM helm (see [`children`]), which helm answers by
+    /// recording the release as failed.
     async fn run(&self, args: &[OsString]) -> Result<(i32, String, String)> {
         let mut cmd = Command::new(&self.exe);
-        cmd.args(args).kill_on_drop(true);
-        cmd.stdin(std::process::Stdio::null());
+        cmd.args(args);
         if let Some(k) = &self.kubeconfig {
             cmd.env("KUBECONFIG", k);
         }
@@ -102,7 +106,7 @@ impl Helm {
             cmd.env("HELM_KUBECONTEXT", c);
         }
         let started = Instant::now();
-        let out = cmd.output().await;
+        let out = children::output(cmd).await;
         if let Ok(mut spans) = self.spans.lock() {
             spans.push((started, Instant::now()));
         }
@@ -115,10 +119,14 @@ impl Helm {
             };
             Error::step("helm", message).with_hint(hint)
         })?;
+        let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if let Some(signal) = out.status.signal() {
+            stderr.push_str(&format!("\nhelm was killed by signal {signal}"));
+        }
         Ok((
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            stderr,
         ))
     }
 
@@ -245,6 +253,15 @@ impl Helm {
         let t = format!("{}s", timeout.as_secs().max(1));
         a.extend(args(&["--create-namespace", "--wait", "--timeout", &t]));
         self.run_ok(a).await.map(drop)
+    }
+
+    /// `helm rollback RELEASE -n NS` to the previous revision, without waiting for its resources
+    /// (the default of helm 3 and 4 alike; helm 4 deprecates `--wait=false`). Used only to unlock
+    /// a release a dead helm left pending.
+    pub async fn rollback(&self, release: &str, namespace: &str) -> Result<()> {
+        self.run_ok(args(&["rollback", release, "-n", namespace]))
+            .await
+            .map(drop)
     }
 
     /// `helm uninstall`; `Ok(false)` when the release was already absent.

@@ -14,7 +14,7 @@ use crate::ui::Printer;
 const NAMES_ONLY_IMAGE: &str = "telegraf-tetragon:status";
 
 pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<()> {
-    runtime::block_on(run_async(global, args, printer))
+    runtime::block_on(printer, run_async(global, args, printer))
 }
 
 async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<()> {

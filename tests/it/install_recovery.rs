@@ -1,5 +1,5 @@
 //! Install stopped part way (helm failing, a crash-looping pod, Ctrl-C), and the re-run that completes it.
-use crate::fake_helm::upgrades;
+use crate::fake_helm::{release, upgrades};
 use crate::stack::Stack;
 
 #[test]
@@ -61,6 +61,16 @@ fn a_crash_looping_pod_stops_install_at_once_with_its_log() {
         run.stderr
             .contains("hint: kubectl -n kovenant describe pod grafana-0"),
         "{run}"
+    );
+    // The watcher won: helm was sent SIGTERM (not killed) and recorded the release as failed.
+    assert!(
+        run.stderr
+            .contains("waiting for helm to record the interruption"),
+        "{run}"
+    );
+    assert_eq!(
+        release(&stack.helm_state, "kovenant/grafana"),
+        Some(("failed".into(), 1))
     );
 }
 
@@ -124,6 +134,16 @@ fn an_interrupted_install_exits_130_and_a_rerun_completes_it() {
     let out = crate::stack::Run::from(child.wait_with_output().expect("kovenant ends"));
     assert_eq!(out.code, 130, "{out}");
     assert!(out.stderr.contains("error: interrupted"), "{out}");
+    // helm got SIGTERM, cancelled, and recorded the release as failed before kovenant exited.
+    assert!(
+        out.stderr
+            .contains("waiting for helm to record the interruption"),
+        "{out}"
+    );
+    assert_eq!(
+        release(&stack.helm_state, "kovenant/grafana"),
+        Some(("failed".into(), 1))
+    );
     assert!(
         stack
             .api
@@ -148,6 +168,110 @@ fn an_interrupted_install_exits_130_and_a_rerun_completes_it() {
             .api
             .get("/apis/cilium.io/v1alpha1/tracingpolicies/kovenant-io")
             .is_some()
+    );
+    let again = stack.install();
+    assert!(again.stderr.contains("nothing to do"), "{again}");
+}
+
+/// The fake helm, as a user would run it by hand against the stack's helm storage.
+fn helm_by_hand(stack: &Stack, args: &[&str]) -> crate::stack::Run {
+    let out = std::process::Command::new(crate::fake_helm::dir().join("helm"))
+        .args(args)
+        .env("FAKE_HELM_STATE", &stack.helm_state)
+        .env("FAKE_HELM_API", &stack.api.url)
+        .env_remove("FAKE_HELM_LOG")
+        .output()
+        .expect("run the fake helm");
+    crate::stack::Run::from(out)
+}
+
+#[test]
+fn a_release_left_pending_by_a_helm_that_died_is_unlocked_on_the_next_run() {
+    // helm dies (SIGKILL) during a first install: grafana is left pending-install, revision 1.
+    let mut stack = Stack::new();
+    stack.env.push(("FAKE_HELM_DIE".into(), "grafana".into()));
+    let run = stack.install();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("helm was killed by signal 9"), "{run}");
+    assert_eq!(
+        release(&stack.helm_state, "kovenant/grafana"),
+        Some(("pending-install".into(), 1))
+    );
+    // What a bare re-run would meet.
+    let by_hand = helm_by_hand(
+        &stack,
+        &[
+            "upgrade",
+            "--install",
+            "grafana",
+            "kovenant-grafana-community/grafana",
+            "-n",
+            "kovenant",
+        ],
+    );
+    assert_eq!(by_hand.code, 1, "{by_hand}");
+    assert_eq!(
+        by_hand.stderr,
+        "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n"
+    );
+
+    stack.env.clear();
+    stack.reset_records();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr.contains("left pending-install at revision 1 by a helm that did not finish: kovenant will uninstall it, then install"),
+        "the preview says so: {run}"
+    );
+    assert!(
+        run.stderr.contains("warning: release kovenant/grafana was left pending-install at revision 1 by a helm that did not finish; kovenant uninstalled it"),
+        "{run}"
+    );
+    let calls: Vec<String> = stack
+        .helm_calls()
+        .iter()
+        .filter(|c| matches!(c.verb(), "uninstall" | "rollback" | "upgrade"))
+        .map(|c| format!("{} {}", c.verb(), c.argv[1..3].join(" ")))
+        .collect();
+    assert_eq!(calls, ["uninstall grafana -n", "upgrade --install grafana"]);
+    assert_eq!(
+        release(&stack.helm_state, "kovenant/grafana"),
+        Some(("deployed".into(), 1))
+    );
+
+    // helm dies during an upgrade: pending-upgrade at revision 2, rolled back, then upgraded.
+    std::fs::write(&stack.env_file, "GRAFANA_PORT=3100\n").expect("write .env");
+    stack.env.push(("FAKE_HELM_DIE".into(), "grafana".into()));
+    let run = stack.install();
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(
+        release(&stack.helm_state, "kovenant/grafana"),
+        Some(("pending-upgrade".into(), 2))
+    );
+    stack.env.clear();
+    stack.reset_records();
+    let run = stack.install();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr.contains("warning: release kovenant/grafana was left pending-upgrade at revision 2 by a helm that did not finish; kovenant rolled it back to revision 1"),
+        "{run}"
+    );
+    let calls: Vec<String> = stack
+        .helm_calls()
+        .iter()
+        .filter(|c| matches!(c.verb(), "uninstall" | "rollback" | "upgrade"))
+        .map(|c| c.line())
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], "rollback grafana -n kovenant");
+    assert!(
+        calls[1].starts_with("upgrade --install grafana "),
+        "{calls:?}"
+    );
+    // Revision 3 is the rollback, 4 the upgrade.
+    assert_eq!(
+        release(&stack.helm_state, "kovenant/grafana"),
+        Some(("deployed".into(), 4))
     );
     let again = stack.install();
     assert!(again.stderr.contains("nothing to do"), "{again}");

@@ -73,3 +73,11 @@ pub fn forget_repos(state_dir: &Path) {
     state["repos"] = serde_json::json!({});
     std::fs::write(&path, state.to_string()).expect("write the fake helm's state");
 }
+
+/// A release's status and revision in the fake helm's storage (`ns/name`), if it exists.
+pub fn release(state_dir: &Path, key: &str) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(state_dir.join("state.json")).ok()?;
+    let state: Value = serde_json::from_str(&text).ok()?;
+    let r = &state["releases"][key];
+    Some((r["status"].as_str()?.to_string(), r["revision"].as_u64()?))
+}
