@@ -108,7 +108,8 @@ fn helm_failing_half_way_names_the_release_and_helms_words_and_the_rerun_converg
         "the step and its command: {run}"
     );
     assert!(
-        run.stderr.contains("ServiceAccount \"grafana\" in namespace \"kovenant\" exists"),
+        run.stderr
+            .contains("ServiceAccount \"grafana\" in namespace \"kovenant\" exists"),
         "helm's own message: {run}"
     );
     let deployed: Vec<String> = s
@@ -125,7 +126,10 @@ fn helm_failing_half_way_names_the_release_and_helms_words_and_the_rerun_converg
 
     s.kubectl(&["delete", "serviceaccount", "grafana", "-n", "kovenant"]);
     let again = s.install(&[]);
-    assert_eq!(again.code, 0, "the same install once the cause is gone: {again}");
+    assert_eq!(
+        again.code, 0,
+        "the same install once the cause is gone: {again}"
+    );
     no_release_pending(&s);
     assert_all_ready(&s);
 }
