@@ -116,16 +116,16 @@ fn an_interrupted_install_exits_130_and_a_rerun_completes_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start kovenant");
-    // Wait until grafana's upgrade is running, then press Ctrl-C.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !upgrades(&stack.helm_calls()).contains(&"grafana".to_string()) {
+    // Wait until grafana's upgrade is under way (helm has stored its pending revision), then
+    // press Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while release(&stack.helm_state, "kovenant/grafana") != Some(("pending-install".into(), 1)) {
         assert!(
             std::time::Instant::now() < deadline,
             "grafana's upgrade never started"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -127,16 +127,43 @@ fn purge_waits_for_the_namespace_to_be_gone_and_install_waits_for_a_terminating_
 
     // A namespace deleted behind kovenant's back: install waits, then creates it again.
     assert_eq!(stack.install().code, 0);
+    stack
+        .api
+        .set_namespace_grace(std::time::Duration::from_secs(600));
     let (code, _) = stack
         .api
         .request("DELETE", "/api/v1/namespaces/kovenant", None);
     assert_eq!(code, 200);
-    let run = stack.install();
-    assert_eq!(run.code, 0, "{run}");
+    let env = stack.env_file.to_string_lossy().into_owned();
+    let mut child = stack
+        .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kovenant");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    // Once install says it waits, the namespace controller finishes.
+    let waiting = rx
+        .iter()
+        .any(|l| l.contains("Waiting for namespace kovenant to finish terminating"));
+    assert!(waiting, "install waits for the namespace");
+    stack.api.finish_terminating("kovenant");
+    let status = child.wait().expect("kovenant ends");
+    let stderr = reader.join().expect("stderr");
+    assert!(status.success(), "{stderr}");
     assert!(
-        run.stderr
-            .contains("Waiting for namespace kovenant to finish terminating gone"),
-        "{run}"
+        stderr.contains("Waiting for namespace kovenant to finish terminating gone"),
+        "{stderr}"
     );
     let ns = stack
         .api
@@ -160,11 +187,7 @@ fn purge_waits_for_the_namespace_to_be_gone_and_install_waits_for_a_terminating_
     // One that stays Terminating: a bounded wait and what to look at.
     stack
         .api
-        .set_namespace_grace(std::time::Duration::from_secs(600));
-    stack
-        .api
         .request("DELETE", "/api/v1/namespaces/kovenant", None);
-    let env = stack.env_file.to_string_lossy().into_owned();
     let run = stack.run(&[
         "install",
         "--yes",

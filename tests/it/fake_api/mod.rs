@@ -142,6 +142,13 @@ impl FakeApi {
         self.store().namespace_grace = Some(grace);
     }
 
+    /// Ends a namespace's termination now (the next request finds it gone).
+    pub fn finish_terminating(&self, ns: &str) {
+        if let Some(at) = self.store().terminating.get_mut(ns) {
+            *at = std::time::Instant::now();
+        }
+    }
+
     pub fn set_minor_version(&self, minor: u32) {
         self.store().minor = minor;
     }
