@@ -126,24 +126,35 @@ async fn inventory(
         Err(e) => return Err(err("Secrets")(e)),
     }
     if args.purge {
-        let sel = format!(
-            "app.kubernetes.io/instance in ({},{},{})",
-            release::PIPELINE,
-            release::GRAFANA,
-            release::PROMETHEUS
-        );
-        match Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns)
-            .list(&ListParams::default().labels(&sel))
-            .await
-        {
-            Ok(l) => items.extend(
-                names(l.items)
-                    .into_iter()
-                    .map(|n| obj("PersistentVolumeClaim", Some(ns), n)),
+        // Claims of the charts' own volumes carry their release's instance label; those of
+        // InfluxDB's StatefulSet (a volumeClaimTemplate) carry part-of=kovenant instead.
+        let selectors = [
+            format!(
+                "app.kubernetes.io/instance in ({},{},{})",
+                release::PIPELINE,
+                release::GRAFANA,
+                release::PROMETHEUS
             ),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(err("PersistentVolumeClaims")(e)),
+            "app.kubernetes.io/part-of=kovenant".to_string(),
+        ];
+        let mut claims = Vec::new();
+        for sel in &selectors {
+            match Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns)
+                .list(&ListParams::default().labels(sel))
+                .await
+            {
+                Ok(l) => claims.extend(names(l.items)),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(err("PersistentVolumeClaims")(e)),
+            }
         }
+        claims.sort();
+        claims.dedup();
+        items.extend(
+            claims
+                .into_iter()
+                .map(|n| obj("PersistentVolumeClaim", Some(ns), n)),
+        );
         let nsobj = Api::<Namespace>::all(c)
             .get_opt(ns)
             .await

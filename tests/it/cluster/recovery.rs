@@ -132,4 +132,67 @@ fn helm_failing_half_way_names_the_release_and_helms_words_and_the_rerun_converg
     );
     no_release_pending(&s);
     assert_all_ready(&s);
+
+    // The namespace was the user's: --purge removes every claim of the stack, InfluxDB's
+    // (from its StatefulSet's template) among them, and leaves the namespace.
+    let purge = s.uninstall(&["--purge"]);
+    assert_eq!(purge.code, 0, "{purge}");
+    assert!(s.exists(&["namespace", "kovenant"]), "{purge}");
+    s.eventually(
+        "every claim is gone (the PVC protection lets go once the pods are)",
+        Duration::from_secs(60),
+        || s.get(&["pvc", "-n", "kovenant"])["items"] == serde_json::json!([]),
+    );
+}
+
+#[test]
+fn a_release_a_killed_helm_left_pending_is_unlocked_by_the_next_install() {
+    let s = Session::new(HelmMajor::V4);
+    s.write_env(&["KOVENANT_IMAGE_REGISTRY=slow.invalid"]);
+    let env = s.env_arg();
+    let mut child = s
+        .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kovenant");
+    s.eventually(
+        "helm is waiting for the pipeline release",
+        Duration::from_secs(180),
+        || {
+            s.releases()
+                .iter()
+                .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install")
+        },
+    );
+    // The helm process dies without a word (the OOM killer, a closed laptop): the release stays
+    // pending-install in helm's storage.
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", "upgrade --install kovenant-pipeline"])
+        .status()
+        .expect("pkill");
+    assert!(killed.success(), "a helm process was killed");
+    let code = child.wait().expect("kovenant exits").code();
+    assert_eq!(code, Some(1));
+    assert!(
+        s.releases()
+            .iter()
+            .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install"),
+        "{:?}",
+        s.releases()
+    );
+
+    let again = s.install(&[]);
+    assert_eq!(
+        again.code, 0,
+        "the next install unlocks and converges: {again}"
+    );
+    assert!(
+        again
+            .stderr
+            .contains("release kovenant/kovenant-pipeline was left pending-install"),
+        "{again}"
+    );
+    no_release_pending(&s);
+    assert_all_ready(&s);
 }
