@@ -237,7 +237,12 @@ stop)
   for f in stand-ins charts grafana-stand-in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     [ -f "$dir/$f.pid" ] && kill "$(cat "$dir/$f.pid")" 2>/dev/null || true
   done
-  sleep 0.5
+  # The API server shuts down gracefully; give every process a few seconds, then make sure.
+  for f in "$dir"/*.pid; do
+    [ -f "$f" ] || continue
+    for _ in $(seq 1 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$(cat "$f")" 2>/dev/null || true
+  done
   rm -rf "$dir" 2>/dev/null || true
   ;;
 *)

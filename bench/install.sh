@@ -6,11 +6,12 @@
 # Usage: bench/install.sh [RUNS]   (default 3; starts its own services and cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 runs=${1:-3}
 cargo build --release --quiet --bin kovenant
 k=$PWD/target/release/kovenant
 work=$(mktemp -d /tmp/kovenant-bench.XXXXXX)
-trap '.ci/cluster.sh stop "$work/cluster"; .ci/services.sh stop "$work/services"; rm -rf "$work"' EXIT
+trap '"$root/.ci/cluster.sh" stop "$work/cluster"; "$root/.ci/services.sh" stop "$work/services"; rm -rf "$work"' EXIT
 .ci/services.sh start "$work/services" >/dev/null
 # shellcheck disable=SC1091
 source "$work/services/env"
