@@ -18,18 +18,16 @@ fn no_release_pending(s: &Session) {
     assert!(pending.is_empty(), "releases left pending: {pending:?}");
 }
 
-#[test]
-fn ctrl_c_while_helm_waits_exits_130_and_the_same_install_converges() {
-    let s = Session::new(HelmMajor::V4);
-    // The agent's image "pulls" for 30 s (kwok stage pod-ready), so helm is still waiting when
-    // the user presses Ctrl-C.
+/// Starts `kovenant install` in its own process group (as a shell runs a foreground job) with
+/// the agent's image under slow.invalid/ (it "pulls" for 30 s, kwok stage pod-ready), and returns
+/// once helm has stored the pipeline release as pending-install: helm is waiting for it.
+fn install_until_helm_waits(s: &Session) -> std::process::Child {
     s.write_env(&["KOVENANT_IMAGE_REGISTRY=slow.invalid"]);
-    s.write_points(Duration::from_secs(1));
     let env = s.env_arg();
-    let mut child = s
+    let child = s
         .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
         .process_group(0)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start kovenant");
@@ -42,6 +40,16 @@ fn ctrl_c_while_helm_waits_exits_130_and_the_same_install_converges() {
                 .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install")
         },
     );
+    child
+}
+
+#[test]
+fn ctrl_c_while_helm_waits_exits_130_and_the_same_install_converges() {
+    let s = Session::new(HelmMajor::V4);
+    // The agent's image "pulls" for 30 s (kwok stage pod-ready), so helm is still waiting when
+    // the user presses Ctrl-C.
+    s.write_points(Duration::from_secs(1));
+    let mut child = install_until_helm_waits(&s);
     // Ctrl-C on a terminal: SIGINT to the whole foreground process group, kovenant and helm.
     let pgid = child.id();
     let sent = Command::new("kill")
@@ -148,23 +156,7 @@ fn helm_failing_half_way_names_the_release_and_helms_words_and_the_rerun_converg
 #[test]
 fn a_release_a_killed_helm_left_pending_is_unlocked_by_the_next_install() {
     let s = Session::new(HelmMajor::V4);
-    s.write_env(&["KOVENANT_IMAGE_REGISTRY=slow.invalid"]);
-    let env = s.env_arg();
-    let mut child = s
-        .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kovenant");
-    s.eventually(
-        "helm is waiting for the pipeline release",
-        Duration::from_secs(180),
-        || {
-            s.releases()
-                .iter()
-                .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install")
-        },
-    );
+    let mut child = install_until_helm_waits(&s);
     // The helm process dies without a word (the OOM killer, a closed laptop): the release stays
     // pending-install in helm's storage.
     let killed = Command::new("pkill")
