@@ -303,18 +303,23 @@ impl Drop for Session {
 }
 
 /// One request to the test InfluxDB 1.x (form-encoded parameters, a body); panics unless 2xx.
+/// A just-started InfluxDB can refuse its first requests for a moment, so this tries for 10 s.
 pub fn influx(base: &str, path: &str, params: &[(&str, &str)], body: &str) {
     let url = format!("{base}{path}");
-    let mut req = ureq::post(&url);
-    for (k, v) in params {
-        req = req.query(*k, *v);
+    let mut last = String::new();
+    for _ in 0..40 {
+        let mut req = ureq::post(&url);
+        for (k, v) in params {
+            req = req.query(*k, *v);
+        }
+        match req.send(body.as_bytes()) {
+            Ok(res) if res.status().is_success() => return,
+            Ok(res) => last = format!("HTTP {}", res.status()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
-    let res = req.send(body.as_bytes()).expect("InfluxDB answers");
-    assert!(
-        res.status().is_success(),
-        "InfluxDB {path}: {}",
-        res.status()
-    );
+    panic!("InfluxDB {path} did not answer: {last}");
 }
 
 /// A run's stdout and stderr, for messages.
