@@ -286,11 +286,17 @@ impl Session {
             "--ignore-not-found",
             "--wait=false",
         ]);
-        self.eventually(
-            "namespace kovenant is gone",
-            Duration::from_secs(120),
-            || !self.exists(&["namespace", "kovenant"]),
-        );
+        let start = Instant::now();
+        while self.exists(&["namespace", "kovenant"]) {
+            if start.elapsed() > Duration::from_secs(300) {
+                let ns = self.kubectl_run(&["get", "namespace", "kovenant", "-o", "yaml"]);
+                panic!(
+                    "namespace kovenant is not gone after 300s:\n{}",
+                    String::from_utf8_lossy(&ns.stdout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }
 

@@ -24,7 +24,7 @@ fn no_release_pending(s: &Session) {
 fn install_until_helm_waits(s: &Session) -> std::process::Child {
     s.write_env(&["KOVENANT_IMAGE_REGISTRY=slow.invalid"]);
     let env = s.env_arg();
-    let child = s
+    let mut child = s
         .kovenant(&["install", "--yes", "--skip-image", "--env-file", &env])
         .process_group(0)
         .stdout(Stdio::null())
@@ -35,6 +35,13 @@ fn install_until_helm_waits(s: &Session) -> std::process::Child {
         "helm is waiting for the pipeline release",
         Duration::from_secs(180),
         || {
+            if let Ok(Some(code)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                panic!("install ended ({code}) before helm waited: {stderr}");
+            }
             s.releases()
                 .iter()
                 .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install")
