@@ -79,27 +79,11 @@ pub fn assert_all_ready(s: &Session) {
 }
 
 fn policy_names(s: &Session) -> Vec<String> {
-    let v = s.get(&["tracingpolicies.cilium.io"]);
-    let mut names: Vec<String> = v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
+    s.names(&["tracingpolicies.cilium.io"])
 }
 
 fn dashboard_configmaps(s: &Session) -> Vec<String> {
-    let v = s.get(&["configmaps", "-n", "kovenant", "-l", "grafana_dashboard=1"]);
-    let mut names: Vec<String> = v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
+    s.names(&["configmaps", "-n", "kovenant", "-l", "grafana_dashboard=1"])
 }
 
 fn status_json(s: &Session) -> (i32, Value) {

@@ -179,6 +179,18 @@ impl Session {
         serde_json::from_str(&self.kubectl(&a)).expect("kubectl JSON")
     }
 
+    /// The sorted names of what `kubectl get ARGS` lists.
+    pub fn names(&self, args: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = self.get(args)["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Whether `kubectl get` finds the object.
     pub fn exists(&self, args: &[&str]) -> bool {
         let mut a = vec!["get"];
