@@ -93,12 +93,15 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         }
     }
     let tree = write_tree(&rendered)?;
-    let existing = Existing::list(&helm, &plan).await?;
+    let (existing, missing_repos) =
+        tokio::join!(Existing::list(&helm, &plan), repos::check(&helm, &plan));
+    let (existing, missing_repos) = (existing?, missing_repos?);
     // helm-diff reads an existing release's chart from its repository: on a machine that has
-    // never added it (or has a stale index), the repositories come first.
-    let repos_updated = repos::needed_for_diff(&plan, &existing);
-    if repos_updated {
-        repos::update(&helm, &plan, printer).await?;
+    // never added it (or whose cached index predates the pinned version), the repositories come
+    // first.
+    let repos_fetched = repos::needed_for_diff(&plan, &existing);
+    if repos_fetched {
+        repos::fetch(&helm, &missing_repos, printer).await?;
     }
     let step = Step::start(
         printer,
@@ -160,7 +163,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         existing: &existing,
         tree: tree.path(),
         deadline,
-        repos_updated,
+        missing_repos: (!repos_fetched).then_some(&missing_repos),
     };
     converge(&converging, printer).await?;
     for (r, _) in plan.releases.iter().zip(&preview.releases) {
@@ -266,9 +269,22 @@ async fn upgrade(c: &Converging<'_>, r: &ReleaseStep, printer: &Printer) -> Resu
         version: version.as_deref(),
         values: &values,
     };
-    tokio::select! {
+    let out = tokio::select! {
         out = helm.upgrade(&args, deadline.left()) => out,
-        err = wait::watch_for_fatal(kube, &r.namespace, &r.name) => Err(err),
+        err = wait::watch_for_fatal(kube, &r.namespace, &r.name) => return Err(err),
+    };
+    match out {
+        // helm's own words (a timeout, say) say little of why: add what is not ready.
+        Err(Error::Step {
+            step,
+            message,
+            hint,
+        }) => Err(Error::Step {
+            message: message + &wait::not_ready_pods(kube, &r.namespace, &r.name).await,
+            step,
+            hint,
+        }),
+        out => out,
     }
 }
 
@@ -282,8 +298,8 @@ struct Converging<'a> {
     existing: &'a Existing,
     tree: &'a Path,
     deadline: Deadline,
-    /// The preview already added and updated the repositories (for its diffs).
-    repos_updated: bool,
+    /// What the repositories lack, unless the preview already fetched it (for its diffs).
+    missing_repos: Option<&'a repos::Missing>,
 }
 
 async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
@@ -293,7 +309,7 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
         plan,
         preview,
         deadline,
-        repos_updated,
+        missing_repos,
         ..
     } = *c;
     for ns in &plan.namespaces {
@@ -312,8 +328,10 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
         .filter(|(_, c)| **c != Change::Unchanged)
         .map(|(r, _)| r)
         .collect();
-    if !repos_updated && changing.iter().any(|r| repos::from_repo(r)) {
-        repos::update(helm, plan, printer).await?;
+    if let Some(missing) = missing_repos
+        && changing.iter().any(|r| repos::from_repo(r))
+    {
+        repos::fetch(helm, missing, printer).await?;
     }
     let (first, rest): (Vec<&ReleaseStep>, Vec<&ReleaseStep>) =
         changing.into_iter().partition(|r| r.part == Part::Tetragon);

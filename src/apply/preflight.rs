@@ -7,6 +7,7 @@ use crate::backend::helm::Helm;
 use crate::backend::kube::{self, Kube, describe};
 use crate::cli::GlobalArgs;
 use crate::config::Config;
+use crate::error::Result;
 use crate::plan::image::Delivery;
 use crate::plan::names;
 use crate::ui::Printer;
@@ -28,17 +29,23 @@ pub async fn run(
     printer: &Printer,
 ) -> Preflight {
     let mut list = Checklist::new(printer);
-    list.section("kubernetes-api");
-    let kube = cluster(global, &mut list).await;
-    if let Some(k) = &kube {
-        permissions(k, config, &mut list).await;
-        list.section("cluster-setup");
-        pod_security(k, config, &mut list).await;
-        storage(k, config, &mut list).await;
-        kernels(k, &mut list).await;
-    }
+    // helm answers from its own files while the cluster checks run (they print as they go).
+    let helm_facts = async { tokio::join!(helm.version(), helm.has_diff_plugin()) };
+    let cluster_checks = async {
+        list.section("kubernetes-api");
+        let kube = cluster(global, &mut list).await;
+        if let Some(k) = &kube {
+            permissions(k, config, &mut list).await;
+            list.section("cluster-setup");
+            pod_security(k, config, &mut list).await;
+            storage(k, config, &mut list).await;
+            kernels(k, &mut list).await;
+        }
+        kube
+    };
+    let (kube, (version, diff_plugin)) = tokio::join!(cluster_checks, helm_facts);
     list.section("helm");
-    tools(helm, &mut list).await;
+    tools(version, diff_plugin, &mut list);
     let delivery = if check_docker {
         list.section("docker");
         super::image::preflight(config, kube.as_ref(), &mut list).await
@@ -256,8 +263,8 @@ async fn kernels(k: &Kube, list: &mut Checklist) {
     }
 }
 
-async fn tools(helm: &Helm, list: &mut Checklist) {
-    match helm.version().await {
+fn tools(version: Result<String>, diff_plugin: Result<bool>, list: &mut Checklist) {
+    match version {
         Ok(v) if v.trim_start_matches('v').starts_with(['3', '4']) => {
             list.ok("helm is at least v3", &v)
         }
@@ -273,7 +280,7 @@ async fn tools(helm: &Helm, list: &mut Checklist) {
             return list.fail("helm is at least v3", &e.to_string(), &hint);
         }
     }
-    match helm.has_diff_plugin().await {
+    match diff_plugin {
         Ok(true) => list.ok("the helm-diff plugin is installed", ""),
         Ok(false) => list.fail(
             "the helm-diff plugin is installed",

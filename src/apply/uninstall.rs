@@ -104,8 +104,14 @@ async fn inventory(
     if !args.keep_tetragon {
         ours.push((config.tetragon_namespace.as_str(), release::TETRAGON));
     }
+    let mut namespaces: Vec<&str> = ours.iter().map(|(rns, _)| *rns).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let lists = futures::future::try_join_all(namespaces.iter().map(|rns| helm.list(rns))).await?;
+    let listed: std::collections::BTreeMap<&str, Vec<crate::backend::helm::Release>> =
+        namespaces.into_iter().zip(lists).collect();
     for (rns, name) in &ours {
-        if helm.list(rns).await?.iter().any(|r| r.name == *name) {
+        if listed[rns].iter().any(|r| r.name == *name) {
             items.push(Item::Release {
                 namespace: rns.to_string(),
                 name: name.to_string(),

@@ -145,23 +145,18 @@ impl Helm {
         Error::step(self.display(args), tail)
     }
 
-    /// `helm version --short`, e.g. `v3.19.0+gabc`.
+    /// `helm version --short`, e.g. `v3.19.0+gabc`; also remembers the major version.
     pub async fn version(&self) -> Result<String> {
         let out = self.run_ok(args(&["version", "--short"])).await?;
-        Ok(out.trim().to_string())
+        let v = out.trim().to_string();
+        let _ = self.major.set(major_of(&v));
+        Ok(v)
     }
 
     /// helm's major version (3 or 4), from `helm version --short`, asked once.
     pub async fn major(&self) -> Result<u32> {
         self.major
-            .get_or_try_init(|| async {
-                let v = self.version().await?;
-                Ok(v.trim_start_matches('v')
-                    .split('.')
-                    .next()
-                    .and_then(|m| m.parse().ok())
-                    .unwrap_or(3))
-            })
+            .get_or_try_init(|| async { self.version().await.map(|v| major_of(&v)) })
             .await
             .copied()
     }
@@ -173,6 +168,17 @@ impl Helm {
             .lines()
             .skip(1)
             .any(|l| l.split_whitespace().next() == Some("diff")))
+    }
+
+    /// `helm env`: where helm keeps its repositories and their cached indexes, and the rest of
+    /// its settings, as NAME -> value.
+    pub async fn env(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let out = self.run_ok(args(&["env"])).await?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+            .collect())
     }
 
     pub async fn repo_add(&self, name: &str, url: &str) -> Result<()> {
@@ -208,6 +214,22 @@ impl Helm {
         serde_json::from_str(&out).map_err(|e| {
             Error::step(
                 format!("helm list -n {namespace}"),
+                format!("unexpected output: {e}"),
+            )
+        })
+    }
+
+    /// `helm get values RELEASE -o json`: the values the release's last revision was given (the
+    /// user-supplied ones, as kovenant passed them), read from helm's release record.
+    pub async fn values(&self, release: &str, namespace: &str) -> Result<serde_json::Value> {
+        let out = self
+            .run_ok(args(&[
+                "get", "values", release, "-n", namespace, "-o", "json",
+            ]))
+            .await?;
+        serde_json::from_str(&out).map_err(|e| {
+            Error::step(
+                format!("helm get values {release} -n {namespace}"),
                 format!("unexpected output: {e}"),
             )
         })
@@ -287,6 +309,16 @@ impl Helm {
             (_, _, stderr) => Err(self.failure(&a, &stderr)),
         }
     }
+}
+
+/// The major version in `v3.19.0+gabc`; 3 when it cannot be read.
+fn major_of(version: &str) -> u32 {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(3)
 }
 
 fn args(list: &[&str]) -> Vec<OsString> {

@@ -139,6 +139,27 @@ async fn fatal(kube: &Kube, release: &str, p: &PodProblem) -> Error {
     ))
 }
 
+/// What a failed `helm upgrade --wait` left unready, for its error message: each pod of the
+/// release that is not ready, with its reason and the scheduler's or kubelet's words. Empty
+/// when the release's pods cannot be listed or all are ready.
+pub async fn not_ready_pods(kube: &Kube, ns: &str, release: &str) -> String {
+    let Ok(seen) = observe(kube, ns, release).await else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for p in seen.problems() {
+        out.push_str(&format!("\n  pod {}/{} {}", p.namespace, p.pod, p.reason));
+        if !p.message.is_empty() {
+            out.push_str(&format!(": {}", p.message));
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\npods not ready:{out}")
+    }
+}
+
 /// How long a pod that was already failing when an upgrade started is left to helm: by then helm
 /// has applied the release, so a pod it replaces is of an old revision (and skipped), and one it
 /// leaves as it was is this release's failure too.

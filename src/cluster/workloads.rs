@@ -7,14 +7,16 @@ use serde::Serialize;
 use super::revision::{self, Standing};
 use crate::backend::kube::{Kube, describe};
 
-/// Reasons that will not go away by waiting: install stops on them at once.
+/// Reasons that will not go away by waiting: install stops on them at once. `Unschedulable` is
+/// not one: the scheduler says it while a claim waits for its volume to bind (seconds) or a
+/// cluster autoscaler adds a node (minutes), so it is left to `--timeout`, whose message names
+/// it (see [`super::wait::not_ready_pods`]).
 pub const FATAL: &[&str] = &[
     "CrashLoopBackOff",
     "ImagePullBackOff",
     "ErrImagePull",
     "InvalidImageName",
     "CreateContainerConfigError",
-    "Unschedulable",
 ];
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

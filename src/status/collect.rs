@@ -26,10 +26,12 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
         ("grafana", release::GRAFANA, ns),
         ("pipeline", release::PIPELINE, ns),
     ];
-    let mut components = Vec::new();
-    for (name, rel, rns) in parts {
-        components.push(component(kube, helm, name, rel, rns).await);
-    }
+    // Every question is independent: ask them all at once (helm's lists, the API, InfluxDB).
+    let components = futures::future::join_all(
+        parts
+            .into_iter()
+            .map(|(name, rel, rns)| component(kube, helm, name, rel, rns)),
+    );
     let expected = |kind: &str| -> Vec<String> {
         plan.objects
             .iter()
@@ -37,10 +39,15 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
             .map(|o| o.name().to_string())
             .collect()
     };
-    let policies = presence(expected(names::POLICY_KIND), policy_names(kube).await);
-    let dashboards = presence(expected("ConfigMap"), dashboard_names(kube, ns).await);
-    let grafana = grafana(kube, config).await;
-    let influxdb = influx(kube, config).await;
+    let (components, policies, dashboards, grafana, influxdb) = tokio::join!(
+        components,
+        policy_names(kube),
+        dashboard_names(kube, ns),
+        grafana(kube, config),
+        influx(kube, config)
+    );
+    let policies = presence(expected(names::POLICY_KIND), policies);
+    let dashboards = presence(expected("ConfigMap"), dashboards);
     let healthy = components.iter().all(|c| c.healthy)
         && policies.healthy
         && dashboards.healthy
