@@ -202,7 +202,13 @@ start)
   kwok_port=$(free_port)
   grafana_port=$(free_port)
   start_bg grafana-stand-in python3 "$here/grafana_stand_in.py" "$grafana_port"
-  sed -e "s#@DIR@#$dir#g" -e "s#@INFLUXDB_HOST@#${hostport%:*}#g" -e "s#@INFLUXDB_PORT@#${hostport##*:}#g" \
+  # kwok forwards the InfluxDB pod's port to an observer in front of the real InfluxDB, which
+  # logs each request's headers to $dir/influxdb-requests.log (see influx_observer.py).
+  observer_port=$(free_port)
+  start_bg influx-observer python3 "$here/influx_observer.py" "$observer_port" "$hostport" \
+    "$dir/influxdb-requests.log"
+  wait_for influx-observer curl -fsS "http://127.0.0.1:$observer_port/ping"
+  sed -e "s#@DIR@#$dir#g" -e "s#@INFLUXDB_HOST@#127.0.0.1#g" -e "s#@INFLUXDB_PORT@#$observer_port#g" \
     -e "s#@GRAFANA_PORT@#$grafana_port#g" \
     "$here/kwok.yaml" >"$dir/kwok.yaml"
   printf '%s stdout F %s\n' "2026-01-01T00:00:00.000000000Z" "started" >"$dir/logs/default.log"
@@ -234,7 +240,7 @@ ENV
   cat "$dir/env"
   ;;
 stop)
-  for f in stand-ins charts grafana-stand-in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for f in stand-ins charts influx-observer grafana-stand-in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     [ -f "$dir/$f.pid" ] && kill "$(cat "$dir/$f.pid")" 2>/dev/null || true
   done
   # The API server shuts down gracefully; give every process a few seconds, then make sure.

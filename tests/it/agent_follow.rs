@@ -49,6 +49,42 @@ fn append(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).expect("append");
 }
 
+/// Waits until the agent (process `pid`) has read `path` to its end: the file offset of its
+/// descriptor for that file, from /proc/PID/fdinfo, equals the file's length. Before a
+/// truncation, lines the reader has not reached are lost to any reader (logrotate's
+/// copytruncate has the same caveat), so the test waits for the agent instead of guessing a
+/// sleep long enough on a loaded machine.
+fn wait_read(pid: u32, path: &Path) {
+    let want = std::fs::canonicalize(path).expect("log path");
+    let start = std::time::Instant::now();
+    loop {
+        let len = std::fs::metadata(&want).map(|m| m.len()).unwrap_or(0);
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the agent's fds");
+        let at_end = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t == want)
+                && std::fs::read_to_string(format!(
+                    "/proc/{pid}/fdinfo/{}",
+                    fd.file_name().to_string_lossy()
+                ))
+                .ok()
+                .and_then(|info| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix("pos:"))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                }) == Some(len)
+        });
+        if at_end {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the agent did not read {} to its end ({len} bytes) in 60 s",
+            want.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn pause() {
     // Longer than the agent's 250 ms poll.
     std::thread::sleep(Duration::from_millis(700));
@@ -85,6 +121,7 @@ fn agent_follows_appends_rotation_and_truncation_without_loss() {
     std::fs::rename(&log, dir.path().join("tetragon.log.1")).unwrap();
     append(&log, &b.concat());
     pause();
+    wait_read(child.id(), &log);
     // Truncation in place (copytruncate), then new lines.
     OpenOptions::new()
         .write(true)
@@ -94,6 +131,7 @@ fn agent_follows_appends_rotation_and_truncation_without_loss() {
     pause();
     append(&log, &d.concat());
     pause();
+    wait_read(child.id(), &log);
     let out = stop(child, reader);
     assert_ground_truth(&parse_lp(&out), &c.expected());
 }

@@ -1,4 +1,4 @@
-//! kovenant's integration tests: one binary, a shared harness, fakes for what cannot run here.
+//! kovenant's integration tests: one binary, a shared harness, the real services and control plane.
 mod agent;
 mod agent_fixtures;
 mod agent_follow;
@@ -17,17 +17,8 @@ mod dashboards_nodegraph;
 mod dashboards_promql;
 mod dashboards_promql_parse;
 mod dashboards_scenarios;
-mod fake_api;
-mod fake_helm;
 mod image;
-mod install;
-mod install_only;
-mod install_recovery;
-mod preflight;
 mod render;
 mod schemas;
-mod stack;
-mod status;
 mod support;
-mod uninstall;
 mod values;

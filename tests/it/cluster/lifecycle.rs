@@ -142,6 +142,12 @@ fn lifecycle(major: HelmMajor) {
     );
     assert_eq!(status["grafana"]["version"], "13.2.0", "{status:#}");
 
+    let credentials = |s: &Session| {
+        ["kovenant-influxdb", "kovenant-grafana"]
+            .map(|n| s.get(&["secret", "-n", "kovenant", n])["data"].clone())
+    };
+    let generated = credentials(&s);
+
     // A second install changes nothing, and helm-diff is what says so.
     let again = s.install(&[]);
     assert_eq!(again.code, 0, "no-op install: {again}");
@@ -158,6 +164,11 @@ fn lifecycle(major: HelmMajor) {
     assert_releases(&s, [2, 1, 1, 1]);
     let svc = s.get(&["service", "-n", "kovenant", "grafana"]);
     assert_eq!(svc["spec"]["ports"][0]["port"], 3001, "{svc}");
+    assert_eq!(
+        credentials(&s),
+        generated,
+        "generated credentials are kept, never rotated"
+    );
 
     // uninstall, and again: both succeed; PVCs and the namespace stay.
     let un = s.uninstall(&[]);
@@ -166,6 +177,18 @@ fn lifecycle(major: HelmMajor) {
     assert_eq!(policy_names(&s), Vec::<String>::new());
     assert_eq!(dashboard_configmaps(&s), Vec::<String>::new());
     assert!(s.exists(&["namespace", "kovenant"]));
+    assert_eq!(
+        s.names(&[
+            "secrets",
+            "-n",
+            "kovenant",
+            "-l",
+            "app.kubernetes.io/managed-by=kovenant"
+        ]),
+        Vec::<String>::new()
+    );
+    // The CRD belongs to Tetragon's operator, not to kovenant or helm: it stays.
+    assert!(s.exists(&["crd", "tracingpolicies.cilium.io"]));
     let pvcs = s.get(&["pvc", "-n", "kovenant"]);
     assert!(
         !pvcs["items"].as_array().is_none_or(Vec::is_empty),

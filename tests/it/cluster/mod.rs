@@ -13,10 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::stack::Run;
+use crate::support::Run;
 use crate::support::{kovenant, service};
 
 mod lifecycle;
+mod parts;
+mod preflight;
 mod recovery;
 mod status;
 mod validity;
@@ -115,10 +117,15 @@ impl Session {
 
     /// kovenant pointed at the cluster, with real helm; stdin is not a terminal.
     pub fn kovenant(&self, args: &[&str]) -> Command {
+        self.kovenant_with(&self.kubeconfig, args)
+    }
+
+    /// kovenant with another kubeconfig (another user, or a server that is not there).
+    pub fn kovenant_with(&self, kubeconfig: &Path, args: &[&str]) -> Command {
         let mut cmd = kovenant();
         cmd.args(args)
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
             .env("KOVENANT_HELM", &self.helm)
             .current_dir(self.home.path())
             .stdin(Stdio::null());

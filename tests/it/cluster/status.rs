@@ -122,3 +122,34 @@ fn status_exits_3_naming_what_is_unhealthy_and_why() {
     assert_eq!(g["problems"][0]["reason"], "ContainersNotReady", "{g:#}");
     assert_eq!(component(&v, "prometheus")["healthy"], true, "{v:#}");
 }
+
+#[test]
+fn nothing_installed_reports_every_part_and_exits_3() {
+    let s = Session::new(HelmMajor::V4);
+    let env = s.env_arg();
+    let run = s.run(&[
+        "status",
+        "--env-file",
+        &env,
+        "-o",
+        "json",
+        "--wait",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(run.code, 3, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    for name in ["tetragon", "prometheus", "grafana", "pipeline"] {
+        let c = component(&v, name);
+        assert_eq!(c["helm"], Value::Null, "{c}");
+        assert_eq!(c["healthy"], false, "{c}");
+    }
+    assert_eq!(v["policies"]["healthy"], false, "{v:#}");
+    assert_eq!(v["dashboards"]["healthy"], false, "{v:#}");
+    assert_eq!(
+        v["grafana"]["error"],
+        "/api/health: no Grafana pod is ready; through the service proxy: services \"grafana\" not found",
+        "{v:#}"
+    );
+    assert_eq!(v["influxdb"]["healthy"], false, "{v:#}");
+}

@@ -1,22 +1,12 @@
-//! `kovenant install` without --skip-image: the real daemon builds, the real registry receives, the chart names that image.
+//! `kovenant install` without --skip-image: the real daemon builds, the real registry receives,
+//! and the agent's DaemonSet on the real control plane runs that image.
 use kovenant::config::Config;
 use kovenant::plan::image::{PULL_POLICY, reference_for_binary};
 
 use super::{Scratch, docker, docker_host, http_get, text};
-use crate::fake_helm::upgrades;
-use crate::stack::Stack;
+use crate::cluster::{HelmMajor, Session};
+use crate::support::Run;
 use crate::support::service;
-
-/// The pipeline's values as helm received them, from the recorded `upgrade` call.
-fn pipeline_values(stack: &Stack) -> serde_yaml::Value {
-    let calls = stack.helm_calls();
-    let call = calls
-        .iter()
-        .find(|c| c.verb() == "upgrade" && c.argv[2] == "kovenant-pipeline")
-        .expect("an upgrade of the pipeline");
-    assert_eq!(call.values.len(), 1, "{}", call.line());
-    serde_yaml::from_str(&call.values[0]).expect("the pipeline's values are YAML")
-}
 
 #[test]
 fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
@@ -37,16 +27,23 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
         "pushed references name the registry"
     );
 
-    let mut stack = Stack::new();
-    stack.env.extend([
-        ("DOCKER_HOST".to_string(), docker_host()),
-        ("KOVENANT_TELEGRAF_IMAGE".to_string(), scratch.base.clone()),
-        ("KOVENANT_IMAGE_REGISTRY".to_string(), registry.clone()),
+    let s = Session::new(HelmMajor::V4);
+    s.write_env(&[
+        &format!("KOVENANT_TELEGRAF_IMAGE={}", scratch.base),
+        &format!("KOVENANT_IMAGE_REGISTRY={registry}"),
     ]);
-    let env = stack.env_file.to_string_lossy().into_owned();
+    let env = s.env_arg();
+    let run_with_docker = |args: &[&str]| {
+        Run::from(
+            s.kovenant(args)
+                .env("DOCKER_HOST", docker_host())
+                .output()
+                .expect("run kovenant"),
+        )
+    };
 
     // `--only image` builds and pushes, and touches neither helm releases nor the cluster.
-    let image_only = stack.run(&["install", "--yes", "--only", "image", "--env-file", &env]);
+    let image_only = run_with_docker(&["install", "--yes", "--only", "image", "--env-file", &env]);
     assert_eq!(image_only.code, 0, "{image_only}");
     assert!(
         image_only
@@ -54,14 +51,12 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
             .contains(&format!("  image   {expected} built, pushed (sha256:")),
         "{image_only}"
     );
-    let lines: Vec<String> = stack.helm_calls().iter().map(|c| c.line()).collect();
-    assert_eq!(lines, ["version --short", "plugin list"]);
-    assert_eq!(stack.api.take_writes(), Vec::<String>::new());
-    stack.reset_records();
+    assert_eq!(s.releases(), []);
+    assert!(!s.exists(&["namespace", "kovenant"]));
 
     // The whole install finds the image built, pushes it again (a no-op for the registry) and
     // deploys the pipeline with it.
-    let run = stack.run(&["install", "--yes", "--env-file", &env]);
+    let run = run_with_docker(&["install", "--yes", "--env-file", &env]);
     assert_eq!(run.code, 0, "{run}");
     let host = docker_host();
     assert!(
@@ -100,9 +95,16 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
     );
 
     // The chart runs exactly the pushed reference, with the pull policy that suits a content tag.
-    let values = pipeline_values(&stack);
-    assert_eq!(values["agent"]["image"].as_str(), Some(expected.as_str()));
-    assert_eq!(values["agent"]["pullPolicy"].as_str(), Some(PULL_POLICY));
+    let ds = s.get(&["daemonset", "-n", "kovenant", "kovenant-agent"]);
+    let containers = ds["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!containers.is_empty(), "{ds}");
+    for c in &containers {
+        assert_eq!(c["image"].as_str(), Some(expected.as_str()), "{c}");
+        assert_eq!(c["imagePullPolicy"].as_str(), Some(PULL_POLICY), "{c}");
+    }
     // The daemon has the image, and the registry lists its tag.
     let inspect = docker(&["image", "inspect", "--format", "{{.Id}}", &expected]);
     assert!(inspect.status.success(), "{}", text(&inspect.stderr));
@@ -118,16 +120,16 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
     );
 
     // Nothing changed: no build, no push, no upgrade.
-    stack.reset_records();
-    let again = stack.run(&["install", "--yes", "--env-file", &env]);
+    let revisions = s.releases();
+    let again = run_with_docker(&["install", "--yes", "--env-file", &env]);
     assert_eq!(again.code, 0, "{again}");
     assert!(again.stderr.contains("nothing to do"), "{again}");
     assert!(!again.stderr.contains("pushing"), "{again}");
-    assert_eq!(upgrades(&stack.helm_calls()), Vec::<String>::new());
+    assert_eq!(s.releases(), revisions);
 
     // `render` and `install --dry-run` name the same image without Docker.
-    let out = stack.dir.path().join("rendered");
-    let mut render = stack.kovenant(&["render", "--out", &out.to_string_lossy()]);
+    let out = s.home.path().join("rendered");
+    let mut render = s.kovenant(&["render", "--out", &out.to_string_lossy()]);
     let rendered = render
         .env_remove("DOCKER_HOST")
         .output()
