@@ -189,14 +189,15 @@ pub struct AgentArgs {
     /// With file:PATH, read the file from its start instead of its end.
     #[arg(long)]
     pub from_start: bool,
-    /// With file:PATH, stop at the end of the file instead of following it (replays).
+    /// With file:PATH, read the file from its start to its end and stop, instead of following it
+    /// (replays; implies --from-start).
     #[arg(long)]
     pub no_follow: bool,
     /// Learn the cluster from this Kubernetes List (JSON) instead of watching the API.
     #[arg(long, value_name = "FILE")]
     pub cluster_snapshot: Option<PathBuf>,
-    /// Aggregation window.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Aggregation window (a positive duration, as KOVENANT_AGENT_WINDOW).
+    #[arg(long, default_value = "10s", value_parser = parse_interval, value_name = "DURATION")]
     pub window: Duration,
     /// Cap on live keys per window; overflow is folded into peer "other".
     #[arg(long, default_value_t = 50_000, value_name = "N")]
@@ -229,4 +230,9 @@ pub struct CompletionsArgs {
 /// Parses durations such as `90s`, `10m`, `1h30m`, `500ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::duration::parse(s)
+}
+
+/// A positive duration, checked as `.env` checks KOVENANT_AGENT_WINDOW (`0s` is refused).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    crate::config::validate::interval(s).map_err(|p| format!("{}; expected {}", p.what, p.expected))
 }

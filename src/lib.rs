@@ -40,8 +40,41 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Refuses global flags that mean nothing to `command` (clap's global flags reach every
+/// subcommand; taking one silently would let a user believe it did something).
+fn refuse_globals(
+    global: &cli::GlobalArgs,
+    command: &str,
+    meaningless: &[&str],
+) -> error::Result<()> {
+    let given = [
+        ("--kubeconfig", global.kubeconfig.is_some()),
+        ("--context", global.context.is_some()),
+        ("--namespace", global.namespace.is_some()),
+        ("--assets", global.assets.is_some()),
+    ];
+    for (flag, set) in given {
+        if set && meaningless.contains(&flag) {
+            return Err(Error::usage(
+                format!("{flag} means nothing to `kovenant {command}`"),
+                Some(format!("drop {flag}")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli, printer: &Printer) -> error::Result<()> {
     let global = cli.global;
+    match &cli.command {
+        Command::Completions(_) => refuse_globals(
+            &global,
+            "completions",
+            &["--kubeconfig", "--context", "--namespace", "--assets"],
+        )?,
+        Command::Agent(_) => refuse_globals(&global, "agent", &["--namespace", "--assets"])?,
+        _ => {}
+    }
     match cli.command {
         Command::Render(args) => render::run(&global, &args, printer),
         Command::Completions(args) => {

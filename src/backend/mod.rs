@@ -2,3 +2,4 @@
 pub mod docker;
 pub mod helm;
 pub mod kube;
+pub mod kube_trace;

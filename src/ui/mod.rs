@@ -3,6 +3,7 @@ pub mod checks;
 mod printer;
 pub mod progress;
 pub mod prompt;
+pub mod trace;
 pub mod transfer;
 
 pub use printer::Printer;

@@ -17,8 +17,10 @@ use crate::stack::Run;
 use crate::support::{kovenant, service};
 
 mod lifecycle;
+mod prompt;
 mod recovery;
 mod status;
+mod truth;
 mod validity;
 
 static LOCK: Mutex<()> = Mutex::new(());
