@@ -69,6 +69,40 @@ pub enum Command {
     Agent(AgentArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Open Grafana through a port-forward (no kubectl needed) and stay until Ctrl-C.
+    Dashboard(DashboardArgs),
+    /// The busiest flows and pods of the last minutes, from InfluxDB, as a table or JSON.
+    Top(TopArgs),
+}
+
+/// What `top` groups traffic by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopBy {
+    /// Namespace and workload (Deployment, StatefulSet, DaemonSet, ...).
+    Workload,
+    Pod,
+    /// The Helm release behind the workload.
+    Release,
+    /// Flows to addresses outside the cluster only.
+    External,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// How far back to look.
+    #[arg(long, default_value = "15m", value_parser = parse_interval, value_name = "DURATION")]
+    pub since: Duration,
+    /// What to group by.
+    #[arg(long, value_enum, default_value = "workload")]
+    pub by: TopBy,
+    /// How many rows of each table.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
 }
 
 /// A part of the stack that `install --only` can select.
@@ -218,6 +252,21 @@ pub struct AgentArgs {
     /// With kube-logs: the container whose log carries the JSON export.
     #[arg(long, default_value = "export-stdout", value_name = "NAME")]
     pub tetragon_container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Local port to listen on (0: any free port).
+    #[arg(long, default_value_t = 3000, value_name = "PORT")]
+    pub port: u16,
+    /// Local address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub address: std::net::IpAddr,
+    /// Print the URL without opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 #[derive(Debug, Args)]

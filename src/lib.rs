@@ -8,10 +8,12 @@ pub mod backend;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod plan;
 pub mod render;
 pub mod status;
+pub mod top;
 pub mod ui;
 
 use std::process::ExitCode;
@@ -87,5 +89,7 @@ fn run(cli: Cli, printer: &Printer) -> error::Result<()> {
         Command::Uninstall(args) => apply::uninstall(&global, &args, printer),
         Command::Status(args) => status::run(&global, &args, printer),
         Command::Image(args) => backend::docker::run_image_command(&global, &args, printer),
+        Command::Dashboard(args) => dashboard::run(&global, &args, printer),
+        Command::Top(args) => top::run(&global, &args, printer),
     }
 }

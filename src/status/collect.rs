@@ -325,6 +325,14 @@ pub(crate) async fn influx_query(
     }
 }
 
+impl QueryError {
+    pub(crate) fn message(self) -> String {
+        match self {
+            QueryError::Failed(m) | QueryError::Health(m) => m,
+        }
+    }
+}
+
 /// Data flows when every node's agent wrote its `kovenant_agent` point within three windows:
 /// it writes one every window, traffic or not. The newest `tcp_flow` point is shown beside it.
 async fn influx(kube: &Kube, config: &Config) -> Influx {

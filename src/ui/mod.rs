@@ -1,4 +1,5 @@
 //! The only code that writes to the terminal: a printer, progress (indicatif), prompts (dialoguer).
+pub mod browser;
 pub mod checks;
 mod printer;
 pub mod progress;

@@ -16,10 +16,12 @@ use serde_json::Value;
 use crate::stack::Run;
 use crate::support::{kovenant, service};
 
+mod dashboard;
 mod lifecycle;
 mod prompt;
 mod recovery;
 mod status;
+mod top;
 mod truth;
 mod validity;
 
