@@ -69,6 +69,40 @@ pub enum Command {
     Agent(AgentArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Open Grafana through a port-forward (no kubectl needed) and stay until Ctrl-C.
+    Dashboard(DashboardArgs),
+    /// The busiest flows and pods of the last minutes, from InfluxDB, as a table or JSON.
+    Top(TopArgs),
+}
+
+/// What `top` groups traffic by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopBy {
+    /// Namespace and workload (Deployment, StatefulSet, DaemonSet, ...).
+    Workload,
+    Pod,
+    /// The Helm release behind the workload.
+    Release,
+    /// Flows to addresses outside the cluster only.
+    External,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// How far back to look.
+    #[arg(long, default_value = "15m", value_parser = parse_interval, value_name = "DURATION")]
+    pub since: Duration,
+    /// What to group by.
+    #[arg(long, value_enum, default_value = "workload")]
+    pub by: TopBy,
+    /// How many rows of each table.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
 }
 
 /// A part of the stack that `install --only` can select.
@@ -189,14 +223,15 @@ pub struct AgentArgs {
     /// With file:PATH, read the file from its start instead of its end.
     #[arg(long)]
     pub from_start: bool,
-    /// With file:PATH, stop at the end of the file instead of following it (replays).
+    /// With file:PATH, read the file from its start to its end and stop, instead of following it
+    /// (replays; implies --from-start).
     #[arg(long)]
     pub no_follow: bool,
     /// Learn the cluster from this Kubernetes List (JSON) instead of watching the API.
     #[arg(long, value_name = "FILE")]
     pub cluster_snapshot: Option<PathBuf>,
-    /// Aggregation window.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Aggregation window (a positive duration, as KOVENANT_AGENT_WINDOW).
+    #[arg(long, default_value = "10s", value_parser = parse_interval, value_name = "DURATION")]
     pub window: Duration,
     /// Cap on live keys per window; overflow is folded into peer "other".
     #[arg(long, default_value_t = 50_000, value_name = "N")]
@@ -220,6 +255,21 @@ pub struct AgentArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    pub env: EnvFileArg,
+    /// Local port to listen on (0: any free port).
+    #[arg(long, default_value_t = 3000, value_name = "PORT")]
+    pub port: u16,
+    /// Local address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub address: std::net::IpAddr,
+    /// Print the URL without opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// Shell to generate completions for.
     #[arg(value_enum)]
@@ -229,4 +279,9 @@ pub struct CompletionsArgs {
 /// Parses durations such as `90s`, `10m`, `1h30m`, `500ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::config::duration::parse(s)
+}
+
+/// A positive duration, checked as `.env` checks KOVENANT_AGENT_WINDOW (`0s` is refused).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    crate::config::validate::interval(s).map_err(|p| format!("{}; expected {}", p.what, p.expected))
 }

@@ -8,10 +8,12 @@ pub mod backend;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod plan;
 pub mod render;
 pub mod status;
+pub mod top;
 pub mod ui;
 
 use std::process::ExitCode;
@@ -40,8 +42,41 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Refuses global flags that mean nothing to `command` (clap's global flags reach every
+/// subcommand; taking one silently would let a user believe it did something).
+fn refuse_globals(
+    global: &cli::GlobalArgs,
+    command: &str,
+    meaningless: &[&str],
+) -> error::Result<()> {
+    let given = [
+        ("--kubeconfig", global.kubeconfig.is_some()),
+        ("--context", global.context.is_some()),
+        ("--namespace", global.namespace.is_some()),
+        ("--assets", global.assets.is_some()),
+    ];
+    for (flag, set) in given {
+        if set && meaningless.contains(&flag) {
+            return Err(Error::usage(
+                format!("{flag} means nothing to `kovenant {command}`"),
+                Some(format!("drop {flag}")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli, printer: &Printer) -> error::Result<()> {
     let global = cli.global;
+    match &cli.command {
+        Command::Completions(_) => refuse_globals(
+            &global,
+            "completions",
+            &["--kubeconfig", "--context", "--namespace", "--assets"],
+        )?,
+        Command::Agent(_) => refuse_globals(&global, "agent", &["--namespace", "--assets"])?,
+        _ => {}
+    }
     match cli.command {
         Command::Render(args) => render::run(&global, &args, printer),
         Command::Completions(args) => {
@@ -54,5 +89,7 @@ fn run(cli: Cli, printer: &Printer) -> error::Result<()> {
         Command::Uninstall(args) => apply::uninstall(&global, &args, printer),
         Command::Status(args) => status::run(&global, &args, printer),
         Command::Image(args) => backend::docker::run_image_command(&global, &args, printer),
+        Command::Dashboard(args) => dashboard::run(&global, &args, printer),
+        Command::Top(args) => top::run(&global, &args, printer),
     }
 }

@@ -26,7 +26,15 @@ const TOMBSTONE_NS: i64 = 600 * 1_000_000_000;
 
 type Tombstones = Arc<Mutex<VecDeque<(Pod, i64)>>>;
 
-fn reflect<K>(client: &Client, changed: &Arc<Notify>, tombs: Option<Tombstones>) -> Store<K>
+/// The newest error any watch met, for the message when the first listing does not finish.
+type LastError = Arc<Mutex<Option<String>>>;
+
+fn reflect<K>(
+    client: &Client,
+    changed: &Arc<Notify>,
+    last: &LastError,
+    tombs: Option<Tombstones>,
+) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -36,6 +44,7 @@ where
         .default_backoff()
         .reflect(writer);
     let changed = Arc::clone(changed);
+    let last = Arc::clone(last);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         loop {
@@ -57,7 +66,15 @@ where
                 }
                 Ok(None) => return,
                 // The backoff retries; errors are transient by the watcher's own contract.
-                Err(_) => {}
+                Err(e) => {
+                    if let Ok(mut l) = last.lock() {
+                        *l = Some(format!(
+                            "{}: {}",
+                            K::plural(&()),
+                            crate::backend::kube::chain(&e)
+                        ));
+                    }
+                }
             }
         }
     });
@@ -73,15 +90,16 @@ fn snapshot<K: Resource<DynamicType = ()> + Clone>(s: &Store<K>) -> Vec<K> {
 pub async fn start(client: Client) -> Result<(Arc<Index>, mpsc::Receiver<Arc<Index>>), String> {
     let changed = Arc::new(Notify::new());
     let tombs: Tombstones = Arc::default();
-    let pods = reflect::<Pod>(&client, &changed, Some(Arc::clone(&tombs)));
-    let services = reflect::<Service>(&client, &changed, None);
-    let nodes = reflect::<Node>(&client, &changed, None);
-    let rs = reflect::<ReplicaSet>(&client, &changed, None);
-    let deploys = reflect::<Deployment>(&client, &changed, None);
-    let sts = reflect::<StatefulSet>(&client, &changed, None);
-    let ds = reflect::<DaemonSet>(&client, &changed, None);
-    let jobs = reflect::<Job>(&client, &changed, None);
-    let crons = reflect::<CronJob>(&client, &changed, None);
+    let last: LastError = Arc::default();
+    let pods = reflect::<Pod>(&client, &changed, &last, Some(Arc::clone(&tombs)));
+    let services = reflect::<Service>(&client, &changed, &last, None);
+    let nodes = reflect::<Node>(&client, &changed, &last, None);
+    let rs = reflect::<ReplicaSet>(&client, &changed, &last, None);
+    let deploys = reflect::<Deployment>(&client, &changed, &last, None);
+    let sts = reflect::<StatefulSet>(&client, &changed, &last, None);
+    let ds = reflect::<DaemonSet>(&client, &changed, &last, None);
+    let jobs = reflect::<Job>(&client, &changed, &last, None);
+    let crons = reflect::<CronJob>(&client, &changed, &last, None);
     let ready = async {
         let waits = [
             pods.wait_until_ready().await.is_ok(),
@@ -99,7 +117,17 @@ pub async fn start(client: Client) -> Result<(Arc<Index>, mpsc::Receiver<Arc<Ind
     match tokio::time::timeout(Duration::from_secs(60), ready).await {
         Ok(true) => {}
         Ok(false) => return Err("a watch ended before listing its objects".into()),
-        Err(_) => return Err("the cluster's objects were not listed within 60 s".into()),
+        Err(_) => {
+            let why = last
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .map(|e| format!("; the last error was {e}"))
+                .unwrap_or_default();
+            return Err(format!(
+                "the cluster's objects were not listed within 60 s{why}"
+            ));
+        }
     }
     let build = move || {
         let deleted_pods = tombs

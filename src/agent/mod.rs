@@ -39,6 +39,11 @@ use self::source::Source;
 
 pub use self::pipeline::Agent as Pipeline;
 
+/// How long the agent's first request may take before it says the API server is not there.
+const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const REACH_HINT: &str = "check the address and that the API server is up (kubectl cluster-info); \
+                          offline, pass --cluster-snapshot FILE";
+
 /// A client loaded as every other command loads it (`--kubeconfig`, `--context`, else
 /// `$KUBECONFIG` or `~/.kube/config` and its current context), with kube's own timeouts, which
 /// suit long watches and log streams. With neither flag and no kubeconfig, the pod's service
@@ -46,32 +51,70 @@ pub use self::pipeline::Agent as Pipeline;
 async fn client(global: &GlobalArgs) -> Result<kube::Client> {
     let step = "agent: connect to the cluster";
     let explicit = global.kubeconfig.is_some() || global.context.is_some();
-    let config = match backend::kube::load(global.kubeconfig.as_deref(), global.context.as_deref())
-        .await
-    {
-        Ok(loaded) => loaded.config,
-        Err(e) if !explicit => kube::Config::incluster().map_err(|in_cluster| {
-            Error::step(
-                step,
-                format!(
-                    "{e}; and not in a cluster: {}",
-                    backend::kube::chain(&in_cluster)
-                ),
-            )
-            .with_hint(
-                "run in the cluster (service account), or pass --kubeconfig PATH / --context \
+    let config =
+        match backend::kube::load(global.kubeconfig.as_deref(), global.context.as_deref()).await {
+            Ok(loaded) => loaded.config,
+            Err(e) if !explicit => kube::Config::incluster().map_err(|in_cluster| {
+                Error::step(
+                    step,
+                    format!(
+                        "{e}; and not in a cluster: {}",
+                        backend::kube::chain(&in_cluster)
+                    ),
+                )
+                .with_hint(
+                    "run in the cluster (service account), or pass --kubeconfig PATH / --context \
                  NAME; offline, pass --cluster-snapshot",
-            )
-        })?,
-        Err(e) => {
-            return Err(Error::step(step, e).with_hint("pass --kubeconfig PATH or --context NAME"));
-        }
-    };
-    kube::Client::try_from(config).map_err(|e| Error::step(step, backend::kube::describe(&e)))
+                )
+            })?,
+            Err(e) => {
+                let hint = backend::kube::load_hint(&e);
+                return Err(Error::step(step, e).with_hint(hint));
+            }
+        };
+    let url = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let client = backend::kube::client(config)
+        .map_err(|e| Error::step(step, backend::kube::describe(&e)))?;
+    // One request first, with a short limit: an API server that is not there is one clear error
+    // now, not a minute of silent watch retries ending in "not listed".
+    match tokio::time::timeout(REACH_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        Ok(Err(e)) => Err(
+            Error::step(step, format!("{url}: {}", backend::kube::describe(&e)))
+                .with_hint(REACH_HINT),
+        ),
+        Err(_) => Err(Error::step(
+            step,
+            format!("{url}: no answer within {}s", REACH_TIMEOUT.as_secs()),
+        )
+        .with_hint(REACH_HINT)),
+    }
 }
 
 pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let source = Source::parse(&args.source)?;
+    if !matches!(source, Source::File(_)) {
+        for (set, flag) in [
+            (args.from_start, "--from-start"),
+            (args.no_follow, "--no-follow"),
+        ] {
+            if set {
+                return Err(Error::usage(
+                    format!(
+                        "{flag} applies to --source file:PATH only, not to --source {}",
+                        args.source
+                    ),
+                    Some(format!(
+                        "drop {flag}, or read a file with --source file:PATH"
+                    )),
+                ));
+            }
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -117,7 +160,8 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
         Source::Stdin => source::stdin::run(io::stdin(), &mut d),
         Source::File(path) => {
             let follow = source::file::Follow {
-                from_start: args.from_start,
+                // Stopping at the end of a file read from its end would read nothing.
+                from_start: args.from_start || args.no_follow,
                 stop_at_end: args.no_follow,
             };
             source::file::run(path, follow, &mut d)

@@ -26,18 +26,19 @@ const CRD_WAIT: Duration = Duration::from_secs(120);
 
 pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
     let started = Instant::now();
+    if args.skip_image && args.only.contains(&Part::Image) {
+        return Err(Error::usage(
+            "--skip-image and --only image contradict each other",
+            Some("drop one: --only image builds the image, --skip-image leaves it out".into()),
+        ));
+    }
     let config = session::config(global, &args.env, printer)?;
     let helm = session::helm(global, &config);
     let wants_image =
         !args.skip_image && (args.only.is_empty() || args.only.contains(&Part::Image));
-    let checks = preflight::run(
-        global,
-        &config,
-        &helm,
-        wants_image && !args.dry_run,
-        printer,
-    )
-    .await;
+    // A dry run checks all a real install checks (Docker and the image's way into the cluster
+    // included), so it fails where the install would.
+    let checks = preflight::run(global, &config, &helm, wants_image, printer).await;
     let assets = match &global.assets {
         Some(dir) => Assets::from_dir(dir)?,
         None => Assets::embedded(),
@@ -68,12 +69,21 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     let kube = match (checks.kube, checks.failures) {
         (Some(k), 0) => k,
         (_, n) if args.dry_run => {
-            preview::print(printer, &plan, None);
-            printer.warn(format!(
-                "{n} preflight check(s) failed, so this is the plan from the configuration alone: \
-                 the preview of changes needs a reachable cluster, helm and helm-diff"
-            ));
-            return Ok(());
+            // A dry run's plan is its data: on stdout, kept by -q, ready to pipe.
+            preview::print(&printer.as_data(), &plan, None);
+            if wants_image {
+                let line = image::describe(&image_ref, delivery.as_ref());
+                printer.stdout(format!("  {:>9}  {line}", "ensure"));
+            }
+            printer.warn(
+                "this is the plan from the configuration alone, without the preview of changes \
+                 (it needs every preflight check to pass)",
+            );
+            return Err(Error::step(
+                "dry run",
+                format!("{n} preflight check(s) failed, so the install would fail (see above)"),
+            )
+            .with_hint("fix what the failed checks say; nothing was changed"));
         }
         (_, n) => return Err(preflight_failed(n)),
     };
@@ -117,11 +127,17 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
             return Err(e);
         }
     };
-    preview::print(printer, &plan, Some(&preview));
+    // A dry run's plan is its data (stdout); before a real install it is a step's report.
+    let plan_out = if args.dry_run {
+        printer.as_data()
+    } else {
+        printer.clone()
+    };
+    preview::print(&plan_out, &plan, Some(&preview));
     let image_needed = wants_image && image::needed(&args.only, &plan, &preview);
     if image_needed {
         let line = image::describe(&image_ref, delivery.as_ref());
-        printer.info(format!("  {:>9}  {line}", "ensure"));
+        plan_out.info(format!("  {:>9}  {line}", "ensure"));
     }
     if preview.is_noop() && !image_needed {
         printer.success("nothing to do: the cluster already matches the configuration");
@@ -137,7 +153,9 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         kube.context, kube.server
     );
     if !crate::ui::prompt::confirm(printer, &question, args.yes)? {
-        return Err(Error::step("install", "cancelled; nothing was changed"));
+        // A "no" is the user's answer, not a failure: exit 0 (README, exit codes).
+        printer.always("cancelled: nothing was changed");
+        return Ok(());
     }
     let ensured = match delivery.filter(|_| image_needed) {
         Some(delivery) => Some(

@@ -64,11 +64,7 @@ async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
     let k = match kube::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await {
         Ok(k) => k,
         Err(e) => {
-            list.fail(
-                "can read the kubeconfig",
-                &e,
-                "pass --kubeconfig PATH or --context NAME",
-            );
+            list.fail("can read the kubeconfig", &e, kube::load_hint(&e));
             return None;
         }
     };
@@ -76,7 +72,11 @@ async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
         "kubeconfig context",
         &format!("{} ({})", k.context, k.server),
     );
-    match k.version().await {
+    let wait =
+        crate::ui::progress::Step::wait(list.printer(), format!("Connecting to {}", k.server));
+    let version = k.version().await;
+    wait.clear();
+    match version {
         Ok((major, minor, git)) if (major, minor) >= (1, 19) => {
             list.ok("can reach the API server; version is at least v1.19", &git);
             Some(k)
@@ -90,9 +90,12 @@ async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
             None
         }
         Err(e) => {
+            let why = e
+                .strip_prefix("cannot reach the API server: ")
+                .unwrap_or(&e);
             list.fail(
                 "can reach the API server",
-                &e,
+                &format!("{}: {why}", k.server),
                 &format!("check that context {} is the right one and the cluster is up: kubectl cluster-info", k.context),
             );
             None

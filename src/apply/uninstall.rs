@@ -260,7 +260,9 @@ pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -
     }
     let question = "Remove these?";
     if !crate::ui::prompt::confirm(printer, question, args.yes)? {
-        return Err(Error::step("uninstall", "cancelled; nothing was removed"));
+        // A "no" is the user's answer, not a failure: exit 0 (README, exit codes).
+        printer.always("cancelled: nothing was removed");
+        return Ok(());
     }
     for i in &items {
         let step = Step::start(printer, format!("Removing {}", i.label()));

@@ -177,7 +177,13 @@ pub fn run_image_command(global: &GlobalArgs, args: &ImageArgs, printer: &Printe
     // into kind/k3d/minikube); the context is only a name here, no cluster is contacted.
     let delivery = match (&global.context, args.push) {
         (_, true) => Delivery::Push,
-        (Some(context), false) => image::delivery_for_context(&config, context)?,
+        // install's hint names --skip-image, which `image` does not have.
+        (Some(context), false) => image::delivery_for_context(&config, context).map_err(|e| {
+            e.with_hint(
+                "set KOVENANT_IMAGE_REGISTRY and pass --push, or drop --context to build the \
+                 image only",
+            )
+        })?,
         (None, false) => Delivery::Keep,
     };
     let opts = ImageOptions {

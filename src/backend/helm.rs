@@ -110,6 +110,19 @@ impl Helm {
         if let Ok(mut spans) = self.spans.lock() {
             spans.push((started, Instant::now()));
         }
+        // helm's arguments hold file names and flags, never a secret (values go in files).
+        crate::ui::trace::line(format!(
+            "{} -> {} in {}",
+            self.display(args),
+            match &out {
+                Ok(o) => o
+                    .status
+                    .code()
+                    .map_or("killed".to_string(), |c| format!("exit {c}")),
+                Err(e) => format!("not started ({e})"),
+            },
+            crate::ui::trace::took(started.elapsed())
+        ));
         let out = out.map_err(|e| {
             let hint = "install helm 3 (https://helm.sh/docs/intro/install/) or set KOVENANT_HELM";
             let message = if e.kind() == std::io::ErrorKind::NotFound {

@@ -30,15 +30,56 @@ pub struct Loaded {
     pub server: String,
 }
 
+/// How [`load`]'s message starts when there is no kubeconfig at all.
+const NO_KUBECONFIG: &str = "no kubeconfig";
+
+/// The hint for an error of [`load`]: `--context` helps only when there is a kubeconfig.
+pub fn load_hint(message: &str) -> &'static str {
+    if message.starts_with(NO_KUBECONFIG) {
+        "pass --kubeconfig PATH or set KUBECONFIG to the cluster's kubeconfig file"
+    } else if message.starts_with("context `") || message.contains("no current context") {
+        "pass --context NAME with one of `kubectl config get-contexts -o name`"
+    } else {
+        "pass --kubeconfig PATH naming a readable kubeconfig file"
+    }
+}
+
 /// Loads the kubeconfig (`path`, else `$KUBECONFIG`, else `~/.kube/config`) for `context` (else
 /// the current context). Makes no request.
 pub async fn load(path: Option<&Path>, context: Option<&str>) -> Result<Loaded, String> {
+    // kube's own message quotes the path twice over (`'"/root/.kube/config"'`): the innermost
+    // cause and our own wording of the path say it once.
     let kubeconfig = match path {
         Some(p) => Kubeconfig::read_from(p)
-            .map_err(|e| format!("cannot read kubeconfig {}: {}", p.display(), chain(&e)))?,
-        None => {
-            Kubeconfig::read().map_err(|e| format!("cannot read a kubeconfig: {}", chain(&e)))?
-        }
+            .map_err(|e| format!("cannot read kubeconfig {}: {}", p.display(), root_cause(&e)))?,
+        None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+            Some(v) => Kubeconfig::read().map_err(|e| {
+                format!(
+                    "cannot read the kubeconfig $KUBECONFIG names ({}): {}",
+                    v.to_string_lossy(),
+                    root_cause(&e)
+                )
+            })?,
+            None => {
+                let default = std::env::var_os("HOME")
+                    .map(|h| Path::new(&h).join(".kube/config"))
+                    .unwrap_or_else(|| ".kube/config".into());
+                if !default.exists() {
+                    return Err(format!(
+                        "{NO_KUBECONFIG}: no --kubeconfig, $KUBECONFIG is not set, and {} does \
+                         not exist",
+                        default.display()
+                    ));
+                }
+                Kubeconfig::read_from(&default).map_err(|e| {
+                    format!(
+                        "cannot read kubeconfig {}: {}",
+                        default.display(),
+                        root_cause(&e)
+                    )
+                })?
+            }
+        },
     };
     let name = context
         .map(str::to_owned)
@@ -80,12 +121,19 @@ pub async fn connect(path: Option<&Path>, context: Option<&str>) -> Result<Kube,
     // kube retries 429/503/504 with backoff up to 1000s; a command line should say what failed
     // (a service proxy answers 503 while the service has no ready endpoint).
     config.default_retry = false;
-    let client = Client::try_from(config).map_err(|e| describe(&e))?;
+    let client = client(config).map_err(|e| describe(&e))?;
     Ok(Kube {
         client,
         context,
         server,
     })
+}
+
+/// kube's client for `config`, with each API call traced under `-v`.
+pub fn client(config: kube::Config) -> Result<Client, kube::Error> {
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&super::kube_trace::TraceLayer)
+        .build())
 }
 
 /// An error's message and its causes, joined.
@@ -107,11 +155,24 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 pub fn describe(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        // kube's wrappers ("ServiceError: client error (Connect)") say nothing a user can act
+        // on: the innermost cause ("Connection refused (os error 111)") does.
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            format!("cannot reach the API server: {}", chain(err))
+            format!("cannot reach the API server: {}", root_cause(err))
         }
         other => chain(other),
     }
+}
+
+/// The innermost cause of an error: what actually went wrong.
+pub fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut last = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        last = cause.to_string();
+        source = cause.source();
+    }
+    last
 }
 
 /// Whether an error is the API's 404.

@@ -15,7 +15,7 @@ const HELM_GRACE: Duration = Duration::from_secs(30);
 /// it); the command then waits for every helm it started (at most 30 s, a second Ctrl-C stops
 /// waiting) before it returns. Every step is idempotent, so running the command again completes
 /// the work.
-pub fn block_on<F: Future<Output = Result<()>>>(printer: &Printer, work: F) -> Result<()> {
+pub fn block_on<T, F: Future<Output = Result<T>>>(printer: &Printer, work: F) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -29,7 +29,8 @@ pub async fn connect(global: &GlobalArgs) -> Result<Kube> {
     let k = kube::connect(global.kubeconfig.as_deref(), global.context.as_deref())
         .await
         .map_err(|e| {
-            Error::step("kubeconfig", e).with_hint("pass --kubeconfig PATH or --context NAME")
+            let hint = kube::load_hint(&e);
+            Error::step("kubeconfig", e).with_hint(hint)
         })?;
     if let Err(e) = k.version().await {
         return Err(

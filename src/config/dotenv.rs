@@ -180,6 +180,13 @@ fn syntax_error(at: &Source, span: &Span<'_>) -> ConfigError {
             "no '=' after the key; expected KEY=VALUE",
             "write the line as KEY=VALUE",
         )
+    } else if span.unterminated && quote_inside(span.text) {
+        (
+            "a quote (' or \") inside the value opens a quoted string that is never closed; \
+             expected a quote to be quoted or escaped",
+            "put the whole value in the other kind of quotes (KEY=\"it's\" or KEY='say \"hi\"'), \
+             or escape the quote with a backslash (KEY=it\\'s)",
+        )
     } else if span.unterminated {
         (
             "the value opens a quote (' or \") that is never closed; expected the closing quote",
@@ -198,6 +205,15 @@ fn syntax_error(at: &Source, span: &Span<'_>) -> ConfigError {
         )
     };
     ConfigError::new(format!("{}: {problem}", Place(at, key)), hint)
+}
+
+/// Whether the first quote of an entry's value comes after other characters (`it's`): a quote
+/// meant as part of the value, not one that opens it.
+fn quote_inside(text: &str) -> bool {
+    let value = text.split_once('=').map_or("", |(_, v)| v).trim_start();
+    value
+        .find(['\'', '"'])
+        .is_some_and(|i| i > 0 && !value[..i].contains('#'))
 }
 
 /// "FILE line N", for lines without a key.

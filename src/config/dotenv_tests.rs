@@ -72,6 +72,21 @@ fn a_quote_left_open_names_the_line_and_key_only() {
 }
 
 #[test]
+fn a_quote_inside_a_value_says_to_quote_or_escape_it() {
+    let (message, hint) = error(b"A=1\nKOVENANT_CLUSTER_NAME=it's\nB=2\n");
+    assert_eq!(
+        message,
+        "x.env line 2: KOVENANT_CLUSTER_NAME: a quote (' or \") inside the value opens a quoted \
+         string that is never closed; expected a quote to be quoted or escaped"
+    );
+    assert_eq!(
+        hint,
+        "put the whole value in the other kind of quotes (KEY=\"it's\" or KEY='say \"hi\"'), or \
+         escape the quote with a backslash (KEY=it\\'s)"
+    );
+}
+
+#[test]
 fn describes_other_syntax_errors_without_echoing_the_line() {
     let cases: [(&[u8], &str); 5] = [
         (

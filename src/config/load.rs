@@ -116,6 +116,8 @@ pub fn build(
     env: &BTreeMap<String, String>,
 ) -> Result<Config, ConfigError> {
     let mut config = Config::default();
+    // Every bad key and value of the file and the environment, so one run names them all.
+    let mut problems: Vec<ConfigError> = Vec::new();
     // canonical key -> (value, where it came from); the environment overrides the file.
     let mut chosen: BTreeMap<&'static str, (&str, Source)> = BTreeMap::new();
     let entries = match file {
@@ -148,7 +150,7 @@ pub fn build(
                     chosen.insert(key.name, (entry.value.as_str(), at));
                 }
                 Name::Obsolete => config.warnings.push(obsolete(&at, &entry.key)),
-                Name::Unknown(near) => return Err(unknown(&at, &entry.key, near)),
+                Name::Unknown(near) => problems.push(unknown(&at, &entry.key, near)),
                 Name::Foreign => {}
             }
         }
@@ -160,7 +162,7 @@ pub fn build(
                 chosen.insert(key.name, (value.as_str(), Source::Environment));
             }
             Name::Obsolete => config.warnings.push(obsolete(&Source::Environment, name)),
-            Name::Unknown(near) => return Err(unknown(&Source::Environment, name, near)),
+            Name::Unknown(near) => problems.push(unknown(&Source::Environment, name, near)),
             Name::Foreign => {}
         }
     }
@@ -171,9 +173,27 @@ pub fn build(
         _ => (1, 0, *name),
     });
     for (name, (value, at)) in order {
-        check(&mut config, name, value, &at)?;
+        if let Err(e) = check(&mut config, name, value, &at) {
+            problems.push(e);
+        }
     }
-    Ok(config)
+    match problems.len() {
+        0 => Ok(config),
+        1 => Err(problems.remove(0)),
+        n => {
+            let mut message = format!("{n} problems in the configuration:");
+            for p in &problems {
+                message.push_str(&format!("\n  {}", p.message));
+                if let Some(h) = &p.hint {
+                    message.push_str(&format!("\n    hint: {h}"));
+                }
+            }
+            Err(ConfigError {
+                message,
+                hint: None,
+            })
+        }
+    }
 }
 
 /// Checks one chosen value and sets it; secrets are described, never shown.

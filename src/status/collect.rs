@@ -55,6 +55,7 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
         && influxdb.healthy;
     Report {
         healthy,
+        errors: Vec::new(),
         context: kube.context.clone(),
         components,
         policies,
@@ -167,7 +168,7 @@ async fn dashboard_names(kube: &Kube, ns: &str) -> Result<Vec<String>, String> {
 }
 
 /// A Ready pod of a release's workload, by its `app.kubernetes.io/name`.
-async fn ready_pod(kube: &Kube, ns: &str, release: &str, name: &str) -> Option<String> {
+pub(crate) async fn ready_pod(kube: &Kube, ns: &str, release: &str, name: &str) -> Option<String> {
     let lp = ListParams::default().labels(&format!(
         "app.kubernetes.io/instance={release},app.kubernetes.io/name={name}"
     ));
@@ -188,7 +189,7 @@ async fn ready_pod(kube: &Kube, ns: &str, release: &str, name: &str) -> Option<S
 }
 
 /// Grafana's container port (the chart's `service.targetPort`).
-const GRAFANA_HTTP_PORT: u16 = 3000;
+pub(crate) const GRAFANA_HTTP_PORT: u16 = 3000;
 
 /// Grafana's `/api/health`, through a port-forward to a Ready Grafana pod (as `kubectl
 /// port-forward` reaches it), else through the API server's service proxy.
@@ -250,7 +251,7 @@ fn influx_fail(e: String, stale_after_seconds: i64) -> Influx {
 }
 
 /// Why an InfluxQL query got no answer; `Health` when only `/health` could be read.
-enum QueryError {
+pub(crate) enum QueryError {
     Failed(String),
     Health(String),
 }
@@ -259,7 +260,11 @@ enum QueryError {
 /// (InfluxDB 2.x wants it, and only a port-forward carries an `Authorization` header to the
 /// pod), else through the API server's service proxy (enough for an InfluxDB without auth),
 /// else InfluxDB's unauthenticated `/health`.
-async fn influx_query(kube: &Kube, config: &Config, q: &str) -> Result<String, QueryError> {
+pub(crate) async fn influx_query(
+    kube: &Kube,
+    config: &Config,
+    q: &str,
+) -> Result<String, QueryError> {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("db", &config.influxdb.bucket)
         .append_pair("epoch", "s")
@@ -324,6 +329,14 @@ async fn influx_query(kube: &Kube, config: &Config, q: &str) -> Result<String, Q
             Some(f) => format!("query: {f}; through the service proxy: {e}"),
             None => format!("query: {e}"),
         })),
+    }
+}
+
+impl QueryError {
+    pub(crate) fn message(self) -> String {
+        match self {
+            QueryError::Failed(m) | QueryError::Health(m) => m,
+        }
     }
 }
 

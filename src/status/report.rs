@@ -9,6 +9,9 @@ use crate::ui::Printer;
 pub struct Report {
     /// true when every component below is healthy.
     pub healthy: bool,
+    /// Why no check could be made at all (no configuration, no cluster); empty otherwise. Then
+    /// `components` is empty and every other part says the same.
+    pub errors: Vec<String>,
     /// The kubeconfig context inspected.
     pub context: String,
     /// One per release, in install order: tetragon, prometheus, grafana, pipeline.
@@ -84,16 +87,97 @@ pub struct AgentPoint {
     pub age_seconds: i64,
 }
 
+impl Report {
+    /// The report of a run that could check nothing: `error` says why.
+    pub fn unchecked(context: String, error: String) -> Report {
+        let presence = || Presence {
+            healthy: false,
+            expected: Vec::new(),
+            present: Vec::new(),
+            errors: vec![error.clone()],
+        };
+        Report {
+            healthy: false,
+            errors: vec![error.clone()],
+            context,
+            components: Vec::new(),
+            policies: presence(),
+            dashboards: presence(),
+            grafana: Endpoint {
+                healthy: false,
+                version: None,
+                error: Some(error.clone()),
+            },
+            influxdb: Influx {
+                healthy: false,
+                newest_tcp_flow: None,
+                age_seconds: None,
+                error: Some(error),
+                agents: Vec::new(),
+                stale_after_seconds: 0,
+            },
+        }
+    }
+
+    /// The parts that are not healthy, by name: "grafana, influxdb".
+    pub fn summary(&self) -> String {
+        let mut bad: Vec<&str> = self
+            .components
+            .iter()
+            .filter(|c| !c.healthy)
+            .map(|c| c.name.as_str())
+            .collect();
+        for (ok, name) in [
+            (self.policies.healthy, "policies"),
+            (self.dashboards.healthy, "dashboards"),
+            (self.grafana.healthy, "grafana endpoint"),
+            (self.influxdb.healthy, "influxdb"),
+        ] {
+            if !ok {
+                bad.push(name);
+            }
+        }
+        bad.join(", ")
+    }
+}
+
 fn mark(ok: bool) -> &'static str {
     if ok { "ok" } else { "FAIL" }
 }
 
-/// The text table on stderr.
+/// A presence row: what is there when all is, else what is missing and why.
+fn presence_row(p: &Presence) -> String {
+    if !p.errors.is_empty() {
+        return format!("cannot list: {}", p.errors.join("; "));
+    }
+    let missing: Vec<&str> = p
+        .expected
+        .iter()
+        .filter(|e| !p.present.contains(e))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return p.present.join(", ");
+    }
+    let present = if p.present.is_empty() {
+        "none present".to_string()
+    } else {
+        format!("present: {}", p.present.join(", "))
+    };
+    format!(
+        "missing {} ({present}); kovenant install --only {{}} puts them back",
+        missing.join(", ")
+    )
+}
+
+/// The status table, on stdout: it is the command's data (`kovenant status | grep FAIL`).
+/// Each failing row says what is wrong and why.
 pub fn print_text(printer: &Printer, r: &Report) {
-    printer.info(format!("context {}", r.context));
-    printer.info(format!(
-        "{:<11} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
-        "COMPONENT", "RELEASE", "NAMESPACE", "CHART", "REV", "HELM", "READY"
+    let out = |line: String| printer.stdout(line);
+    out(format!("context {}", r.context));
+    out(format!(
+        "{:<11} {:<4} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
+        "COMPONENT", "", "RELEASE", "NAMESPACE", "CHART", "REV", "HELM", "READY"
     ));
     for c in &r.components {
         let (chart, rev, status) = match &c.helm {
@@ -105,15 +189,21 @@ pub fn print_text(printer: &Printer, r: &Report) {
             .iter()
             .map(|w| format!("{} {}/{}", w.name, w.ready, w.desired))
             .collect();
-        printer.info(format!(
-            "{:<11} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
+        let ready = if ready.is_empty() && c.helm.is_some() {
+            "no workload found".to_string()
+        } else {
+            ready.join(", ")
+        };
+        out(format!(
+            "{:<11} {:<4} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
             c.name,
+            mark(c.healthy),
             c.release,
             c.namespace,
             chart,
             rev,
             status,
-            ready.join(", ")
+            ready
         ));
         for p in &c.problems {
             let msg = if p.message.is_empty() {
@@ -121,37 +211,30 @@ pub fn print_text(printer: &Printer, r: &Report) {
             } else {
                 format!(": {}", p.message)
             };
-            printer.info(format!("  pod {}/{} {}{msg}", p.namespace, p.pod, p.reason));
+            out(format!("  pod {}/{} {}{msg}", p.namespace, p.pod, p.reason));
         }
         for e in &c.errors {
-            printer.info(format!("  error: {e}"));
+            out(format!("  cannot check: {e}"));
         }
     }
-    let list = |p: &Presence| {
-        if p.present.is_empty() {
-            "none".to_string()
-        } else {
-            p.present.join(", ")
-        }
-    };
-    printer.info(format!(
+    out(format!(
         "{:<11} {:<4} {}",
         "policies",
         mark(r.policies.healthy),
-        list(&r.policies)
+        presence_row(&r.policies).replace("{}", "policies")
     ));
-    printer.info(format!(
+    out(format!(
         "{:<11} {:<4} {}",
         "dashboards",
         mark(r.dashboards.healthy),
-        list(&r.dashboards)
+        presence_row(&r.dashboards).replace("{}", "dashboards")
     ));
     let g = match (&r.grafana.version, &r.grafana.error) {
         (_, Some(e)) => e.clone(),
         (Some(v), None) => format!("answering /api/health (version {v})"),
         (None, None) => "answering /api/health".into(),
     };
-    printer.info(format!(
+    out(format!(
         "{:<11} {:<4} {g}",
         "grafana",
         mark(r.grafana.healthy)
@@ -172,14 +255,15 @@ pub fn print_text(printer: &Printer, r: &Report) {
             format!("agents writing ({}); {flow}", nodes.join(", "))
         }
     };
-    printer.info(format!(
+    out(format!(
         "{:<11} {:<4} {i}",
         "influxdb",
         mark(r.influxdb.healthy)
     ));
+    // The verdict is a message, on stderr.
     if r.healthy {
         printer.success("the stack is healthy");
     } else {
-        printer.always("× the stack is not healthy");
+        printer.always(format!("× the stack is not healthy: {}", r.summary()));
     }
 }

@@ -27,6 +27,10 @@ impl Checklist {
         }
     }
 
+    pub fn printer(&self) -> &Printer {
+        &self.printer
+    }
+
     fn style(&self, s: Style) -> Style {
         if self.printer.color { s } else { Style::new() }
     }

@@ -1,8 +1,10 @@
 //! The only code that writes to the terminal: a printer, progress (indicatif), prompts (dialoguer).
+pub mod browser;
 pub mod checks;
 mod printer;
 pub mod progress;
 pub mod prompt;
+pub mod trace;
 pub mod transfer;
 
 pub use printer::Printer;

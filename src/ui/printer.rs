@@ -15,6 +15,9 @@ pub struct Printer {
     pub quiet: bool,
     pub color: bool,
     pub interactive: bool,
+    /// Normal lines are the command's data (the plan of `install --dry-run`): on stdout, and
+    /// shown with --quiet too.
+    pub data: bool,
 }
 
 impl Printer {
@@ -25,11 +28,15 @@ impl Printer {
         let color = stderr_tty && !no_color;
         console::set_colors_enabled_stderr(color);
         console::set_colors_enabled(color && std::io::stdout().is_terminal());
+        if global.verbose {
+            super::trace::enable();
+        }
         Printer {
             verbose: global.verbose,
             quiet: global.quiet,
             color,
             interactive: stderr_tty && std::io::stdin().is_terminal(),
+            data: false,
         }
     }
 
@@ -40,6 +47,7 @@ impl Printer {
             quiet: false,
             color: false,
             interactive: false,
+            data: false,
         }
     }
 
@@ -47,9 +55,19 @@ impl Printer {
         if self.color { style } else { Style::new() }
     }
 
+    /// This printer with its normal lines turned into data, on stdout.
+    pub fn as_data(&self) -> Printer {
+        Printer {
+            data: true,
+            ..self.clone()
+        }
+    }
+
     /// A normal line of progress or result.
     pub fn info(&self, msg: impl AsRef<str>) {
-        if !self.quiet {
+        if self.data {
+            println!("{}", msg.as_ref());
+        } else if !self.quiet {
             eprintln!("{}", msg.as_ref());
         }
     }
@@ -70,7 +88,8 @@ impl Printer {
         if !self.quiet {
             eprintln!(
                 "{} {}",
-                self.style(Style::new().green()).apply_to("✓"),
+                // The same mark as the check lists (linkerd's), so one run shows one glyph.
+                self.style(Style::new().green()).apply_to("√"),
                 msg.as_ref()
             );
         }

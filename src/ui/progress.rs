@@ -1,5 +1,5 @@
 //! Spinners and bars on a terminal, plain lines otherwise: the only module that knows indicatif.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,6 +27,7 @@ pub struct Step {
     pub(super) bar: Option<ProgressBar>,
     pub(super) printer: Printer,
     pub(super) label: String,
+    started: Instant,
 }
 
 impl Step {
@@ -37,6 +38,24 @@ impl Step {
             bar,
             printer: printer.clone(),
             label,
+            started: Instant::now(),
+        }
+    }
+
+    /// A wait that shows a spinner on a terminal and nothing elsewhere (its caller reports the
+    /// outcome): the connect wait of status and preflight.
+    pub fn wait(printer: &Printer, label: impl Into<String>) -> Self {
+        let label = label.into();
+        let bar = if printer.interactive && !printer.quiet {
+            spinner(printer, &label)
+        } else {
+            None
+        };
+        Step {
+            bar,
+            printer: printer.clone(),
+            label,
+            started: Instant::now(),
         }
     }
 
@@ -59,10 +78,27 @@ impl Step {
         }
         self.printer
             .success(format!("{} {}", self.label, outcome.as_ref()));
+        super::trace::line(format!(
+            "step `{}` took {}",
+            self.label,
+            super::trace::took(self.started.elapsed())
+        ));
     }
 
     /// Clears the spinner; the caller reports the error.
     pub fn fail(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        super::trace::line(format!(
+            "step `{}` failed after {}",
+            self.label,
+            super::trace::took(self.started.elapsed())
+        ));
+    }
+
+    /// Clears the spinner without a line (a wait whose result the caller reports itself).
+    pub fn clear(self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -16,11 +16,15 @@ use serde_json::Value;
 use crate::support::Run;
 use crate::support::{kovenant, service};
 
+mod dashboard;
 mod lifecycle;
 mod parts;
 mod preflight;
+mod prompt;
 mod recovery;
 mod status;
+mod top;
+mod truth;
 mod validity;
 
 static LOCK: Mutex<()> = Mutex::new(());

@@ -116,12 +116,12 @@ fn dry_run_confirmation_keep_tetragon_and_a_second_machine() {
     let dry = s.run(&["install", "--dry-run", "--skip-image", "--env-file", &env]);
     assert_eq!(dry.code, 0, "{dry}");
     assert!(
-        dry.stderr
+        dry.stdout
             .contains("   create  helm release kovenant/grafana"),
         "{dry}"
     );
     assert!(
-        dry.stderr.contains(
+        dry.stdout.contains(
             "   create  Secret kovenant/kovenant-grafana [admin-user, admin-password (generated once)]"
         ),
         "{dry}"

@@ -90,7 +90,7 @@ fn builds_runs_and_skips_the_second_build() {
     assert_eq!(text(&second.stdout), format!("{expected}\n"));
     assert_eq!(
         text(&second.stderr),
-        format!("✓ image {expected} is already built; no build needed\n")
+        format!("√ image {expected} is already built; no build needed\n")
     );
     assert_eq!(
         image_id(&expected),

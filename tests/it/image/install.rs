@@ -78,7 +78,7 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
     );
     assert!(
         run.stderr
-            .contains(&format!("✓ pushing {expected} done (sha256:")),
+            .contains(&format!("√ pushing {expected} done (sha256:")),
         "{run}"
     );
     assert!(

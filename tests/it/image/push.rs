@@ -28,7 +28,7 @@ fn pushes_to_the_registry_which_then_lists_the_tag() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("✓ pushing {reference} done (sha256:")),
+        stderr.contains(&format!("√ pushing {reference} done (sha256:")),
         "{stderr}"
     );
 
@@ -195,7 +195,7 @@ fn a_kind_context_loads_the_image_with_kind() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.ends_with(&format!(
-            "✓ loading {reference} into the kind cluster done\n"
+            "√ loading {reference} into the kind cluster done\n"
         )),
         "{stderr}"
     );
@@ -216,7 +216,7 @@ fn another_context_without_a_registry_asks_for_one() {
     );
     assert!(
         stderr.contains(
-            "\nhint: set KOVENANT_IMAGE_REGISTRY to a registry the cluster can pull from"
+            "\nhint: set KOVENANT_IMAGE_REGISTRY and pass --push, or drop --context to build the image only"
         ),
         "{stderr}"
     );

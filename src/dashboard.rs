@@ -1,0 +1,78 @@
+//! `kovenant dashboard`: Grafana on a local port through a port-forward to a ready Grafana pod
+//! (no kubectl needed), the URL and how to log in, a browser on a desktop; until Ctrl-C.
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::backend::forward;
+use crate::cli::{DashboardArgs, GlobalArgs};
+use crate::cluster::session;
+use crate::error::{Error, Result};
+use crate::plan::secrets;
+use crate::plan::steps::release;
+use crate::status::collect::{GRAFANA_HTTP_PORT, ready_pod};
+use crate::ui::Printer;
+
+pub fn run(global: &GlobalArgs, args: &DashboardArgs, printer: &Printer) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::step("runtime", e.to_string()))?;
+    runtime.block_on(async {
+        // Ctrl-C is how a user ends the dashboard: exit 0, as `kubectl port-forward` does.
+        tokio::select! {
+            r = serve(global, args, printer) => r,
+            _ = tokio::signal::ctrl_c() => {
+                printer.info("stopped");
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn serve(global: &GlobalArgs, args: &DashboardArgs, printer: &Printer) -> Result<()> {
+    let config = session::config(global, &args.env, printer)?;
+    let kube = session::connect(global).await?;
+    let ns = config.namespace.as_str();
+    let pod = ready_pod(&kube, ns, release::GRAFANA, "grafana")
+        .await
+        .ok_or_else(|| {
+            Error::step(
+                "dashboard",
+                format!(
+                    "no Grafana pod is ready in namespace {ns} of context {}",
+                    kube.context
+                ),
+            )
+            .with_hint("kovenant status names what is missing; kovenant install puts it there")
+        })?;
+    let wanted = SocketAddr::new(args.address, args.port);
+    let listener = TcpListener::bind(wanted).await.map_err(|e| {
+        Error::step("dashboard", format!("cannot listen on {wanted}: {e}"))
+            .with_hint("pass --port N for another port, or --port 0 for any free one")
+    })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::step("dashboard", e.to_string()))?;
+    // Grafana serves under /grafana/ (the chart's serve_from_sub_path), here as behind the ingress.
+    let url = format!("http://{local}/grafana/");
+    printer.info(format!(
+        "Grafana of context {} (pod {ns}/{pod}, port {GRAFANA_HTTP_PORT}), forwarded through the API server:",
+        kube.context
+    ));
+    printer.stdout(&url);
+    printer.info(format!(
+        "log in as {}; the password: kubectl -n {ns} get secret {} -o jsonpath='{{.data.{}}}' | base64 -d",
+        config.grafana.admin_user,
+        secrets::GRAFANA_SECRET,
+        secrets::GRAFANA_PASSWORD_KEY
+    ));
+    if !args.no_browser {
+        crate::ui::browser::open(printer, &url);
+    }
+    printer.info("Ctrl-C to stop");
+    forward::serve(&kube, ns, &pod, GRAFANA_HTTP_PORT, listener)
+        .await
+        .map_err(|e| Error::step("dashboard", e))
+}

@@ -1,0 +1,287 @@
+//! `kovenant top`: the busiest flows and pods of the last minutes, summed in InfluxDB (InfluxQL,
+//! through the same port-forward as `status`), grouped by workload, pod, release or external peer.
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{GlobalArgs, OutputFormat, TopArgs, TopBy};
+use crate::cluster::{runtime, session};
+use crate::error::{Error, Result};
+use crate::status::collect::influx_query;
+use crate::ui::Printer;
+
+const FLOW_FIELDS: [&str; 3] = ["send_bytes", "recv_bytes", "connects"];
+const IO_FIELDS: [&str; 2] = ["read_bytes", "write_bytes"];
+const PEER: [&str; 4] = ["peer_type", "peer_namespace", "peer_name", "port"];
+
+/// One row: the group's tags and its sums; `total_bytes` orders the rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    #[serde(flatten)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub sums: BTreeMap<String, i64>,
+    pub total_bytes: i64,
+}
+
+/// `kovenant top -o json`.
+#[derive(Debug, Serialize)]
+pub struct Top {
+    pub since_seconds: u64,
+    pub by: String,
+    pub flows: Vec<Row>,
+    /// Reads and writes per group (none for `--by external`).
+    pub pods: Vec<Row>,
+    pub errors: Vec<String>,
+}
+
+/// The tag columns of each table for `by`.
+fn groups(by: TopBy) -> (Vec<&'static str>, Option<Vec<&'static str>>) {
+    let (flow_src, io): (&[&str], Option<&[&str]>) = match by {
+        TopBy::Workload => (
+            &["src_namespace", "src_workload"],
+            Some(&["namespace", "workload"]),
+        ),
+        TopBy::Pod => (&["src_namespace", "src_pod"], Some(&["namespace", "pod"])),
+        TopBy::Release => (&["src_release"], Some(&["release"])),
+        TopBy::External => (&["src_namespace", "src_workload"], None),
+    };
+    let mut flow: Vec<&str> = flow_src.to_vec();
+    flow.extend(PEER);
+    (flow, io.map(<[&str]>::to_vec))
+}
+
+fn by_name(by: TopBy) -> &'static str {
+    match by {
+        TopBy::Workload => "workload",
+        TopBy::Pod => "pod",
+        TopBy::Release => "release",
+        TopBy::External => "external",
+    }
+}
+
+fn query(
+    measurement: &str,
+    fields: &[&str],
+    tags: &[&str],
+    since: u64,
+    only_external: bool,
+) -> String {
+    let sums: Vec<String> = fields
+        .iter()
+        .map(|f| format!("sum(\"{f}\") AS \"{f}\""))
+        .collect();
+    let group: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
+    let external = if only_external {
+        " AND \"peer_type\" = 'external'"
+    } else {
+        ""
+    };
+    format!(
+        "SELECT {} FROM \"{measurement}\" WHERE time > now() - {since}s{external} GROUP BY {}",
+        sums.join(", "),
+        group.join(", ")
+    )
+}
+
+/// InfluxQL's answer (one series per group) -> rows, busiest first.
+fn rows(body: &str, tags: &[&str], fields: &[&str], limit: usize) -> Result<Vec<Row>, String> {
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| format!("InfluxDB did not answer JSON: {e}"))?;
+    if let Some(e) = v["results"][0]["error"].as_str().or(v["error"].as_str()) {
+        return Err(format!("InfluxDB: {e}"));
+    }
+    let mut out: Vec<Row> = Vec::new();
+    for s in v["results"][0]["series"].as_array().into_iter().flatten() {
+        let columns: Vec<&str> = s["columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let values = &s["values"][0];
+        let mut sums = BTreeMap::new();
+        for f in fields {
+            let at = columns.iter().position(|c| c == f);
+            let n = at.and_then(|i| values[i].as_i64()).unwrap_or(0);
+            sums.insert((*f).to_string(), n);
+        }
+        let tags = tags
+            .iter()
+            .map(|t| {
+                let value = s["tags"][*t].as_str().unwrap_or_default().to_string();
+                ((*t).to_string(), value)
+            })
+            .collect();
+        let total_bytes = sums
+            .iter()
+            .filter(|(k, _)| k.ends_with("_bytes"))
+            .map(|(_, v)| v)
+            .sum();
+        out.push(Row {
+            tags,
+            sums,
+            total_bytes,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.total_bytes
+            .cmp(&a.total_bytes)
+            .then_with(|| a.tags.cmp(&b.tags))
+    });
+    out.truncate(limit);
+    Ok(out)
+}
+
+pub fn run(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Result<()> {
+    let out = runtime::block_on(printer, collect(global, args, printer));
+    match (out, args.output) {
+        (Ok(top), OutputFormat::Json) => {
+            let text = serde_json::to_string_pretty(&top)
+                .map_err(|e| Error::step("top", e.to_string()))?;
+            printer.stdout(text);
+            Ok(())
+        }
+        (Ok(top), OutputFormat::Text) => {
+            print_text(printer, &top);
+            Ok(())
+        }
+        // `-o json` prints JSON whatever happens, the error inside.
+        (Err(e), OutputFormat::Json) => {
+            let top = Top {
+                since_seconds: args.since.as_secs(),
+                by: by_name(args.by).into(),
+                flows: Vec::new(),
+                pods: Vec::new(),
+                errors: vec![e.to_string()],
+            };
+            if let Ok(text) = serde_json::to_string_pretty(&top) {
+                printer.stdout(text);
+            }
+            Err(e)
+        }
+        (Err(e), OutputFormat::Text) => Err(e),
+    }
+}
+
+async fn collect(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Result<Top> {
+    let config = session::config(global, &args.env, printer)?;
+    let kube = session::connect(global).await?;
+    let since = args.since.as_secs().max(1);
+    let (flow_tags, io_tags) = groups(args.by);
+    let ask = |q: String| {
+        let kube = &kube;
+        let config = &config;
+        async move {
+            influx_query(kube, config, &q)
+                .await
+                .map_err(|e| Error::step("top: read InfluxDB", e.message()))
+        }
+    };
+    let q = query(
+        "tcp_flow",
+        &FLOW_FIELDS,
+        &flow_tags,
+        since,
+        args.by == TopBy::External,
+    );
+    let body = ask(q).await?;
+    let flows =
+        rows(&body, &flow_tags, &FLOW_FIELDS, args.limit).map_err(|e| Error::step("top", e))?;
+    let pods = match &io_tags {
+        Some(tags) => {
+            let body = ask(query("pod_io", &IO_FIELDS, tags, since, false)).await?;
+            rows(&body, tags, &IO_FIELDS, args.limit).map_err(|e| Error::step("top", e))?
+        }
+        None => Vec::new(),
+    };
+    Ok(Top {
+        since_seconds: since,
+        by: by_name(args.by).into(),
+        flows,
+        pods,
+        errors: Vec::new(),
+    })
+}
+
+fn table(printer: &Printer, title: &str, rows: &[Row], tags: &[&str], fields: &[&str]) {
+    printer.stdout(title);
+    let mut header: Vec<String> = tags.iter().map(|t| t.to_uppercase()).collect();
+    header.extend(fields.iter().map(|f| f.to_uppercase()));
+    header.push("TOTAL_BYTES".into());
+    let mut lines: Vec<Vec<String>> = vec![header];
+    for r in rows {
+        let mut line: Vec<String> = tags
+            .iter()
+            .map(|t| match r.tags.get(*t).map(String::as_str) {
+                None | Some("") => "-".to_string(),
+                Some(v) => v.to_string(),
+            })
+            .collect();
+        line.extend(
+            fields
+                .iter()
+                .map(|f| r.sums.get(*f).copied().unwrap_or(0).to_string()),
+        );
+        line.push(r.total_bytes.to_string());
+        lines.push(line);
+    }
+    let widths: Vec<usize> = (0..lines[0].len())
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for l in &lines {
+        let cells: Vec<String> = l
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        printer.stdout(cells.join("  ").trim_end());
+    }
+}
+
+fn print_text(printer: &Printer, top: &Top) {
+    let by = match top.by.as_str() {
+        "pod" => TopBy::Pod,
+        "release" => TopBy::Release,
+        "external" => TopBy::External,
+        _ => TopBy::Workload,
+    };
+    let (flow_tags, io_tags) = groups(by);
+    let since = match top.since_seconds {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    };
+    if top.flows.is_empty() {
+        printer.info(format!("no tcp_flow point in the last {since}"));
+    } else {
+        table(
+            printer,
+            &format!("FLOWS (last {since}, by {})", top.by),
+            &top.flows,
+            &flow_tags,
+            &FLOW_FIELDS,
+        );
+    }
+    if let Some(tags) = io_tags {
+        if top.pods.is_empty() {
+            printer.info(format!("no pod_io point in the last {since}"));
+        } else {
+            printer.stdout("");
+            table(
+                printer,
+                &format!("POD I/O (last {since}, by {})", top.by),
+                &top.pods,
+                &tags,
+                &IO_FIELDS,
+            );
+        }
+    }
+}
