@@ -18,6 +18,7 @@ use crate::support::{kovenant, service};
 
 mod lifecycle;
 mod recovery;
+mod security;
 mod status;
 mod validity;
 
