@@ -252,6 +252,10 @@ pub struct AgentArgs {
     /// With kube-logs: the container whose log carries the JSON export.
     #[arg(long, default_value = "export-stdout", value_name = "NAME")]
     pub tetragon_container: String,
+    /// With kube-logs: only the Tetragon pod on this node (one agent per node, as the DaemonSet
+    /// runs it, reads each event once). Empty or absent: every Tetragon pod.
+    #[arg(long, value_name = "NODE")]
+    pub tetragon_node: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -172,6 +172,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
                     namespace: args.tetragon_namespace.clone(),
                     selector: args.tetragon_selector.clone(),
                     container: args.tetragon_container.clone(),
+                    node: args.tetragon_node.clone().filter(|n| !n.is_empty()),
                 };
                 let (tx, mut rx) = tokio::sync::mpsc::channel(64);
                 rt.spawn(source::kube::run(client.clone(), target, tx));

@@ -331,7 +331,7 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
         ..
     } = *c;
     for ns in &plan.namespaces {
-        secrets::ensure_namespace(kube, ns).await?;
+        secrets::ensure_namespace(kube, ns, &plan.namespace_labels).await?;
     }
     for s in &plan.secrets {
         let change = secrets::ensure(kube, s).await?;

@@ -9,7 +9,7 @@ use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::error::Result;
 use crate::plan::image::Delivery;
-use crate::plan::names;
+use crate::plan::{names, pod_security};
 use crate::ui::Printer;
 use crate::ui::checks::Checklist;
 
@@ -155,29 +155,65 @@ async fn permissions(k: &Kube, config: &Config, list: &mut Checklist) {
     }
 }
 
+/// Pod Security admission, per namespace kovenant runs pods in: the level its label enforces
+/// (none: the API server's default), the level kovenant's pods there need, and which pods set it.
+/// kovenant's own namespace is labelled by install, so a stricter label there is a warning;
+/// elsewhere (Tetragon's namespace) it is a failure the user must lift.
 async fn pod_security(k: &Kube, config: &Config, list: &mut Checklist) {
-    let title = format!(
-        "Pod Security admission allows privileged pods in {}",
-        config.tetragon_namespace
-    );
     let api: Api<Namespace> = Api::all(k.client.clone());
-    match api.get_opt(&config.tetragon_namespace).await {
-        Ok(Some(ns)) => {
-            let labels = ns.metadata.labels.unwrap_or_default();
-            match labels.get("pod-security.kubernetes.io/enforce").map(String::as_str) {
-                None | Some("privileged") => list.ok(&title, ""),
-                Some(level) => list.fail(&title, &format!("the namespace enforces `{level}`"), &format!(
-                    "kubectl label namespace {} pod-security.kubernetes.io/enforce=privileged --overwrite",
-                    config.tetragon_namespace
-                )),
+    for need in pod_security::needs(config) {
+        let ns = &need.namespace;
+        let level = need.level().name();
+        let title = format!("Pod Security admission in {ns} admits `{level}` pods");
+        let because = need.because();
+        let found = match api.get_opt(ns).await {
+            Ok(found) => found,
+            Err(e) => {
+                list.warn(
+                    &title,
+                    &describe(&e),
+                    &format!("check: kubectl get namespace {ns} --show-labels"),
+                );
+                continue;
             }
+        };
+        let labels = found
+            .as_ref()
+            .and_then(|n| n.metadata.labels.clone())
+            .unwrap_or_default();
+        let enforced = labels.get(pod_security::ENFORCE_LABEL).map(String::as_str);
+        let fix = format!(
+            "kubectl label namespace {ns} {}={level} --overwrite",
+            pod_security::ENFORCE_LABEL
+        );
+        match (pod_security::admits(enforced, need.level()), need.owned) {
+            (Ok(()), true) => list.ok(
+                &title,
+                &format!(
+                    "{}; install labels it {level} ({because})",
+                    shown(found.is_some(), enforced)
+                ),
+            ),
+            (Ok(()), false) => list.ok(
+                &title,
+                &format!("{} ({because})", shown(found.is_some(), enforced)),
+            ),
+            (Err(e), true) => list.warn(
+                &title,
+                &format!("{e}; install relabels it {level} ({because})"),
+                &fix,
+            ),
+            (Err(e), false) => list.fail(&title, &format!("{e}; {because}"), &fix),
         }
-        Ok(None) => list.ok(&title, "namespace will be created"),
-        Err(e) => list.warn(
-            &title,
-            &describe(&e),
-            "check the namespace's pod-security.kubernetes.io labels",
-        ),
+    }
+}
+
+/// The enforce label as preflight shows it.
+fn shown(exists: bool, enforced: Option<&str>) -> String {
+    match (exists, enforced) {
+        (false, _) => "namespace will be created".to_owned(),
+        (true, None) => "no enforce label (the API server's default)".to_owned(),
+        (true, Some(l)) => format!("enforces `{l}`"),
     }
 }
 

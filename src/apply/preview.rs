@@ -169,7 +169,7 @@ pub async fn run(
     let mut p = Preview::default();
     for ns in &plan.namespaces {
         p.namespaces
-            .push(secrets::preview_namespace(kube, ns).await?);
+            .push(secrets::preview_namespace(kube, ns, &plan.namespace_labels).await?);
     }
     for s in &plan.secrets {
         p.secrets.push(secrets::preview(kube, s).await?);

@@ -1,4 +1,5 @@
-//! Namespaces and credentials: created when absent, generated once, never rotated.
+//! Namespaces (with their Pod Security label) and credentials: created when absent, generated
+//! once, never rotated.
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
@@ -16,25 +17,62 @@ fn managed_labels() -> BTreeMap<String, String> {
     BTreeMap::from([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())])
 }
 
-/// Whether the namespace must be created.
-pub async fn preview_namespace(kube: &Kube, name: &str) -> Result<Change> {
+/// Whether the namespace must be created, or its `labels` (the Pod Security level) set.
+pub async fn preview_namespace(
+    kube: &Kube,
+    name: &str,
+    labels: &[(String, String)],
+) -> Result<Change> {
     let api: Api<Namespace> = Api::all(kube.client.clone());
     match api.get_opt(name).await {
-        Ok(Some(_)) => Ok(Change::Unchanged),
+        Ok(Some(ns)) if missing_labels(&ns, labels).is_empty() => Ok(Change::Unchanged),
+        Ok(Some(_)) => Ok(Change::Update),
         Ok(None) => Ok(Change::Create),
         Err(e) => Err(Error::step(format!("get namespace {name}"), describe(&e))),
     }
 }
 
-pub async fn ensure_namespace(kube: &Kube, name: &str) -> Result<Change> {
-    if preview_namespace(kube, name).await? == Change::Unchanged {
-        return Ok(Change::Unchanged);
-    }
+fn missing_labels(ns: &Namespace, labels: &[(String, String)]) -> BTreeMap<String, String> {
+    let have = ns.metadata.labels.clone().unwrap_or_default();
+    labels
+        .iter()
+        .filter(|(k, v)| have.get(k) != Some(v))
+        .cloned()
+        .collect()
+}
+
+/// Creates the namespace with kovenant's labels, or sets those labels on it when they differ
+/// (a merge patch of just those keys: the user's other labels stay).
+pub async fn ensure_namespace(
+    kube: &Kube,
+    name: &str,
+    labels: &[(String, String)],
+) -> Result<Change> {
     let api: Api<Namespace> = Api::all(kube.client.clone());
+    let existing = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::step(format!("get namespace {name}"), describe(&e)))?;
+    if let Some(ns) = existing {
+        let missing = missing_labels(&ns, labels);
+        if missing.is_empty() {
+            return Ok(Change::Unchanged);
+        }
+        let patch = serde_json::json!({"metadata": {"labels": missing}});
+        return match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(Change::Update),
+            Err(e) => Err(Error::step(format!("label namespace {name}"), describe(&e))),
+        };
+    }
+    let mut all = managed_labels();
+    all.extend(labels.iter().cloned());
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            labels: Some(managed_labels()),
+            labels: Some(all),
             ..Default::default()
         },
         ..Default::default()

@@ -17,7 +17,7 @@ pub fn apply(c: &mut Config, key: &str, v: &str) -> Checked<()> {
         "KOVENANT_NAMESPACE" => c.namespace = dns_label(v)?,
         "KOVENANT_TETRAGON_NAMESPACE" => c.tetragon_namespace = dns_label(v)?,
         "KOVENANT_CLUSTER_NAME" => c.cluster_name = text(v)?,
-        "KOVENANT_EXTERNAL_URL" => c.external_url = optional(v, http_url)?,
+        "KOVENANT_EXTERNAL_URL" => c.external_url = optional(v, external_url)?,
         "KOVENANT_INGRESS_CLASS" => c.ingress_class = ingress_class(v)?,
         "KOVENANT_IMAGE_REGISTRY" => c.image_registry = optional(v, registry)?,
         "KOVENANT_IMAGE_REGISTRY_INSECURE" => c.image_registry_insecure = boolean(v)?,
@@ -36,6 +36,7 @@ pub fn apply(c: &mut Config, key: &str, v: &str) -> Checked<()> {
         "KOVENANT_SCRAPE_INTERVAL" => c.scrape_interval = interval(v)?,
         "KOVENANT_AGENT_WINDOW" => c.agent_window = interval(v)?,
         "KOVENANT_AGENT_MAX_KEYS" => c.agent_max_keys = positive(v)?,
+        "KOVENANT_AGENT_SOURCE" => c.agent_source = agent_source(v)?,
         "GRAFANA_PORT" => c.grafana.port = port(v)?,
         "GRAFANA_ADMIN_USER" => c.grafana.admin_user = word(v)?,
         "GRAFANA_ADMIN_PASSWORD" => c.grafana.admin_password = grafana_password(v)?,
@@ -73,6 +74,19 @@ fn ingress_class(v: &str) -> Checked<Option<String>> {
         expected: format!("{}, or none to disable the ingress", p.expected),
         ..p
     })
+}
+
+fn agent_source(v: &str) -> Checked<super::AgentSource> {
+    match v {
+        "file" => Ok(super::AgentSource::File),
+        "kube-logs" => Ok(super::AgentSource::KubeLogs),
+        _ => Err(Problem {
+            what: "is not an agent source".into(),
+            expected: "file (Tetragon's export file on each node) or kube-logs (its log, \
+                       through the API)"
+                .into(),
+        }),
+    }
 }
 
 fn repository(v: &str) -> Checked<String> {

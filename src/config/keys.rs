@@ -44,12 +44,12 @@ pub const KEYS: &[Key] = &[
     key(
         "KOVENANT_EXTERNAL_URL",
         "",
-        "external base URL (http or https); Grafana is served under /grafana",
+        "external base URL (http or https, a DNS host); Grafana is served under /grafana, and only with it is there an ingress",
     ),
     key(
         "KOVENANT_INGRESS_CLASS",
         "nginx",
-        "ingress class of the Grafana ingress; `none` disables the ingress",
+        "ingress class of the Grafana ingress (made only with KOVENANT_EXTERNAL_URL); `none` disables it",
     ),
     key(
         "KOVENANT_IMAGE_REGISTRY",
@@ -135,6 +135,11 @@ pub const KEYS: &[Key] = &[
         "KOVENANT_AGENT_MAX_KEYS",
         "50000",
         "cap on live flow keys per window in the agent",
+    ),
+    key(
+        "KOVENANT_AGENT_SOURCE",
+        "file",
+        "where the agent reads Tetragon's events: file (hostPath) or kube-logs (pods/log, no hostPath)",
     ),
     key("GRAFANA_PORT", "3000", "Grafana service port"),
     key("GRAFANA_ADMIN_USER", "admin", "Grafana admin user"),

@@ -208,7 +208,9 @@ fn check(config: &mut Config, name: &str, value: &str, at: &Source) -> Result<()
         return Err(ConfigError::empty(at, name, &expected, key.default));
     }
     apply(config, name, value).map_err(|problem| {
-        let shown = (!key.secret).then_some(value);
+        // A URL with a password in it is a secret too, whatever its key.
+        let has_password = url::Url::parse(value).is_ok_and(|u| u.password().is_some());
+        let shown = (!key.secret && !has_password).then_some(value);
         ConfigError::invalid(at, name, shown, &problem, key.default)
     })
 }

@@ -82,8 +82,21 @@ pub struct Config {
     pub agent_window: Duration,
     /// Agent cap on live keys per window.
     pub agent_max_keys: usize,
+    /// Where the agent reads Tetragon's events (and so which rights it has).
+    pub agent_source: AgentSource,
     /// Warnings met while loading (obsolete keys, world-readable file), shown once by the caller.
     pub warnings: Vec<String>,
+}
+
+/// Where the in-cluster agent reads Tetragon's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentSource {
+    /// Tetragon's export file on each node, through a read-only hostPath mount.
+    #[default]
+    File,
+    /// The export-stdout container log of the Tetragon pod on the agent's node, through the API
+    /// (`get pods/log` in Tetragon's namespace); no hostPath.
+    KubeLogs,
 }
 
 /// Chart versions and repositories, overridable.
@@ -166,6 +179,7 @@ impl Default for Config {
             scrape_interval: Duration::from_secs(30),
             agent_window: Duration::from_secs(10),
             agent_max_keys: 50_000,
+            agent_source: AgentSource::File,
             warnings: Vec::new(),
         }
     }

@@ -88,6 +88,37 @@ pub fn http_url(value: &str) -> Checked<url::Url> {
     }
 }
 
+/// The URL Grafana is reached at from outside: its host becomes the ingress rule's host, which
+/// the Ingress API wants as a DNS name (not an IP address); query, fragment and credentials have
+/// no place in a base URL.
+pub fn external_url(value: &str) -> Checked<url::Url> {
+    const FORM: &str = "the base URL users open, with a DNS host name, e.g. \
+                        https://monitor.example.com or https://example.com/ops";
+    let url = http_url(value).map_err(|p| Problem {
+        expected: FORM.into(),
+        ..p
+    })?;
+    match url.host() {
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {
+            return problem(
+                "has an IP address as its host, which an ingress rule cannot match",
+                FORM,
+            );
+        }
+        Some(url::Host::Domain(d)) if dns_subdomain(d).is_err() => {
+            return problem(format!("has the host `{d}`, which is not a DNS name"), FORM);
+        }
+        _ => {}
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return problem("holds a user name or password", FORM);
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return problem("has a query or fragment", FORM);
+    }
+    Ok(url)
+}
+
 /// A retention period: a duration, or `0` for "keep forever".
 pub fn retention(value: &str) -> Checked<Duration> {
     const FORM: &str = "a duration such as 7d, 12h or 1w, or 0 to keep data forever";

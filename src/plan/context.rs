@@ -5,13 +5,44 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{names, secrets};
-use crate::config::Config;
+use crate::config::{AgentSource, Config};
 
 /// Binaries the TracingPolicies skip in the kernel (DESIGN.md section 3).
 pub const EXCLUDED_BINARIES: &[&str] = &[
     names::TETRAGON_BINARY,
     names::TELEGRAF_BINARY,
     names::AGENT_BINARY,
+];
+
+/// kube-state-metrics' default collectors (chart 7.x in prometheus 29.27.0), less `secrets`.
+pub const KSM_COLLECTORS: &[&str] = &[
+    "certificatesigningrequests",
+    "configmaps",
+    "cronjobs",
+    "daemonsets",
+    "deployments",
+    "endpointslices",
+    "horizontalpodautoscalers",
+    "ingresses",
+    "jobs",
+    "leases",
+    "limitranges",
+    "mutatingwebhookconfigurations",
+    "namespaces",
+    "networkpolicies",
+    "nodes",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "poddisruptionbudgets",
+    "pods",
+    "replicasets",
+    "replicationcontrollers",
+    "resourcequotas",
+    "services",
+    "statefulsets",
+    "storageclasses",
+    "validatingwebhookconfigurations",
+    "volumeattachments",
 ];
 
 /// Everything the templates may use. Secret values are never put here.
@@ -40,11 +71,22 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     };
     let agent_window = duration(config.agent_window);
     let agent_max_keys = config.agent_max_keys;
+    let kube_logs = config.agent_source == AgentSource::KubeLogs;
+    let agent_source = if kube_logs {
+        "kube-logs".to_owned()
+    } else {
+        format!(
+            "file:{}/{}",
+            names::TETRAGON_EXPORT_DIR,
+            names::TETRAGON_EXPORT_FILE
+        )
+    };
+    let tetragon_ns = &config.tetragon_namespace;
     // telegraf does not reload its configuration: the DaemonSet's pods carry a checksum of what
     // telegraf.conf is made of, so a change rolls them.
     let checksum = hex::encode(Sha256::digest(
         format!(
-            "{ns}\n{}\n{}\n{}\n{agent_window}\n{agent_max_keys}\n{image_ref}",
+            "{ns}\n{}\n{}\n{}\n{agent_window}\n{agent_max_keys}\n{image_ref}\n{agent_source}\n{tetragon_ns}",
             influx.port, influx.org, influx.bucket
         )
         .as_bytes(),
@@ -69,6 +111,7 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     ctx.insert("scrape_interval", &duration(config.scrape_interval));
     ctx.insert("scrape_timeout", &duration(scrape_timeout));
     ctx.insert("prometheus_release", &names::PROMETHEUS_RELEASE);
+    ctx.insert("ksm_collectors", &KSM_COLLECTORS);
     ctx.insert("prometheus_service", &names::PROMETHEUS_SERVICE);
     ctx.insert("prometheus_port", &names::PROMETHEUS_SERVICE_PORT);
     ctx.insert(
@@ -98,7 +141,10 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     ctx.insert("grafana_root_url", &root_url);
     ctx.insert("dashboard_label", &names::DASHBOARD_LABEL);
     ctx.insert("dashboard_label_value", &names::DASHBOARD_LABEL_VALUE);
-    ctx.insert("ingress_enabled", &config.ingress_class.is_some());
+    ctx.insert("grafana_sidecar_role", &names::GRAFANA_SIDECAR_ROLE);
+    // No ingress without KOVENANT_EXTERNAL_URL: an ingress with no host would serve Grafana to
+    // whatever reaches the ingress controller. `kovenant dashboard` (a port-forward) is the way in.
+    ctx.insert("ingress_enabled", &ingress_enabled(config));
     ctx.insert("ingress_class", &config.ingress_class);
     ctx.insert("ingress_host", &host);
     ctx.insert("ingress_path", &format!("{base_path}/grafana"));
@@ -118,7 +164,16 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     ctx.insert("agent_window", &agent_window);
     ctx.insert("agent_max_keys", &agent_max_keys);
     ctx.insert("agent_config_checksum", &checksum);
+    ctx.insert("agent_source", &agent_source);
+    ctx.insert("agent_kube_logs", &kube_logs);
+    ctx.insert("pipeline_release", &names::PIPELINE_RELEASE);
+    ctx.insert("agent_name", &names::AGENT_NAME);
     ctx
+}
+
+/// Whether the Grafana ingress is rendered: only with an external URL (its host) and a class.
+pub fn ingress_enabled(config: &Config) -> bool {
+    config.external_url.is_some() && config.ingress_class.is_some()
 }
 
 /// The agent image's pull policy. Its tag names its content, so a tag never changes meaning:

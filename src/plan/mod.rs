@@ -4,6 +4,7 @@ pub mod context;
 pub mod dashboards;
 pub mod image;
 pub mod names;
+pub mod pod_security;
 pub mod secrets;
 pub mod steps;
 pub mod templates;

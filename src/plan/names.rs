@@ -23,6 +23,10 @@ pub const INFLUXDB_DATASOURCE_UID: &str = "kovenant-influxdb";
 pub const DASHBOARD_LABEL: &str = "grafana_dashboard";
 pub const DASHBOARD_LABEL_VALUE: &str = "1";
 
+/// The Role (made by the Grafana release's `extraObjects`) that lets Grafana's dashboard sidecar
+/// list and watch ConfigMaps in kovenant's namespace, and nothing else.
+pub const GRAFANA_SIDECAR_ROLE: &str = "kovenant-grafana-dashboards";
+
 /// Tetragon's TracingPolicy: group, version, kind and plural, and the CRD that defines it (Tetragon's
 /// chart brings it; install waits for it before applying policies, uninstall leaves it).
 pub const POLICY_GROUP: &str = "cilium.io";

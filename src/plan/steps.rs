@@ -102,6 +102,8 @@ impl ObjectStep {
 pub struct Plan {
     /// Namespaces that must exist before the Secrets.
     pub namespaces: Vec<String>,
+    /// Labels kovenant keeps on those namespaces (the Pod Security level its pods need).
+    pub namespace_labels: Vec<(String, String)>,
     pub secrets: Vec<SecretStep>,
     /// Releases in dependency order: Tetragon first (its CRD), then the independent ones.
     pub releases: Vec<ReleaseStep>,
@@ -130,6 +132,7 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
     let ns = config.namespace.clone();
     let mut plan = Plan {
         namespaces: Vec::new(),
+        namespace_labels: super::pod_security::own_labels(config),
         secrets: Vec::new(),
         releases: Vec::new(),
         objects: Vec::new(),

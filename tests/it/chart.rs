@@ -83,7 +83,19 @@ fn helm_template(template: &str, values: &Yaml, chart: &Yaml) -> String {
 
 /// Every object of the chart rendered with its default values, by template file.
 pub fn objects() -> Vec<(String, Json)> {
-    let tree = default_tree();
+    objects_of(&default_tree())
+}
+
+/// As `objects`, for the tree rendered from `config`.
+fn objects_with(config: &kovenant::config::Config) -> Vec<(String, Json)> {
+    let tree = kovenant::plan::render_all(config, &kovenant::assets::Assets::embedded(), IMAGE)
+        .expect("renders")
+        .files;
+    objects_of(&tree)
+}
+
+fn objects_of(tree: &BTreeMap<String, Vec<u8>>) -> Vec<(String, Json)> {
+    let tree = tree.clone();
     let values: Yaml = serde_yaml::from_str(&text(&tree, &format!("{CHART}/values.yaml"))).unwrap();
     let chart: Yaml = serde_yaml::from_str(&text(&tree, &format!("{CHART}/Chart.yaml"))).unwrap();
     let mut out = Vec::new();
@@ -152,8 +164,42 @@ fn difference(a: &Json, b: &Json, at: String) -> Option<String> {
 
 #[test]
 fn chart_templates_render_to_valid_objects_of_known_kinds() {
+    assert_eq!(
+        kinds_of(objects()),
+        [
+            "ClusterRole/kovenant-agent",
+            "ClusterRoleBinding/kovenant-agent",
+            "ConfigMap/kovenant-agent",
+            "DaemonSet/kovenant-agent",
+            "Service/kovenant-influxdb",
+            "ServiceAccount/kovenant-agent",
+            "StatefulSet/kovenant-influxdb",
+        ]
+    );
+    let kube_logs = kovenant::config::Config {
+        agent_source: kovenant::config::AgentSource::KubeLogs,
+        ..Default::default()
+    };
+    assert_eq!(
+        kinds_of(objects_with(&kube_logs)),
+        [
+            "ClusterRole/kovenant-agent",
+            "ClusterRoleBinding/kovenant-agent",
+            "ConfigMap/kovenant-agent",
+            "DaemonSet/kovenant-agent",
+            "Role/kovenant-agent-logs",
+            "RoleBinding/kovenant-agent-logs",
+            "Service/kovenant-influxdb",
+            "ServiceAccount/kovenant-agent",
+            "StatefulSet/kovenant-influxdb",
+        ]
+    );
+}
+
+/// Checks every object against its Kubernetes type and kovenant's labels; returns kind/name.
+fn kinds_of(objects: Vec<(String, Json)>) -> Vec<String> {
     let mut kinds = Vec::new();
-    for (path, object) in objects() {
+    for (path, object) in objects {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let kind = object["kind"].as_str().unwrap_or_default();
         match (api_version, kind) {
@@ -168,6 +214,12 @@ fn chart_templates_render_to_valid_objects_of_known_kinds() {
             ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
                 round_trip::<rbac::v1::ClusterRoleBinding>(&path, &object)
             }
+            ("rbac.authorization.k8s.io/v1", "Role") => {
+                round_trip::<rbac::v1::Role>(&path, &object)
+            }
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+                round_trip::<rbac::v1::RoleBinding>(&path, &object)
+            }
             other => panic!("{path}: unexpected kind {other:?}"),
         }
         let labels = &object["metadata"]["labels"];
@@ -179,18 +231,7 @@ fn chart_templates_render_to_valid_objects_of_known_kinds() {
         ));
     }
     kinds.sort();
-    assert_eq!(
-        kinds,
-        [
-            "ClusterRole/kovenant-agent",
-            "ClusterRoleBinding/kovenant-agent",
-            "ConfigMap/kovenant-agent",
-            "DaemonSet/kovenant-agent",
-            "Service/kovenant-influxdb",
-            "ServiceAccount/kovenant-agent",
-            "StatefulSet/kovenant-influxdb",
-        ]
-    );
+    kinds
 }
 
 fn object(kind: &str) -> Json {
@@ -230,7 +271,7 @@ fn telegraf_runs_the_agent_and_writes_to_the_influxdb_service() {
     let cm = object("ConfigMap");
     let conf = cm["data"]["telegraf.conf"].as_str().expect("telegraf.conf");
     for line in [
-        r#"command = ["/usr/local/bin/kovenant", "agent", "--source", "file:/var/log/tetragon/tetragon.log", "--window", "10s", "--max-keys", "50000"]"#,
+        r#"command = ["/usr/local/bin/kovenant", "agent", "--source", "file:/var/log/tetragon/tetragon.log", "--tetragon-namespace", "kube-system", "--tetragon-node", "${NODE_NAME}", "--window", "10s", "--max-keys", "50000"]"#,
         r#"signal = "none""#,
         r#"data_format = "influx""#,
         r#"urls = ["http://kovenant-influxdb.kovenant.svc:8086"]"#,
@@ -278,19 +319,71 @@ fn influxdb_keeps_its_data_and_takes_credentials_from_the_secret() {
 }
 
 #[test]
-fn the_agent_role_is_read_only_with_cronjobs_and_pod_logs() {
-    // Read-only: the kinds the agent attributes with (CronJob too, for Job -> CronJob) and the
-    // pods' logs that `--source kube-logs` streams; nothing it could write with.
+fn the_agent_role_lists_and_watches_what_attribution_needs_and_nothing_else() {
+    // The kinds the agent attributes with (CronJob too, for Job -> CronJob), through watchers
+    // (list and watch; never get); no namespaces, no Secrets, nothing it could write with; no
+    // pods/log with the default file source.
     let role = object("ClusterRole");
-    let read = ["get", "list", "watch"];
+    let read = ["list", "watch"];
+    let rules = serde_json::json!([
+        {"apiGroups": [""], "resources": ["pods", "services", "nodes"], "verbs": read},
+        {"apiGroups": ["apps"], "resources": ["replicasets", "deployments", "statefulsets", "daemonsets"], "verbs": read},
+        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": read},
+    ]);
+    assert_eq!(role["rules"], rules);
+    assert!(
+        !objects().iter().any(|(_, o)| o["kind"] == "Role"),
+        "a Role without kube-logs"
+    );
+
+    // kube-logs: the same ClusterRole, plus get pods/log in Tetragon's namespace only, bound to
+    // the agent; the DaemonSet mounts no hostPath and each agent reads its own node's pod.
+    let config = kovenant::config::Config {
+        agent_source: kovenant::config::AgentSource::KubeLogs,
+        tetragon_namespace: "tetragon".into(),
+        ..Default::default()
+    };
+    let objects = objects_with(&config);
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .map(|(_, o)| o)
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+            .clone()
+    };
+    assert_eq!(find("ClusterRole")["rules"], rules);
+    let logs = find("Role");
+    assert_eq!(logs["metadata"]["namespace"], "tetragon");
     assert_eq!(
-        role["rules"],
-        serde_json::json!([
-            {"apiGroups": [""], "resources": ["pods", "services", "nodes", "namespaces"], "verbs": read},
-            {"apiGroups": ["apps"], "resources": ["replicasets", "deployments", "statefulsets", "daemonsets"], "verbs": read},
-            {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": read},
-            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-        ])
+        logs["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}])
+    );
+    let binding = find("RoleBinding");
+    assert_eq!(binding["metadata"]["namespace"], "tetragon");
+    assert_eq!(binding["roleRef"]["name"], "kovenant-agent-logs");
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "kovenant-agent", "namespace": "kovenant"}])
+    );
+    let pod = &find("DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"],
+        serde_json::json!([{"name": "config", "configMap": {"name": "kovenant-agent"}}])
+    );
+    assert_eq!(
+        pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let conf = find("ConfigMap")["data"]["telegraf.conf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        conf.contains(r#""--source", "kube-logs", "--tetragon-namespace", "tetragon", "--tetragon-node", "${NODE_NAME}""#),
+        "{conf}"
     );
 }
 

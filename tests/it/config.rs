@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kovenant::config::{self, Charts, Config, EnvFile, Grafana, Influxdb, Secret, keys};
+use kovenant::config::{
+    self, AgentSource, Charts, Config, EnvFile, Grafana, Influxdb, Secret, keys,
+};
 
 fn repo_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name)
@@ -127,7 +129,7 @@ fn every_key_reaches_its_setting() {
         KOVENANT_TETRAGON_CHART_REPO=http://charts.local/t\nKOVENANT_PROMETHEUS_CHART_VERSION=30.0.0\n\
         KOVENANT_PROMETHEUS_CHART_REPO=http://charts.local/p\nKOVENANT_GRAFANA_CHART_VERSION=13.0.0\n\
         KOVENANT_GRAFANA_CHART_REPO=http://charts.local/g\nKOVENANT_SCRAPE_INTERVAL=1m\n\
-        KOVENANT_AGENT_WINDOW=500ms\nKOVENANT_AGENT_MAX_KEYS=7\nGRAFANA_PORT=80\n\
+        KOVENANT_AGENT_WINDOW=500ms\nKOVENANT_AGENT_MAX_KEYS=7\nKOVENANT_AGENT_SOURCE=kube-logs\nGRAFANA_PORT=80\n\
         GRAFANA_ADMIN_USER=root\nGRAFANA_ADMIN_PASSWORD=g-pass\nDOCKER_INFLUXDB_INIT_ORG=o\n\
         DOCKER_INFLUXDB_INIT_BUCKET=b\nDOCKER_INFLUXDB_INIT_RETENTION=0\n\
         DOCKER_INFLUXDB_INIT_USERNAME=u\nDOCKER_INFLUXDB_INIT_PASSWORD='pa ss wo rd'\n\
@@ -173,6 +175,7 @@ fn every_key_reaches_its_setting() {
         scrape_interval: Duration::from_secs(60),
         agent_window: Duration::from_millis(500),
         agent_max_keys: 7,
+        agent_source: AgentSource::KubeLogs,
         warnings: vec![],
     };
     assert_eq!(c, want);

@@ -12,7 +12,18 @@ use crate::render::default_tree;
 use crate::support::shared;
 
 /// (values file, dotted path) that upstream documents in a comment, not as a key.
-const COMMENTED: &[(&str, &str)] = &[("grafana", "ingress.ingressClassName")];
+const COMMENTED: &[(&str, &str)] = &[
+    ("grafana", "ingress.ingressClassName"),
+    ("grafana", "rbac.useExistingRole"),
+];
+
+/// (values file, subchart): Helm gives a subchart the parent's values under the subchart's name,
+/// so kovenant's keys there are checked against the subchart's own values.yaml.
+const SUBCHARTS: &[(&str, &str, &str)] = &[(
+    "prometheus",
+    "kube-state-metrics",
+    "charts/prometheus-29.27.0/charts/kube-state-metrics",
+)];
 
 /// (values file, dotted path) whose contents are not the chart's keys.
 const OPEN: &[(&str, &str)] = &[("grafana", "grafana.ini")];
@@ -82,8 +93,23 @@ fn walk(
 #[test]
 fn every_key_kovenant_sets_exists_upstream() {
     for (file, dir) in CHARTS {
-        let text = upstream_text(dir);
-        let upstream: Value = serde_yaml::from_str(&text).expect("upstream values parse");
+        let mut text = upstream_text(dir);
+        let mut upstream: Value = serde_yaml::from_str(&text).expect("upstream values parse");
+        for (_, name, sub) in SUBCHARTS.iter().filter(|(f, _, _)| f == file) {
+            let sub_text = upstream_text(sub);
+            let sub_values: Value = serde_yaml::from_str(&sub_text).expect("subchart values");
+            let Value::Mapping(theirs) = sub_values else {
+                panic!("{sub}: values are not a map")
+            };
+            let slot = upstream
+                .get_mut(*name)
+                .and_then(Value::as_mapping_mut)
+                .unwrap_or_else(|| panic!("{dir}: no {name} section"));
+            for (k, v) in theirs {
+                slot.entry(k).or_insert(v);
+            }
+            text.push_str(&sub_text);
+        }
         let missing = unknown_keys(file, &ours(file), &upstream, &text);
         assert!(
             missing.is_empty(),
@@ -152,6 +178,24 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
     let prometheus = ours("prometheus");
     assert_eq!(prometheus["server"]["global"]["scrape_interval"], "30s");
     assert_eq!(prometheus["kube-state-metrics"]["enabled"], true);
+    // kube-state-metrics' ClusterRole follows its collectors: without `secrets` it cannot read
+    // any Secret. The rest are the chart's own defaults, so a chart bump that adds one shows here.
+    let upstream: Value = serde_yaml::from_str(&upstream_text(SUBCHARTS[0].2)).unwrap();
+    let mut defaults: Vec<&str> = upstream["collectors"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(defaults.contains(&"secrets"), "{defaults:?}");
+    defaults.retain(|c| *c != "secrets");
+    let collectors: Vec<&str> = prometheus["kube-state-metrics"]["collectors"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(collectors, defaults);
     assert_eq!(prometheus["prometheus-node-exporter"]["enabled"], true);
     assert_eq!(prometheus["alertmanager"]["enabled"], false);
     assert_eq!(prometheus["prometheus-pushgateway"]["enabled"], false);
@@ -188,6 +232,31 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
         "{:?}",
         grafana["sidecar"]["dashboards"]
     );
+    // Namespaced RBAC: the chart's Role (which adds Secrets) is replaced by kovenant's, made in the
+    // same release, that lists and watches ConfigMaps in kovenant's namespace only.
+    assert_eq!(grafana["rbac"]["namespaced"], true);
+    assert_eq!(
+        grafana["rbac"]["useExistingRole"],
+        "kovenant-grafana-dashboards"
+    );
+    let role = &grafana["extraObjects"][0];
+    assert_eq!(role["kind"], "Role");
+    assert_eq!(role["metadata"]["name"], "kovenant-grafana-dashboards");
+    assert_eq!(role["metadata"]["namespace"], "kovenant");
+    assert_eq!(
+        role["rules"],
+        serde_yaml::from_str::<Value>(
+            "[{apiGroups: [''], resources: [configmaps], verbs: [list, watch]}]"
+        )
+        .unwrap()
+    );
+    assert_eq!(grafana["sidecar"]["dashboards"]["resource"], "configmap");
+    assert_eq!(
+        grafana["sidecar"]["dashboards"]["searchNamespace"],
+        serde_yaml::from_str::<Value>("[kovenant]").unwrap()
+    );
+    // No KOVENANT_EXTERNAL_URL by default: no ingress.
+    assert_eq!(grafana["ingress"]["enabled"], false);
     assert_eq!(grafana["ingress"]["path"], "/grafana");
     assert_eq!(grafana["ingress"]["ingressClassName"], "nginx");
     assert_eq!(
@@ -221,7 +290,12 @@ fn the_grafana_ingress_follows_the_external_url_and_the_class() {
     );
     assert_eq!(server["domain"], "mon.example.com");
 
+    // A class but no external URL (the defaults): no ingress, which would have no host.
     config.external_url = None;
+    let grafana = render_with(&config, "values/grafana.yaml");
+    assert_eq!(grafana["ingress"]["enabled"], false);
+    assert_eq!(grafana["ingress"]["hosts"], Value::Sequence(Vec::new()));
+
     config.ingress_class = None;
     let grafana = render_with(&config, "values/grafana.yaml");
     assert_eq!(grafana["ingress"]["enabled"], false);

@@ -19,12 +19,17 @@ pub struct Target {
     pub namespace: String,
     pub selector: String,
     pub container: String,
+    /// Only the pod on this node.
+    pub node: Option<String>,
 }
 
 /// Watches the Tetragon pods and streams each one's log into `tx` as whole lines.
 pub async fn run(client: Client, target: Target, tx: mpsc::Sender<Vec<u8>>) {
     let api: Api<Pod> = Api::namespaced(client, &target.namespace);
-    let config = watcher::Config::default().labels(&target.selector);
+    let mut config = watcher::Config::default().labels(&target.selector);
+    if let Some(node) = &target.node {
+        config = config.fields(&format!("spec.nodeName={node}"));
+    }
     let stream = watcher(api.clone(), config).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut streams: HashMap<String, JoinHandle<()>> = HashMap::new();

@@ -22,6 +22,7 @@ mod parts;
 mod preflight;
 mod prompt;
 mod recovery;
+mod security;
 mod status;
 mod top;
 mod truth;

@@ -101,13 +101,32 @@ fn bad_namespace_in_the_file_and_in_the_environment() {
 
 #[test]
 fn malformed_url() {
-    let form = "expected an absolute http:// or https:// URL with a host, e.g. https://monitor.example.com";
+    let form = "expected the base URL users open, with a DNS host name, e.g. \
+                https://monitor.example.com or https://example.com/ops";
     for (value, problem) in [
         (
             "monitor.example.com",
             "is not a URL (relative URL without a base)",
         ),
         ("ftp://monitor.example.com", "has the scheme `ftp`"),
+        // The ingress rule's host comes from the URL: the Ingress API takes DNS names only.
+        (
+            "https://10.0.0.1/",
+            "has an IP address as its host, which an ingress rule cannot match",
+        ),
+        (
+            "https://[::1]:8443/",
+            "has an IP address as its host, which an ingress rule cannot match",
+        ),
+        (
+            "https://mon_1.example.com/",
+            "has the host `mon_1.example.com`, which is not a DNS name",
+        ),
+        (
+            "https://ops@mon.example.com/",
+            "holds a user name or password",
+        ),
+        ("https://mon.example.com/?a=1", "has a query or fragment"),
     ] {
         let err = bad_file(&format!("KOVENANT_EXTERNAL_URL={value}"), &[]);
         assert_eq!(
@@ -120,6 +139,17 @@ fn malformed_url() {
         );
         assert_eq!(Error::from(err).exit_code(), 2);
     }
+    // A password in the URL is not echoed back.
+    let err = bad_file(
+        "KOVENANT_EXTERNAL_URL=https://ops:s3cr3t@mon.example.com/",
+        &[],
+    );
+    assert!(!err.message.contains("s3cr3t"), "{}", err.message);
+    assert!(
+        err.message.contains("holds a user name or password"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]

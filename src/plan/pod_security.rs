@@ -1,0 +1,197 @@
+//! Pure: which Pod Security Standards level each namespace kovenant writes into needs, and why.
+//! Preflight reports it against the namespace's `pod-security.kubernetes.io/enforce` label;
+//! install labels kovenant's own namespace with it.
+use crate::config::{AgentSource, Config};
+
+/// The label Pod Security admission enforces.
+pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+/// The Pod Security Standards levels, least strict first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Privileged,
+    Baseline,
+    Restricted,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Privileged => "privileged",
+            Level::Baseline => "baseline",
+            Level::Restricted => "restricted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "privileged" => Some(Level::Privileged),
+            "baseline" => Some(Level::Baseline),
+            "restricted" => Some(Level::Restricted),
+            _ => None,
+        }
+    }
+}
+
+/// One workload that sets a namespace's level, and what in it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub workload: &'static str,
+    pub level: Level,
+    pub why: &'static str,
+}
+
+/// What a namespace needs: the least strict level any of its workloads requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub namespace: String,
+    /// Whether kovenant owns the namespace (creates and labels it).
+    pub owned: bool,
+    pub reasons: Vec<Reason>,
+}
+
+impl Need {
+    /// The strictest level every workload here still runs under.
+    pub fn level(&self) -> Level {
+        self.reasons
+            .iter()
+            .map(|r| r.level)
+            .min()
+            .unwrap_or(Level::Restricted)
+    }
+
+    /// The workloads that set the level, e.g. `tetragon (privileged container, hostPID, ...)`.
+    pub fn because(&self) -> String {
+        let level = self.level();
+        self.reasons
+            .iter()
+            .filter(|r| r.level == level)
+            .map(|r| format!("{}: {}", r.workload, r.why))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Every namespace kovenant runs pods in, with what its pods need (from the pinned charts'
+/// pod specs and kovenant's own chart).
+pub fn needs(config: &Config) -> Vec<Need> {
+    let agent = match config.agent_source {
+        AgentSource::File => Reason {
+            workload: "kovenant-agent",
+            level: Level::Privileged,
+            why: "hostPath /var/log/tetragon (Tetragon's export file)",
+        },
+        AgentSource::KubeLogs => Reason {
+            workload: "kovenant-agent",
+            level: Level::Baseline,
+            why: "runs as root (no hostPath with kube-logs)",
+        },
+    };
+    let tetragon = vec![Reason {
+        workload: "tetragon",
+        level: Level::Privileged,
+        why: "privileged container, hostPID, hostNetwork, hostPath (BPF, /proc)",
+    }];
+    let own = vec![
+        Reason {
+            workload: "prometheus-node-exporter",
+            level: Level::Privileged,
+            why: "hostNetwork, hostPID, hostPath / (node metrics)",
+        },
+        agent,
+        Reason {
+            workload: "kovenant-influxdb",
+            level: Level::Baseline,
+            why: "no runAsNonRoot or seccomp profile",
+        },
+    ];
+    if config.tetragon_namespace == config.namespace {
+        let mut reasons = tetragon;
+        reasons.extend(own);
+        return vec![Need {
+            namespace: config.namespace.clone(),
+            owned: true,
+            reasons,
+        }];
+    }
+    vec![
+        Need {
+            namespace: config.tetragon_namespace.clone(),
+            owned: false,
+            reasons: tetragon,
+        },
+        Need {
+            namespace: config.namespace.clone(),
+            owned: true,
+            reasons: own,
+        },
+    ]
+}
+
+/// The labels install puts on kovenant's own namespace.
+pub fn own_labels(config: &Config) -> Vec<(String, String)> {
+    needs(config)
+        .into_iter()
+        .filter(|n| n.owned)
+        .map(|n| (ENFORCE_LABEL.to_owned(), n.level().name().to_owned()))
+        .collect()
+}
+
+/// Whether pods needing `need` are admitted where `enforced` is the namespace's label (none: the
+/// API server's default, `privileged` unless its admission configuration says otherwise).
+pub fn admits(enforced: Option<&str>, need: Level) -> Result<(), String> {
+    match enforced {
+        None => Ok(()),
+        Some(label) => match Level::parse(label) {
+            Some(level) if level <= need => Ok(()),
+            Some(level) => Err(format!("the namespace enforces `{}`", level.name())),
+            None => Err(format!("the namespace enforces an unknown level `{label}`")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_namespace_needs_its_least_strict_workload() {
+        let config = Config::default();
+        let needs = needs(&config);
+        assert_eq!(needs.len(), 2);
+        assert_eq!(needs[0].namespace, "kube-system");
+        assert_eq!(needs[0].level(), Level::Privileged);
+        assert!(!needs[0].owned);
+        assert_eq!(needs[1].namespace, "kovenant");
+        assert_eq!(needs[1].level(), Level::Privileged);
+        assert_eq!(
+            needs[1].because(),
+            "prometheus-node-exporter: hostNetwork, hostPID, hostPath / (node metrics); \
+             kovenant-agent: hostPath /var/log/tetragon (Tetragon's export file)"
+        );
+        assert_eq!(
+            own_labels(&config),
+            [(ENFORCE_LABEL.to_owned(), "privileged".to_owned())]
+        );
+        let together = Config {
+            tetragon_namespace: "kovenant".into(),
+            ..Config::default()
+        };
+        assert_eq!(super::needs(&together).len(), 1);
+    }
+
+    #[test]
+    fn a_stricter_label_refuses() {
+        assert_eq!(admits(None, Level::Privileged), Ok(()));
+        assert_eq!(admits(Some("privileged"), Level::Privileged), Ok(()));
+        assert_eq!(admits(Some("privileged"), Level::Baseline), Ok(()));
+        assert_eq!(
+            admits(Some("baseline"), Level::Privileged),
+            Err("the namespace enforces `baseline`".into())
+        );
+        assert_eq!(
+            admits(Some("strict"), Level::Baseline),
+            Err("the namespace enforces an unknown level `strict`".into())
+        );
+    }
+}
