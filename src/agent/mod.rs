@@ -10,6 +10,7 @@ mod index_tests;
 mod line_protocol;
 mod lines;
 mod live;
+mod objects;
 mod owners;
 mod pipeline;
 #[cfg(test)]
