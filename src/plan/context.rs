@@ -12,6 +12,7 @@ pub const EXCLUDED_BINARIES: &[&str] = &[
     names::TETRAGON_BINARY,
     names::TELEGRAF_BINARY,
     names::AGENT_BINARY,
+    names::INFLUXDB_BINARY,
 ];
 
 /// Everything the templates may use. Secret values are never put here.
