@@ -62,6 +62,8 @@ pub struct Aggregator {
     /// Stats of the windows already written.
     written: Stats,
     agent_tags: String,
+    /// The agent's node: overflow keys carry it, so two agents' overflow points stay apart.
+    node: Box<str>,
     line: String,
 }
 
@@ -80,6 +82,7 @@ impl Aggregator {
             stats: Stats::default(),
             written: Stats::default(),
             agent_tags,
+            node: node.into(),
             line: String::with_capacity(512),
         }
     }
@@ -144,7 +147,7 @@ impl Aggregator {
 
     fn overflow_src(&mut self) -> u32 {
         let values = SrcValues {
-            node: "",
+            node: &self.node,
             namespace: "",
             workload: "other",
             kind: "",

@@ -29,6 +29,9 @@ pub struct Kprobe<'a> {
     pub args: Args<'a>,
     #[serde(borrow, rename = "return", default)]
     pub ret: Option<Arg<'a>>,
+    /// The TracingPolicy that produced the event (absent before Tetragon 1.0).
+    #[serde(borrow, default)]
+    pub policy_name: Option<Str<'a>>,
 }
 
 #[derive(Debug, Default, PartialEq, Deserialize)]

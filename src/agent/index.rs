@@ -1,13 +1,10 @@
 //! The attribution index: pod names, pod IPs (with lifetimes, for IP reuse), Service
-//! ClusterIPs and node addresses, built once from `ClusterObjects` and then only read.
+//! ClusterIPs and node addresses, built from the small records of `cluster` and then only read.
 use std::net::IpAddr;
 
-use hashbrown::{Equivalent, HashMap};
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-use super::cluster::ClusterObjects;
+use super::cluster::{ClusterObjects, NodeInfo, PodInfo, ServiceInfo};
 use super::owners::Owners;
+use hashbrown::{Equivalent, HashMap};
 
 /// A pod as the contract tags it: namespace, name, top workload, kind, release.
 #[derive(Debug, Clone)]
@@ -54,39 +51,28 @@ pub struct Index {
     node_by_ip: HashMap<IpAddr, u32>,
 }
 
-fn ns_time(t: Option<&Time>) -> Option<i64> {
-    t.and_then(|t| i64::try_from(t.0.as_nanosecond()).ok())
-}
-
-fn pod_ips(pod: &Pod) -> Vec<IpAddr> {
-    let Some(status) = pod.status.as_ref() else {
-        return Vec::new();
-    };
-    let mut ips: Vec<IpAddr> = status
-        .pod_ips
-        .iter()
-        .flatten()
-        .filter_map(|p| p.ip.parse().ok())
-        .collect();
-    if let Some(ip) = status.pod_ip.as_deref().and_then(|s| s.parse().ok())
-        && !ips.contains(&ip)
-    {
-        ips.push(ip);
-    }
-    ips
-}
-
 impl Index {
+    /// The index of a snapshot's objects.
     pub fn build(c: &ClusterObjects) -> Index {
-        let owners = Owners::new(c);
-        let mut ix = Index::default();
-        let mut workload_ids: HashMap<(Box<str>, Box<str>), u32> = HashMap::new();
+        let owners = Owners::new(&c.controllers);
         let live = c.pods.iter().map(|p| (p, None));
         let gone = c.deleted_pods.iter().map(|(p, t)| (p, Some(*t)));
-        for (pod, deleted_at) in live.chain(gone) {
-            let meta = &pod.metadata;
+        Index::from_parts(live.chain(gone), &c.services, &c.nodes, &owners)
+    }
+
+    /// The index of pods (with the time they were deleted, for deleted ones), services, nodes
+    /// and the owner chain.
+    pub fn from_parts<'a>(
+        pods: impl Iterator<Item = (&'a PodInfo, Option<i64>)>,
+        services: impl IntoIterator<Item = &'a ServiceInfo>,
+        nodes: impl IntoIterator<Item = &'a NodeInfo>,
+        owners: &Owners,
+    ) -> Index {
+        let mut ix = Index::default();
+        let mut workload_ids: HashMap<(Box<str>, Box<str>), u32> = HashMap::new();
+        for (pod, deleted_at) in pods {
             let w = owners.workload_of(pod);
-            let namespace: Box<str> = meta.namespace.as_deref().unwrap_or("").into();
+            let namespace = pod.namespace.clone();
             let wkey = (namespace.clone(), Box::<str>::from(w.name.as_str()));
             let next = workload_ids.len() as u32;
             let peer = *workload_ids.entry(wkey.clone()).or_insert_with(|| {
@@ -94,30 +80,21 @@ impl Index {
                 next
             });
             let id = ix.pods.len() as u32;
-            let spec = pod.spec.as_ref();
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            let running =
-                deleted_at.is_none() && matches!(phase, Some("Running") | Some("Pending"));
-            let from = ns_time(meta.creation_timestamp.as_ref()).unwrap_or(i64::MIN);
+            let running = deleted_at.is_none() && pod.running;
+            let from = pod.created.unwrap_or(i64::MIN);
             let to = deleted_at
-                .or(ns_time(meta.deletion_timestamp.as_ref()))
+                .or(pod.deleting)
                 .unwrap_or(if running { i64::MAX } else { from });
             ix.pods.push(PodIdentity {
-                name: meta.name.as_deref().unwrap_or("").into(),
+                name: pod.name.clone(),
                 workload: w.name.into(),
                 kind: w.kind.into(),
                 release: w.release.into(),
-                node: spec
-                    .and_then(|s| s.node_name.as_deref())
-                    .unwrap_or("")
-                    .into(),
+                node: pod.node.clone(),
                 namespace,
                 peer,
             });
-            let key = (
-                ix.pods[id as usize].namespace.clone(),
-                ix.pods[id as usize].name.clone(),
-            );
+            let key = (pod.namespace.clone(), pod.name.clone());
             // A recreated pod (same name) wins over the one it replaced.
             match ix.pod_by_name.get(&key) {
                 Some(&old) if deleted_at.is_some() && old != id => {}
@@ -125,47 +102,31 @@ impl Index {
                     ix.pod_by_name.insert(key, id);
                 }
             }
-            if spec.and_then(|s| s.host_network) == Some(true) {
+            if pod.host_network {
                 continue;
             }
-            for ip in pod_ips(pod) {
+            for ip in &pod.ips {
                 let claim = IpClaim {
                     pod: id,
                     from,
                     to,
                     running,
                 };
-                ix.pod_by_ip
-                    .entry(ip.to_canonical())
-                    .or_default()
-                    .push(claim);
+                ix.pod_by_ip.entry(*ip).or_default().push(claim);
             }
         }
-        for svc in &c.services {
+        for svc in services {
             let id = ix.services.len() as u32;
-            let meta = &svc.metadata;
-            ix.services.push((
-                meta.namespace.as_deref().unwrap_or("").into(),
-                meta.name.as_deref().unwrap_or("").into(),
-            ));
-            let spec = svc.spec.as_ref();
-            let ips = spec.and_then(|s| s.cluster_ips.clone()).unwrap_or_default();
-            let one = spec.and_then(|s| s.cluster_ip.clone());
-            for ip in ips.iter().chain(one.iter()) {
-                if let Ok(ip) = ip.parse::<IpAddr>() {
-                    ix.service_by_ip.insert(ip.to_canonical(), id);
-                }
+            ix.services.push((svc.namespace.clone(), svc.name.clone()));
+            for ip in &svc.ips {
+                ix.service_by_ip.insert(*ip, id);
             }
         }
-        for node in &c.nodes {
+        for node in nodes {
             let id = ix.nodes.len() as u32;
-            ix.nodes
-                .push(node.metadata.name.as_deref().unwrap_or("").into());
-            let addrs = node.status.as_ref().and_then(|s| s.addresses.as_ref());
-            for a in addrs.into_iter().flatten() {
-                if let Ok(ip) = a.address.parse::<IpAddr>() {
-                    ix.node_by_ip.insert(ip.to_canonical(), id);
-                }
+            ix.nodes.push(node.name.clone());
+            for ip in &node.ips {
+                ix.node_by_ip.insert(*ip, id);
             }
         }
         ix

@@ -1,8 +1,9 @@
 //! Index tests: IP reuse by pod lifetimes, owner chains, hostNetwork pods, services.
 use serde_json::json;
 
-use super::cluster::ClusterObjects;
+use super::cluster::{ClusterObjects, Info, PodInfo};
 use super::index::Index;
+use super::objects::RawObject;
 
 const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 
@@ -28,11 +29,16 @@ fn index(items: Vec<serde_json::Value>, deleted: Vec<(serde_json::Value, i64)>) 
     let mut objects =
         ClusterObjects::from_list_reader(list.to_string().as_bytes()).expect("a valid list");
     for (p, at) in deleted {
-        objects
-            .deleted_pods
-            .push((serde_json::from_value(p).expect("a pod"), at));
+        objects.deleted_pods.push((pod_info(p), at));
     }
     Index::build(&objects)
+}
+
+fn pod_info(p: serde_json::Value) -> PodInfo {
+    match serde_json::from_value::<RawObject>(p).map(RawObject::into_info) {
+        Ok(Some(Info::Pod(p))) => p,
+        other => panic!("not a pod: {other:?}"),
+    }
 }
 
 fn workload(ix: &Index, id: Option<u32>) -> (String, String, String) {

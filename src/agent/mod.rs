@@ -10,6 +10,7 @@ mod index_tests;
 mod line_protocol;
 mod lines;
 mod live;
+mod objects;
 mod owners;
 mod pipeline;
 #[cfg(test)]
@@ -128,8 +129,21 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
             .enable_all()
             .build()
             .map_err(|e| Error::step("agent", format!("cannot start the runtime: {e}")))?;
-        let client = rt.block_on(client(global))?;
-        Some((rt, client))
+        // With no cluster to learn from (none configured, not in one) and no snapshot, events
+        // are still attributed from their own pod fields: offline analysis of an export file.
+        let explicit = global.kubeconfig.is_some() || global.context.is_some();
+        match rt.block_on(client(global)) {
+            Ok(client) => Some((rt, client)),
+            Err(e) if !explicit && source != Source::KubeLogs => {
+                printer.warn(format!(
+                    "{e}; attributing from the events' own pod fields (namespace, pod, \
+                     workload): peers are not resolved to pods, services or nodes. Pass \
+                     --cluster-snapshot FILE or --kubeconfig PATH for full attribution"
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };
@@ -147,7 +161,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
                 .map_err(|e| Error::step("agent: watch the cluster", e))?;
             (first, Some(rx))
         }
-        (None, None) => return Err(Error::step("agent", "no cluster knowledge")),
+        (None, None) => (Arc::new(Index::default()), None),
     };
     let window_ns = i64::try_from(args.window.as_nanos())
         .unwrap_or(i64::MAX)

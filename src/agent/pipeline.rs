@@ -233,6 +233,9 @@ impl Agent {
     }
 }
 
+/// The TracingPolicies kovenant installs (policies/); events of any other policy are ignored.
+pub const OWN_POLICIES: [&str; 2] = ["kovenant-tcp", "kovenant-io"];
+
 enum Kind<'e, 'a> {
     Bad,
     Ignored,
@@ -261,6 +264,14 @@ fn classify<'e, 'a>(env: &'e Envelope<'a>) -> Kind<'e, 'a> {
         return Kind::Bad;
     };
     let Some(op) = op else { return Kind::Ignored };
+    // A user's own policy on the same functions is not kovenant's traffic. Events of Tetragon
+    // before 1.0 name no policy: those are counted.
+    if k.policy_name
+        .as_ref()
+        .is_some_and(|p| !OWN_POLICIES.contains(&p.as_str()))
+    {
+        return Kind::Ignored;
+    }
     let ret = k
         .ret
         .as_ref()

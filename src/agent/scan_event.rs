@@ -51,6 +51,10 @@ impl<'a> P<'a> {
                     once(&mut seen, 8)?;
                     p.opt_into(&mut k.ret, Self::arg)?;
                 }
+                "policy_name" => {
+                    once(&mut seen, 16)?;
+                    k.policy_name = p.opt_str()?;
+                }
                 _ => p.skip_value()?,
             }
             Some(())

@@ -12,6 +12,7 @@ pub const EXCLUDED_BINARIES: &[&str] = &[
     names::TETRAGON_BINARY,
     names::TELEGRAF_BINARY,
     names::AGENT_BINARY,
+    names::INFLUXDB_BINARY,
 ];
 
 /// kube-state-metrics' default collectors (chart 7.x in prometheus 29.27.0), less `secrets`.

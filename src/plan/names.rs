@@ -47,3 +47,5 @@ pub const TETRAGON_EXPORT_FILE: &str = "tetragon.log";
 pub const TETRAGON_BINARY: &str = "/usr/bin/tetragon";
 pub const TELEGRAF_BINARY: &str = "/usr/bin/telegraf";
 pub const AGENT_BINARY: &str = "/usr/local/bin/kovenant";
+/// influxd of the official influxdb:2 image: its writes of what telegraf sends are not traffic.
+pub const INFLUXDB_BINARY: &str = "/usr/local/bin/influxd";

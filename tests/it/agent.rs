@@ -163,3 +163,73 @@ pub fn empty_snapshot(dir: &std::path::Path) -> String {
     std::fs::write(&p, r#"{"apiVersion":"v1","kind":"List","items":[]}"#).unwrap();
     p.display().to_string()
 }
+
+#[test]
+fn agent_overflow_keys_carry_the_agents_node() {
+    let c = Corpus::generate(2_000, 5, 0.0);
+    let args = snapshot_args(&c);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend([
+        "--max-keys",
+        "1",
+        "--window",
+        "1h",
+        "--node-name",
+        "agent-node",
+    ]);
+    let points = parse_lp(&run_agent(&args, Some(&c.path("events.jsonl"))));
+    let overflow: Vec<_> = points
+        .iter()
+        .filter(|p| {
+            let w = |t: &str| p.tags.get(t).map(String::as_str) == Some("other");
+            w("src_workload") || w("workload")
+        })
+        .collect();
+    assert!(!overflow.is_empty());
+    for p in overflow {
+        assert_eq!(
+            p.tags.get("node").map(String::as_str),
+            Some("agent-node"),
+            "{p:?}"
+        );
+    }
+}
+
+/// No snapshot and no cluster (no kubeconfig, not in a pod): the agent warns, attributes each
+/// source from the event's own pod fields, and exits 0.
+#[test]
+fn agent_without_cluster_attributes_from_the_events() {
+    let c = Corpus::generate(3_000, 9, 0.0);
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = crate::support::kovenant();
+    cmd.args(["agent", "--window", "1h"])
+        .env("HOME", home.path())
+        .env("KUBECONFIG", home.path().join("missing"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(std::fs::File::open(c.path("events.jsonl")).unwrap());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("attributing from the events' own pod fields"),
+        "{stderr}"
+    );
+    let points = parse_lp(&String::from_utf8(out.stdout).unwrap());
+    let key = ["namespace", "workload"];
+    let fields = ["reads", "read_bytes", "writes", "write_bytes"];
+    let got = sum(&points, "pod_io", &key, &fields);
+    let want = expected_sums(
+        &c.expected(),
+        "io",
+        &["namespace", "workload", "kind", "release"],
+        &fields,
+    );
+    let mut folded = Sums::new();
+    for (k, v) in want {
+        let e = folded.entry(k[..2].to_vec()).or_default();
+        for (f, n) in v {
+            *e.entry(f).or_default() += n;
+        }
+    }
+    assert_eq!(got, folded);
+}

@@ -107,3 +107,37 @@ fn agent_attributes_the_docs_syscalls() {
     assert_eq!(read.tags["node"], "minikube");
     assert_eq!(read.fields["read_bytes"], 65_536);
 }
+
+/// Real Tetragon output of a write(2) kprobe, as kovenant's policy and as a user's own policy on
+/// the same syscall: only kovenant's is counted, the other is `ignored`.
+#[test]
+fn agent_counts_only_kovenants_own_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let docs = crate::support::shared().join("fixtures/tetragon-events/tetragon-docs.jsonl");
+    let docs = std::fs::read_to_string(docs).unwrap();
+    let write = docs
+        .lines()
+        .find(|l| l.contains("\"__x64_sys_write\""))
+        .expect("the docs' write event");
+    let mut lines = String::new();
+    for policy in ["kovenant-io", "user-file-audit"] {
+        let mut event: serde_json::Value = serde_json::from_str(write).unwrap();
+        event["process_kprobe"]["policy_name"] = json!(policy);
+        lines.push_str(&event.to_string());
+        lines.push('\n');
+    }
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let points = parse_lp(&run_agent(&["--cluster-snapshot", &snap], Some(&input)));
+    let t = agent_totals(&points);
+    assert_eq!((t["lines"], t["events"], t["ignored"]), (2, 2, 1));
+    let io: Vec<_> = points
+        .iter()
+        .filter(|p| p.measurement == "pod_io")
+        .collect();
+    assert_eq!(io.len(), 1, "{io:?}");
+    assert_eq!(io[0].fields["writes"], 1);
+    assert_eq!(io[0].fields["write_bytes"], 627);
+    assert_eq!(io[0].tags["workload"], "elasticsearch");
+}

@@ -141,7 +141,12 @@ fn the_policies_hook_what_the_flow_contract_counts_and_skip_the_pipeline() {
     );
     let skipped = serde_json::json!([{
         "operator": "NotIn",
-        "values": ["/usr/bin/tetragon", "/usr/bin/telegraf", "/usr/local/bin/kovenant"],
+        "values": [
+            "/usr/bin/tetragon",
+            "/usr/bin/telegraf",
+            "/usr/local/bin/kovenant",
+            "/usr/local/bin/influxd",
+        ],
     }]);
     for (path, policy) in &policies {
         for kprobe in policy["spec"]["kprobes"].as_array().unwrap() {
