@@ -14,11 +14,7 @@ use crate::status::collect::{GRAFANA_HTTP_PORT, ready_pod};
 use crate::ui::Printer;
 
 pub fn run(global: &GlobalArgs, args: &DashboardArgs, printer: &Printer) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::step("runtime", e.to_string()))?;
+    let runtime = crate::cluster::runtime::new()?;
     runtime.block_on(async {
         // Ctrl-C is how a user ends the dashboard: exit 0, as `kubectl port-forward` does.
         tokio::select! {

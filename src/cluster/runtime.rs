@@ -16,11 +16,7 @@ const HELM_GRACE: Duration = Duration::from_secs(30);
 /// waiting) before it returns. Every step is idempotent, so running the command again completes
 /// the work.
 pub fn block_on<T, F: Future<Output = Result<T>>>(printer: &Printer, work: F) -> Result<T> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::step("runtime", e.to_string()))?;
+    let runtime = new()?;
     runtime.block_on(async {
         let out = tokio::select! {
             r = work => r,
@@ -45,4 +41,13 @@ pub fn block_on<T, F: Future<Output = Result<T>>>(printer: &Printer, work: F) ->
         }
         out
     })
+}
+
+/// The runtime every cluster command runs on: two worker threads, I/O and timers.
+pub fn new() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::step("runtime", e.to_string()))
 }

@@ -25,22 +25,7 @@ fn assert_releases(s: &Session, revisions: [u32; 4]) {
 
 /// Every pod of the stack is Ready on a kwok node, and there is at least one of each workload.
 pub fn assert_all_ready(s: &Session) {
-    let mut pods = s.get(&["pods", "-n", "kovenant"])["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    pods.extend(
-        s.get(&[
-            "pods",
-            "-n",
-            "kube-system",
-            "-l",
-            "app.kubernetes.io/instance=tetragon",
-        ])["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-    );
+    let pods = s.stack_pods();
     let ready = |p: &Value| {
         p["status"]["conditions"]
             .as_array()

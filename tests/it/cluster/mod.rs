@@ -203,6 +203,27 @@ impl Session {
         names
     }
 
+    /// Every pod of the stack: kovenant's namespace, and Tetragon's pods in kube-system.
+    pub fn stack_pods(&self) -> Vec<Value> {
+        let mut pods = self.get(&["pods", "-n", "kovenant"])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        pods.extend(
+            self.get(&[
+                "pods",
+                "-n",
+                "kube-system",
+                "-l",
+                "app.kubernetes.io/instance=tetragon",
+            ])["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        pods
+    }
+
     /// Whether `kubectl get` finds the object.
     pub fn exists(&self, args: &[&str]) -> bool {
         let mut a = vec!["get"];

@@ -247,22 +247,7 @@ fn shown(set: &BTreeSet<Access>) -> Vec<String> {
 /// volumes (secret, projected), env `secretKeyRef`, `envFrom` secretRef, of every container and
 /// init container. A workload is its pods' controller (a ReplicaSet's hash dropped).
 fn secret_refs(s: &Session) -> std::collections::BTreeMap<String, BTreeSet<String>> {
-    let mut pods = s.get(&["pods", "-n", "kovenant"])["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    pods.extend(
-        s.get(&[
-            "pods",
-            "-n",
-            "kube-system",
-            "-l",
-            "app.kubernetes.io/instance=tetragon",
-        ])["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-    );
+    let pods = s.stack_pods();
     let mut out = std::collections::BTreeMap::new();
     for pod in pods {
         let owner = &pod["metadata"]["ownerReferences"][0];
