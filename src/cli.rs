@@ -236,6 +236,10 @@ pub struct AgentArgs {
     /// Cap on live keys per window; overflow is folded into peer "other".
     #[arg(long, default_value_t = 50_000, value_name = "N")]
     pub max_keys: usize,
+    /// Per window and workload, keep this many external and unresolved peers by address (the
+    /// most bytes first) and fold the rest into peer "other" of their type; 0 keeps them all.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub top_peers: usize,
     /// Node name to tag host events with when the event carries none (default: $NODE_NAME).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::cli::{GlobalArgs, OutputFormat, TopArgs, TopBy};
 use crate::cluster::{runtime, session};
 use crate::error::{Error, Result};
+use crate::plan::names;
 use crate::status::collect::influx_query;
 use crate::ui::Printer;
 
@@ -36,20 +37,45 @@ pub struct Top {
     pub errors: Vec<String>,
 }
 
-/// The tag columns of each table for `by`.
-fn groups(by: TopBy) -> (Vec<&'static str>, Option<Vec<&'static str>>) {
-    let (flow_src, io): (&[&str], Option<&[&str]>) = match by {
-        TopBy::Workload => (
-            &["src_namespace", "src_workload"],
-            Some(&["namespace", "workload"]),
-        ),
-        TopBy::Pod => (&["src_namespace", "src_pod"], Some(&["namespace", "pod"])),
-        TopBy::Release => (&["src_release"], Some(&["release"])),
-        TopBy::External => (&["src_namespace", "src_workload"], None),
+/// What each table reads: the series (`FROM`) and its tag columns, per `by`. Per pod, both
+/// come from the pod-level series (`pods.pod_activity`, one point per pod and window):
+/// `tcp_flow` and `pod_io` are kept per workload, so pod churn does not grow their series.
+struct Tables {
+    flow_from: String,
+    flow_tags: Vec<&'static str>,
+    io: Option<(String, Vec<&'static str>)>,
+}
+
+fn tables(by: TopBy) -> Tables {
+    let quoted = |m: &str| format!("\"{m}\"");
+    let pods = format!("\"{}\".\"{}\"", names::POD_RP, names::POD_MEASUREMENT);
+    let with_peer = |src: &[&'static str]| {
+        let mut tags = src.to_vec();
+        tags.extend(PEER);
+        tags
     };
-    let mut flow: Vec<&str> = flow_src.to_vec();
-    flow.extend(PEER);
-    (flow, io.map(<[&str]>::to_vec))
+    match by {
+        TopBy::Workload => Tables {
+            flow_from: quoted("tcp_flow"),
+            flow_tags: with_peer(&["src_namespace", "src_workload"]),
+            io: Some((quoted("pod_io"), vec!["namespace", "workload"])),
+        },
+        TopBy::Pod => Tables {
+            flow_from: pods.clone(),
+            flow_tags: vec!["namespace", "workload", "pod"],
+            io: Some((pods, vec!["namespace", "workload", "pod"])),
+        },
+        TopBy::Release => Tables {
+            flow_from: quoted("tcp_flow"),
+            flow_tags: with_peer(&["src_release"]),
+            io: Some((quoted("pod_io"), vec!["release"])),
+        },
+        TopBy::External => Tables {
+            flow_from: quoted("tcp_flow"),
+            flow_tags: with_peer(&["src_namespace", "src_workload"]),
+            io: None,
+        },
+    }
 }
 
 fn by_name(by: TopBy) -> &'static str {
@@ -61,13 +87,7 @@ fn by_name(by: TopBy) -> &'static str {
     }
 }
 
-fn query(
-    measurement: &str,
-    fields: &[&str],
-    tags: &[&str],
-    since: u64,
-    only_external: bool,
-) -> String {
+fn query(from: &str, fields: &[&str], tags: &[&str], since: u64, only_external: bool) -> String {
     let sums: Vec<String> = fields
         .iter()
         .map(|f| format!("sum(\"{f}\") AS \"{f}\""))
@@ -79,7 +99,7 @@ fn query(
         ""
     };
     format!(
-        "SELECT {} FROM \"{measurement}\" WHERE time > now() - {since}s{external} GROUP BY {}",
+        "SELECT {} FROM {from} WHERE time > now() - {since}s{external} GROUP BY {}",
         sums.join(", "),
         group.join(", ")
     )
@@ -169,7 +189,11 @@ async fn collect(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Resu
     let config = session::config(global, &args.env, printer)?;
     let kube = session::connect(global).await?;
     let since = args.since.as_secs().max(1);
-    let (flow_tags, io_tags) = groups(args.by);
+    let Tables {
+        flow_from,
+        flow_tags,
+        io,
+    } = tables(args.by);
     let ask = |q: String| {
         let kube = &kube;
         let config = &config;
@@ -180,7 +204,7 @@ async fn collect(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Resu
         }
     };
     let q = query(
-        "tcp_flow",
+        &flow_from,
         &FLOW_FIELDS,
         &flow_tags,
         since,
@@ -189,9 +213,9 @@ async fn collect(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Resu
     let body = ask(q).await?;
     let flows =
         rows(&body, &flow_tags, &FLOW_FIELDS, args.limit).map_err(|e| Error::step("top", e))?;
-    let pods = match &io_tags {
-        Some(tags) => {
-            let body = ask(query("pod_io", &IO_FIELDS, tags, since, false)).await?;
+    let pods = match &io {
+        Some((from, tags)) => {
+            let body = ask(query(from, &IO_FIELDS, tags, since, false)).await?;
             rows(&body, tags, &IO_FIELDS, args.limit).map_err(|e| Error::step("top", e))?
         }
         None => Vec::new(),
@@ -253,14 +277,17 @@ fn print_text(printer: &Printer, top: &Top) {
         "external" => TopBy::External,
         _ => TopBy::Workload,
     };
-    let (flow_tags, io_tags) = groups(by);
+    let Tables { flow_tags, io, .. } = tables(by);
     let since = match top.since_seconds {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     };
     if top.flows.is_empty() {
-        printer.info(format!("no tcp_flow point in the last {since}"));
+        printer.info(format!(
+            "no {} point in the last {since}",
+            tables(by).flow_from
+        ));
     } else {
         table(
             printer,
@@ -270,9 +297,9 @@ fn print_text(printer: &Printer, top: &Top) {
             &FLOW_FIELDS,
         );
     }
-    if let Some(tags) = io_tags {
+    if let Some((from, tags)) = io {
         if top.pods.is_empty() {
-            printer.info(format!("no pod_io point in the last {since}"));
+            printer.info(format!("no {from} point in the last {since}"));
         } else {
             printer.stdout("");
             table(

@@ -16,6 +16,19 @@ pub const FLOW_FIELDS: [&str; 6] = [
     "recv_bytes",
 ];
 pub const IO_FIELDS: [&str; 4] = ["reads", "read_bytes", "writes", "write_bytes"];
+/// `pod_activity`: a pod's traffic and I/O in one point, the fields of both.
+pub const POD_FIELDS: [&str; 10] = [
+    "connects",
+    "closes",
+    "sends",
+    "send_bytes",
+    "recvs",
+    "recv_bytes",
+    "reads",
+    "read_bytes",
+    "writes",
+    "write_bytes",
+];
 const AGENT_FIELDS: [&str; 8] = [
     "lines",
     "events",
@@ -51,6 +64,9 @@ pub struct Stats {
 pub struct Aggregator {
     window_ns: i64,
     max_keys: usize,
+    /// Per window and workload, the IP-named peers (external, unresolved) kept by name, the
+    /// busiest first; the others are folded into one `other` peer of their type. 0: no limit.
+    top_peers: usize,
     /// Start (ns) of the open window.
     pub open: Option<i64>,
     /// No window may start before this: a written window is never written again.
@@ -68,12 +84,13 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(window_ns: i64, max_keys: usize, node: &str) -> Self {
+    pub fn new(window_ns: i64, max_keys: usize, top_peers: usize, node: &str) -> Self {
         let mut agent_tags = String::new();
         push_tag(&mut agent_tags, "node", node);
         Aggregator {
             window_ns: window_ns.max(1),
             max_keys: max_keys.max(1),
+            top_peers,
             open: None,
             min_start: i64::MIN,
             tags: TagTables::default(),
@@ -215,6 +232,94 @@ impl Aggregator {
         c[i + 1] += bytes;
     }
 
+    /// The window's keys at the levels they are written at: `tcp_flow` and `pod_io` per
+    /// workload group (the pods of one workload on this node summed; IP-named peers beyond
+    /// `top_peers` folded), `pod_activity` per pod.
+    #[allow(clippy::type_complexity)]
+    fn levels(
+        &mut self,
+    ) -> (
+        HashMap<FlowKey, [u64; 6]>,
+        HashMap<u32, [u64; 4]>,
+        HashMap<u32, [u64; 10]>,
+    ) {
+        let mut pods: HashMap<u32, [u64; 10]> = HashMap::new();
+        let mut flows: HashMap<FlowKey, [u64; 6]> = HashMap::with_capacity(self.flows.len());
+        for (key, c) in &self.flows {
+            add(&mut pods.entry(key.src).or_insert([0; 10])[..6], c);
+            let group = self.tags.srcs[key.src as usize].group;
+            add(
+                flows
+                    .entry(FlowKey { src: group, ..*key })
+                    .or_insert([0; 6]),
+                c,
+            );
+        }
+        let mut io: HashMap<u32, [u64; 4]> = HashMap::new();
+        for (src, c) in &self.io {
+            add(&mut pods.entry(*src).or_insert([0; 10])[6..], c);
+            let group = self.tags.srcs[*src as usize].group;
+            add(io.entry(group).or_insert([0; 4]), c);
+        }
+        if self.top_peers > 0 {
+            flows = self.fold_peers(flows);
+        }
+        (flows, io, pods)
+    }
+
+    /// Keeps, per workload group, the `top_peers` IP-named peers with the most bytes (ties:
+    /// the smaller tag text) that also carry at least 1% of the group's bytes to IP-named
+    /// peers, and folds the others' keys into `peer_name=other` of their type, without a port.
+    /// The long tail (scanners, one-off clients, addresses that change every rollout) then
+    /// adds one series per workload instead of one per address.
+    fn fold_peers(&mut self, flows: HashMap<FlowKey, [u64; 6]>) -> HashMap<FlowKey, [u64; 6]> {
+        let mut bytes: HashMap<(u32, u32), u64> = HashMap::new();
+        for (key, c) in &flows {
+            if self.tags.peer_ip_kind[key.peer as usize].is_some() {
+                *bytes.entry((key.src, key.peer)).or_default() += c[3] + c[5];
+            }
+        }
+        let mut by_group: HashMap<u32, Vec<(u64, u32)>> = HashMap::new();
+        for ((group, peer), b) in bytes {
+            by_group.entry(group).or_default().push((b, peer));
+        }
+        let mut folded: hashbrown::HashSet<(u32, u32)> = hashbrown::HashSet::new();
+        for (group, mut peers) in by_group {
+            let total: u64 = peers.iter().map(|p| p.0).sum();
+            let texts = &self.tags.peers;
+            peers.sort_unstable_by(|a, b| {
+                b.0.cmp(&a.0)
+                    .then_with(|| texts[a.1 as usize].cmp(&texts[b.1 as usize]))
+            });
+            for (i, &(b, peer)) in peers.iter().enumerate() {
+                if i >= self.top_peers || u128::from(b) * 100 < u128::from(total) {
+                    folded.insert((group, peer));
+                }
+            }
+        }
+        if folded.is_empty() {
+            return flows;
+        }
+        let mut out: HashMap<FlowKey, [u64; 6]> = HashMap::with_capacity(flows.len());
+        for (key, c) in flows {
+            let key = if folded.contains(&(key.src, key.peer)) {
+                let kind = self.tags.peer_ip_kind[key.peer as usize].unwrap_or("external");
+                let peer = self
+                    .tags
+                    .intern_peer_text(peer_tags(kind, "", "other"), None);
+                FlowKey {
+                    peer,
+                    port: 0,
+                    ..key
+                }
+            } else {
+                key
+            };
+            add(out.entry(key).or_insert([0; 6]), &c);
+        }
+        out
+    }
+
     /// Writes the open window (or, with none open, only the self-metrics at the wall clock's
     /// window) and starts afresh.
     pub fn flush(&mut self, wall: i64, out: &mut dyn Write) -> io::Result<()> {
@@ -224,10 +329,11 @@ impl Aggregator {
         };
         let end = start.saturating_add(self.window_ns);
         let keys = self.keys() as u64;
-        for (key, c) in &self.flows {
+        let (flows, io, pods) = self.levels();
+        for (key, c) in &flows {
             self.line.clear();
             push_measurement(&mut self.line, "tcp_flow");
-            let src = &self.tags.srcs[key.src as usize];
+            let src = &self.tags.srcs[self.tags.group_rep[key.src as usize] as usize];
             self.line.push_str(&src.node);
             self.line.push_str(&self.tags.peers[key.peer as usize]);
             if key.port != 0 {
@@ -247,11 +353,20 @@ impl Aggregator {
             push_timestamp(&mut self.line, start);
             out.write_all(self.line.as_bytes())?;
         }
-        for (src, c) in &self.io {
+        for (group, c) in &io {
             self.line.clear();
             push_measurement(&mut self.line, "pod_io");
-            self.line.push_str(&self.tags.srcs[*src as usize].io);
+            let src = &self.tags.srcs[self.tags.group_rep[*group as usize] as usize];
+            self.line.push_str(&src.io);
             push_fields(&mut self.line, &IO_FIELDS, c);
+            push_timestamp(&mut self.line, start);
+            out.write_all(self.line.as_bytes())?;
+        }
+        for (src, c) in &pods {
+            self.line.clear();
+            push_measurement(&mut self.line, "pod_activity");
+            self.line.push_str(&self.tags.srcs[*src as usize].pod);
+            push_fields(&mut self.line, &POD_FIELDS, c);
             push_timestamp(&mut self.line, start);
             out.write_all(self.line.as_bytes())?;
         }
@@ -282,5 +397,11 @@ impl Aggregator {
         self.written = self.totals();
         self.stats = Stats::default();
         Ok(())
+    }
+}
+
+fn add(into: &mut [u64], from: &[u64]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
     }
 }

@@ -38,7 +38,7 @@ use self::index::Index;
 use self::pipeline::Agent;
 use self::source::Source;
 
-pub use self::pipeline::Agent as Pipeline;
+pub use self::pipeline::{Agent as Pipeline, Limits};
 
 /// How long the agent's first request may take before it says the API server is not there.
 const REACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -167,7 +167,11 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
         .unwrap_or(i64::MAX)
         .max(1_000_000);
     let node = args.node_name.as_deref().unwrap_or("");
-    let agent = Agent::new(index, window_ns, args.max_keys, node);
+    let limits = Limits {
+        max_keys: args.max_keys,
+        top_peers: args.top_peers,
+    };
+    let agent = Agent::new(index, window_ns, limits, node);
     let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut d = Driver::new(agent, out, stop, updates, args.window);
     let result = match &source {

@@ -22,6 +22,14 @@ pub fn wall_ns() -> i64 {
     now.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// What bounds a window's output: live keys, and IP-named peers kept by name per workload.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_keys: usize,
+    /// 0: every peer keeps its name.
+    pub top_peers: usize,
+}
+
 /// The agent's state: the index it attributes with and the open window.
 pub struct Agent {
     index: Arc<Index>,
@@ -32,10 +40,10 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(index: Arc<Index>, window_ns: i64, max_keys: usize, node: &str) -> Self {
+    pub fn new(index: Arc<Index>, window_ns: i64, limits: Limits, node: &str) -> Self {
         Agent {
             index,
-            agg: Aggregator::new(window_ns, max_keys, node),
+            agg: Aggregator::new(window_ns, limits.max_keys, limits.top_peers, node),
             default_node: node.into(),
             node_syms: HashMap::new(),
             pod_memo: PodMemo::default(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::index::Index;
-use super::pipeline::Agent;
+use super::pipeline::{Agent, Limits};
 
 const RECV: &str = r#"{"process_kprobe":{"process":{"pid":312484,"pod":{"namespace":"team-3","name":"auth-0","pod_labels":{"app.kubernetes.io/instance":"shop-3","app.kubernetes.io/managed-by":"Helm"},"workload":"auth","workload_kind":"StatefulSet"}},"function_name":"tcp_recvmsg","args":[{"sock_arg":{"family":"AF_INET","saddr":"10.244.1.64","daddr":"10.244.2.9","sport":38281,"dport":8080,"cookie":"2791016250064148286"}},{"size_arg":"262144"}],"return":{"int_arg":87381}},"node_name":"node-1","time":"2026-01-01T00:00:00.030038622Z"}"#;
 const WRITE: &str = r#"{"process_kprobe":{"process":{"pid":7},"function_name":"__x64_sys_write","args":[{"int_arg":1},{"size_arg":"512"}],"return":{"long_arg":"-11"}},"node_name":"node-0","time":"2026-01-01T00:01:00Z"}"#;
@@ -24,7 +24,15 @@ fn mangle(line: &str, cut: usize, flips: &[(usize, u8)]) -> Vec<u8> {
 }
 
 fn run(lines: &[Vec<u8>]) -> (super::aggregate::Stats, String) {
-    let mut agent = Agent::new(Arc::new(Index::default()), 10_000_000_000, 8, "n");
+    let mut agent = Agent::new(
+        Arc::new(Index::default()),
+        10_000_000_000,
+        Limits {
+            max_keys: 8,
+            top_peers: 0,
+        },
+        "n",
+    );
     let mut out = Vec::new();
     for l in lines {
         let clean: Vec<u8> = l.iter().copied().filter(|&c| c != b'\n').collect();
@@ -157,6 +165,98 @@ fn unmangled_events_are_counted_as_the_contract_says() {
         ),
         (4, 3, 1, 1, 1)
     );
-    assert!(out.contains("tcp_flow,node=node-1,peer_name=10.244.2.9,peer_type=unresolved,port=8080,role=client,src_kind=StatefulSet,src_namespace=team-3,src_pod=auth-0,src_release=shop-3,src_workload=auth connects=0i,closes=0i,sends=0i,send_bytes=0i,recvs=1i,recv_bytes=87381i 1767225600000000000\n"), "{out}");
+    assert!(out.contains("tcp_flow,node=node-1,peer_name=10.244.2.9,peer_type=unresolved,port=8080,role=client,src_kind=StatefulSet,src_namespace=team-3,src_release=shop-3,src_workload=auth connects=0i,closes=0i,sends=0i,send_bytes=0i,recvs=1i,recv_bytes=87381i 1767225600000000000\n"), "{out}");
+    assert!(out.contains("pod_activity,kind=StatefulSet,namespace=team-3,node=node-1,pod=auth-0,release=shop-3,workload=auth connects=0i,closes=0i,sends=0i,send_bytes=0i,recvs=1i,recv_bytes=87381i,reads=0i,read_bytes=0i,writes=0i,write_bytes=0i 1767225600000000000\n"), "{out}");
     assert!(out.contains("pod_io,kind=Node,node=node-0,workload=node-0 reads=0i,read_bytes=0i,writes=1i,write_bytes=0i 1767225660000000000\n"), "{out}");
+}
+
+/// `--top-peers`: per workload and window, the busiest IP-named peers keep their address; the
+/// rest, and any peer under 1% of the workload's bytes to such peers, become `other` of their
+/// type, with no port. Totals are unchanged.
+#[test]
+fn top_peers_folds_the_long_tail_of_addresses() {
+    let recv = |pod: &str, daddr: &str, dport: u16, got: u64| {
+        RECV.replace("\"name\":\"auth-0\"", &format!("\"name\":\"{pod}\""))
+            .replace("10.244.2.9", daddr)
+            .replace("\"dport\":8080", &format!("\"dport\":{dport}"))
+            .replace("87381", &got.to_string())
+            .into_bytes()
+    };
+    // Two pods of one workload: five external addresses with 5..1 x 10,000 bytes, a sixth
+    // with 10 bytes (0.007%), and an unresolved one.
+    let mut lines = Vec::new();
+    for (i, ip) in [
+        "140.82.0.1",
+        "140.82.0.2",
+        "140.82.0.3",
+        "140.82.0.4",
+        "140.82.0.5",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pod = if i % 2 == 0 { "auth-0" } else { "auth-1" };
+        lines.push(recv(pod, ip, 443, (5 - i as u64) * 10_000));
+    }
+    lines.push(recv("auth-1", "140.82.0.6", 80, 10));
+    lines.push(recv("auth-0", "10.243.0.9", 8443, 500));
+    let mut agent = Agent::new(
+        Arc::new(Index::default()),
+        10_000_000_000,
+        Limits {
+            max_keys: 100,
+            top_peers: 3,
+        },
+        "n",
+    );
+    let mut out = Vec::new();
+    for l in &lines {
+        agent.feed(l, &mut out).expect("writing to a Vec");
+    }
+    agent.flush(&mut out).expect("writing to a Vec");
+    let out = String::from_utf8(out).expect("UTF-8");
+    let flows: Vec<&str> = out.lines().filter(|l| l.starts_with("tcp_flow,")).collect();
+    let peer = |l: &str| {
+        let tags = l.split(' ').next().unwrap_or_default();
+        let get = |k: &str| {
+            tags.split(',')
+                .find_map(|t| t.strip_prefix(&format!("{k}=")))
+                .unwrap_or("")
+                .to_string()
+        };
+        let bytes: u64 = l
+            .split("recv_bytes=")
+            .nth(1)
+            .and_then(|v| v.split('i').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (get("peer_type"), get("peer_name"), get("port"), bytes)
+    };
+    let mut got: Vec<_> = flows.iter().map(|l| peer(l)).collect();
+    got.sort();
+    let s = |t: &str, n: &str, p: &str, b: u64| (t.to_string(), n.to_string(), p.to_string(), b);
+    assert_eq!(
+        got,
+        vec![
+            s("external", "140.82.0.1", "443", 50_000),
+            s("external", "140.82.0.2", "443", 40_000),
+            s("external", "140.82.0.3", "443", 30_000),
+            // 140.82.0.4, .5 (beyond the top 3) and .6 (under 1%), portless.
+            s("external", "other", "", 20_000 + 10_000 + 10),
+            // 500 of 150,510 bytes: under 1%.
+            s("unresolved", "other", "", 500),
+        ],
+        "{out}"
+    );
+    // Per pod, nothing is folded: the pod-level series are for a short retention.
+    let pods: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("pod_activity,"))
+        .collect();
+    assert_eq!(pods.len(), 2, "{out}");
+    assert!(
+        pods.iter()
+            .any(|l| l.contains(",pod=auth-1,") && l.contains("recv_bytes=60010i")),
+        "{out}"
+    );
 }

@@ -27,12 +27,23 @@ pub enum PeerRef {
     Other,
 }
 
-/// Tag text of one source: `node` first, then the tcp_flow `src_*` tags, and the pod_io tags.
+/// Tag text of one source. `tcp_flow` and `pod_io` are kept at workload level (no pod tag:
+/// pods come and go with every rollout, workloads stay), so their series do not grow with pod
+/// churn; `pod_activity` carries the pod, for the short-retention bucket (DESIGN.md section 3,
+/// the series budget in docs/series-budget.md).
 #[derive(Debug, Clone)]
 pub struct SrcTags {
+    /// `,node=...`, written first in `tcp_flow`.
     pub node: Box<str>,
+    /// The `tcp_flow` `src_*` tags, without `src_pod`.
     pub flow: Box<str>,
+    /// The `pod_io` tags, without `pod`.
     pub io: Box<str>,
+    /// The `pod_activity` tags: those of `pod_io` plus `pod`.
+    pub pod: Box<str>,
+    /// The workload group (same node and workload-level tags) this source belongs to; set when
+    /// interned.
+    pub group: u32,
 }
 
 /// The plain tag values of a source.
@@ -52,20 +63,24 @@ impl SrcValues<'_> {
         let mut flow = String::new();
         push_tag(&mut flow, "src_kind", self.kind);
         push_tag(&mut flow, "src_namespace", self.namespace);
-        push_tag(&mut flow, "src_pod", self.pod);
         push_tag(&mut flow, "src_release", self.release);
         push_tag(&mut flow, "src_workload", self.workload);
         let mut io = String::new();
         push_tag(&mut io, "kind", self.kind);
         push_tag(&mut io, "namespace", self.namespace);
         push_tag(&mut io, "node", self.node);
-        push_tag(&mut io, "pod", self.pod);
+        let mut pod = io.clone();
+        push_tag(&mut pod, "pod", self.pod);
         push_tag(&mut io, "release", self.release);
         push_tag(&mut io, "workload", self.workload);
+        push_tag(&mut pod, "release", self.release);
+        push_tag(&mut pod, "workload", self.workload);
         SrcTags {
             node: node.into(),
             flow: flow.into(),
             io: io.into(),
+            pod: pod.into(),
+            group: 0,
         }
     }
 }
@@ -85,9 +100,15 @@ pub fn peer_tags(kind: &str, namespace: &str, name: &str) -> Box<str> {
 pub struct TagTables {
     pub srcs: Vec<SrcTags>,
     pub peers: Vec<Box<str>>,
+    /// Per peer: `Some(peer_type)` when the peer is named by its IP address (external and
+    /// unresolved peers), the ones `--top-peers` may fold.
+    pub peer_ip_kind: Vec<Option<&'static str>>,
+    /// Per workload group: the first source interned into it (whose texts it shares).
+    pub group_rep: Vec<u32>,
     src_cache: HashMap<SrcRef, u32>,
     peer_cache: HashMap<PeerRef, u32>,
-    src_by_text: HashMap<(Box<str>, Box<str>), u32>,
+    src_by_text: HashMap<Box<str>, u32>,
+    group_by_text: HashMap<(Box<str>, Box<str>), u32>,
     peer_by_text: HashMap<Box<str>, u32>,
 }
 
@@ -101,11 +122,16 @@ impl TagTables {
     }
 
     /// Interns a source's tags; `cache_as` remembers the reference that produced them.
-    pub fn intern_src(&mut self, tags: SrcTags, cache_as: Option<SrcRef>) -> u32 {
-        let key = (tags.node.clone(), tags.flow.clone());
+    pub fn intern_src(&mut self, mut tags: SrcTags, cache_as: Option<SrcRef>) -> u32 {
         let next = self.srcs.len() as u32;
-        let id = *self.src_by_text.entry(key).or_insert(next);
+        let id = *self.src_by_text.entry(tags.pod.clone()).or_insert(next);
         if id == next {
+            let groups = self.group_rep.len() as u32;
+            let group_key = (tags.node.clone(), tags.flow.clone());
+            tags.group = *self.group_by_text.entry(group_key).or_insert(groups);
+            if tags.group == groups {
+                self.group_rep.push(id);
+            }
             self.srcs.push(tags);
         }
         if let Some(r) = cache_as {
@@ -115,12 +141,24 @@ impl TagTables {
     }
 
     pub fn intern_peer(&mut self, tags: Box<str>, cache_as: PeerRef) -> u32 {
+        let ip_kind = match cache_as {
+            PeerRef::External(_) => Some("external"),
+            PeerRef::Unresolved(_) => Some("unresolved"),
+            _ => None,
+        };
+        let id = self.intern_peer_text(tags, ip_kind);
+        self.peer_cache.insert(cache_as, id);
+        id
+    }
+
+    /// Interns a peer's tag text that no reference stands for (the folded `other` peers).
+    pub fn intern_peer_text(&mut self, tags: Box<str>, ip_kind: Option<&'static str>) -> u32 {
         let next = self.peers.len() as u32;
         let id = *self.peer_by_text.entry(tags.clone()).or_insert(next);
         if id == next {
             self.peers.push(tags);
+            self.peer_ip_kind.push(ip_kind);
         }
-        self.peer_cache.insert(cache_as, id);
         id
     }
 
@@ -139,7 +177,10 @@ impl TagTables {
         self.forget_refs();
         self.srcs.clear();
         self.peers.clear();
+        self.peer_ip_kind.clear();
+        self.group_rep.clear();
         self.src_by_text.clear();
+        self.group_by_text.clear();
         self.peer_by_text.clear();
     }
 }

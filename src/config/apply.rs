@@ -37,6 +37,8 @@ pub fn apply(c: &mut Config, key: &str, v: &str) -> Checked<()> {
         "KOVENANT_AGENT_WINDOW" => c.agent_window = interval(v)?,
         "KOVENANT_AGENT_MAX_KEYS" => c.agent_max_keys = positive(v)?,
         "KOVENANT_AGENT_SOURCE" => c.agent_source = agent_source(v)?,
+        "KOVENANT_AGENT_TOP_PEERS" => c.agent_top_peers = count(v)?,
+        "KOVENANT_POD_RETENTION" => c.influxdb.pod_retention = pod_retention(v)?,
         "GRAFANA_PORT" => c.grafana.port = port(v)?,
         "GRAFANA_ADMIN_USER" => c.grafana.admin_user = word(v)?,
         "GRAFANA_ADMIN_PASSWORD" => c.grafana.admin_password = grafana_password(v)?,

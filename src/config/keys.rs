@@ -137,6 +137,16 @@ pub const KEYS: &[Key] = &[
         "cap on live flow keys per window in the agent",
     ),
     key(
+        "KOVENANT_AGENT_TOP_PEERS",
+        "20",
+        "per window and workload, external/unresolved peers kept by address; the rest become peer \"other\" (0 keeps all)",
+    ),
+    key(
+        "KOVENANT_POD_RETENTION",
+        "1d",
+        "retention of the pod-level bucket <bucket>/pods (pod_activity); workload-level data keeps DOCKER_INFLUXDB_INIT_RETENTION",
+    ),
+    key(
         "KOVENANT_AGENT_SOURCE",
         "file",
         "where the agent reads Tetragon's events: file (hostPath) or kube-logs (pods/log, no hostPath)",

@@ -82,6 +82,8 @@ pub struct Config {
     pub agent_window: Duration,
     /// Agent cap on live keys per window.
     pub agent_max_keys: usize,
+    /// Agent: IP-named peers kept by address per window and workload (0: all).
+    pub agent_top_peers: usize,
     /// Where the agent reads Tetragon's events (and so which rights it has).
     pub agent_source: AgentSource,
     /// Warnings met while loading (obsolete keys, world-readable file), shown once by the caller.
@@ -125,6 +127,8 @@ pub struct Influxdb {
     pub bucket: String,
     /// `Duration::ZERO` means keep forever.
     pub retention: Duration,
+    /// Retention of the pod-level bucket `<bucket>/pods`.
+    pub pod_retention: Duration,
     pub username: String,
     /// `None`: generated once and kept in a Secret.
     pub password: Option<Secret>,
@@ -169,6 +173,7 @@ impl Default for Config {
                 org: "kovenant".into(),
                 bucket: "tetragon".into(),
                 retention: Duration::from_secs(7 * 86_400),
+                pod_retention: Duration::from_secs(86_400),
                 username: "admin".into(),
                 password: None,
                 admin_token: None,
@@ -179,6 +184,7 @@ impl Default for Config {
             scrape_interval: Duration::from_secs(30),
             agent_window: Duration::from_secs(10),
             agent_max_keys: 50_000,
+            agent_top_peers: 20,
             agent_source: AgentSource::File,
             warnings: Vec::new(),
         }

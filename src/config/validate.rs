@@ -164,6 +164,27 @@ pub fn positive(value: &str) -> Checked<usize> {
     }
 }
 
+/// A count that may be zero (0 = no limit).
+pub fn count(value: &str) -> Checked<usize> {
+    const FORM: &str = "a whole number, e.g. 20, or 0 for no limit";
+    match value.parse::<usize>() {
+        _ if !digits(value) => problem("is not a whole number", FORM),
+        Ok(n) => Ok(n),
+        Err(_) => problem("is too large", FORM),
+    }
+}
+
+/// The retention of the pod-level bucket: at least an hour (InfluxDB 2.x's least retention),
+/// or `0` for "keep forever".
+pub fn pod_retention(value: &str) -> Checked<Duration> {
+    const FORM: &str = "a duration of at least 1h, such as 1d or 12h, or 0 to keep data forever";
+    let d = retention(value).or_else(|p| problem(&p.what, FORM))?;
+    if !d.is_zero() && d < Duration::from_secs(3600) {
+        return problem("is shorter than an hour", FORM);
+    }
+    Ok(d)
+}
+
 /// An image reference (`name[:tag][@digest]`): non-empty, no whitespace.
 pub fn image(value: &str) -> Checked<String> {
     const FORM: &str =

@@ -72,6 +72,12 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     };
     let agent_window = duration(config.agent_window);
     let agent_max_keys = config.agent_max_keys;
+    let agent_top_peers = config.agent_top_peers;
+    let pod_retention = if influx.pod_retention.is_zero() {
+        "0".to_owned()
+    } else {
+        duration(influx.pod_retention)
+    };
     let kube_logs = config.agent_source == AgentSource::KubeLogs;
     let agent_source = if kube_logs {
         "kube-logs".to_owned()
@@ -87,7 +93,7 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     // telegraf.conf is made of, so a change rolls them.
     let checksum = hex::encode(Sha256::digest(
         format!(
-            "{ns}\n{}\n{}\n{}\n{agent_window}\n{agent_max_keys}\n{image_ref}\n{agent_source}\n{tetragon_ns}",
+            "{ns}\n{}\n{}\n{}\n{agent_window}\n{agent_max_keys}\n{agent_top_peers}\n{image_ref}\n{agent_source}\n{tetragon_ns}",
             influx.port, influx.org, influx.bucket
         )
         .as_bytes(),
@@ -154,6 +160,8 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     ctx.insert("influxdb_org", &influx.org);
     ctx.insert("influxdb_bucket", &influx.bucket);
     ctx.insert("influxdb_retention", &retention);
+    ctx.insert("influxdb_pod_bucket", &names::pod_bucket(&influx.bucket));
+    ctx.insert("influxdb_pod_retention", &pod_retention);
     ctx.insert("influxdb_username", &influx.username);
     ctx.insert("influxdb_storage_size", &influx.storage_size);
     ctx.insert(
@@ -164,6 +172,7 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     ctx.insert("pull_policy", &pull_policy(config));
     ctx.insert("agent_window", &agent_window);
     ctx.insert("agent_max_keys", &agent_max_keys);
+    ctx.insert("agent_top_peers", &agent_top_peers);
     ctx.insert("agent_config_checksum", &checksum);
     ctx.insert("agent_source", &agent_source);
     ctx.insert("agent_kube_logs", &kube_logs);

@@ -49,3 +49,14 @@ pub const TELEGRAF_BINARY: &str = "/usr/bin/telegraf";
 pub const AGENT_BINARY: &str = "/usr/local/bin/kovenant";
 /// influxd of the official influxdb:2 image: its writes of what telegraf sends are not traffic.
 pub const INFLUXDB_BINARY: &str = "/usr/local/bin/influxd";
+
+/// The retention policy (InfluxQL) of the pod-level data, and the measurement it holds.
+pub const POD_RP: &str = "pods";
+pub const POD_MEASUREMENT: &str = "pod_activity";
+
+/// The pod-level bucket: `<bucket>/pods`, which InfluxDB 2.x's virtual DBRP mapping serves to
+/// InfluxQL as database `<bucket>`, retention policy `pods` (and InfluxDB 1.8's v2 write API
+/// reads as the same database and retention policy).
+pub fn pod_bucket(bucket: &str) -> String {
+    format!("{bucket}/{POD_RP}")
+}

@@ -56,6 +56,12 @@ pub fn fixture() -> &'static Fixture {
         let expected: Value = read_json(&dir.path().join("expected.json"));
         influx(&url, "", "DROP DATABASE kovenant_dashboards_test");
         influx(&url, "", "CREATE DATABASE kovenant_dashboards_test");
+        // The chart's "<bucket>/pods" bucket, as InfluxQL sees it (DESIGN.md section 3).
+        influx(
+            &url,
+            "",
+            "CREATE RETENTION POLICY \"pods\" ON kovenant_dashboards_test DURATION 0s REPLICATION 1",
+        );
         let lines = fill_influx(&url, &db, dir.path());
         let points = lines
             .lines()
@@ -73,6 +79,7 @@ pub fn fixture() -> &'static Fixture {
 
 /// Writes the agent's output for the corpus in `dir` to `db` and returns the line protocol: the
 /// real `kovenant agent --source stdin --cluster-snapshot cluster.json < events.jsonl`.
+/// `pod_activity` goes to retention policy `pods`, as telegraf routes it to `<bucket>/pods`.
 pub fn fill_influx(url: &str, db: &str, dir: &Path) -> String {
     let events = std::fs::File::open(dir.join("events.jsonl")).expect("open events.jsonl");
     let out = kovenant()
@@ -87,9 +94,15 @@ pub fn fill_influx(url: &str, db: &str, dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines = String::from_utf8(out.stdout).expect("line protocol is UTF-8");
-    let resp = ureq::post(format!("{url}/write?db={db}&precision=ns")).send(lines.as_bytes());
-    if let Err(e) = resp {
-        panic!("writing the agent's line protocol to {url}: {e}");
+    let (pods, rest): (Vec<&str>, Vec<&str>) =
+        lines.lines().partition(|l| l.starts_with("pod_activity,"));
+    for (rp, part) in [("pods", pods), ("autogen", rest)] {
+        let body = part.join("\n");
+        let resp =
+            ureq::post(format!("{url}/write?db={db}&rp={rp}&precision=ns")).send(body.as_bytes());
+        if let Err(e) = resp {
+            panic!("writing the agent's line protocol to {url} ({rp}): {e}");
+        }
     }
     lines
 }

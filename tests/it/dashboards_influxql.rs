@@ -17,6 +17,9 @@ fn column_value(measurement: &str, column: &str, p: &Point) -> i64 {
         ("tcp_flow", "secondarystat") => f("connects"),
         ("pod_io", "bytes") => f("read_bytes") + f("write_bytes"),
         ("pod_io", "calls") => f("reads") + f("writes"),
+        ("pod_activity", "bytes") => f("read_bytes") + f("write_bytes"),
+        ("pod_activity", "calls") => f("reads") + f("writes"),
+        ("pod_activity", "tcp_bytes") => f("send_bytes") + f("recv_bytes"),
         (_, field) if p.fields.contains_key(field) => f(field),
         other => panic!("value column {other:?} means nothing the test knows"),
     }

@@ -16,7 +16,10 @@ pub fn variable_tag(measurement: &str, var: &str) -> &'static str {
         ("tcp_flow", "peer") => "peer_type",
         ("pod_io", "namespace") => "namespace",
         ("pod_io", "workload") => "workload",
-        ("pod_io", "pod") => "pod",
+        ("pod_activity", "namespace") => "namespace",
+        ("pod_activity", "workload") => "workload",
+        ("pod_activity", "release") => "release",
+        ("pod_activity", "pod") => "pod",
         other => panic!("no tag for variable {other:?}"),
     }
 }
@@ -45,7 +48,7 @@ pub fn scenarios(points: &[Point]) -> Vec<(String, Scenario)> {
     })[0]
         .clone();
     let release = most("tcp_flow", "src_release", &|_| true)[0].clone();
-    let pod = most("pod_io", "pod", &|p| p.tag("namespace") == ns)[0].clone();
+    let pod = most("pod_activity", "pod", &|p| p.tag("namespace") == ns)[0].clone();
     let s = |pairs: &[(&'static str, Vec<String>)]| pairs.iter().cloned().collect::<Scenario>();
     vec![
         ("all".into(), Scenario::new()),
@@ -161,13 +164,17 @@ pub fn predicate(
     }
 }
 
-/// `FROM "m"` of a query.
+/// The measurement of a query's `FROM "m"` or `FROM "rp"."m"`.
 pub fn measurement(text: &str) -> String {
     let after = text
         .split("FROM \"")
         .nth(1)
         .unwrap_or_else(|| panic!("no FROM in {text}"));
-    after.split('"').next().unwrap_or_default().to_string()
+    let (first, rest) = after.split_once('"').unwrap_or_default();
+    match rest.strip_prefix(".\"") {
+        Some(m) => m.split('"').next().unwrap_or_default().to_string(),
+        None => first.to_string(),
+    }
 }
 
 /// Every InfluxQL query of every dashboard.

@@ -21,6 +21,7 @@ mod image;
 mod readme;
 mod render;
 mod schemas;
+mod series_budget;
 mod support;
 mod terminal;
 mod values;
