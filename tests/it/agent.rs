@@ -84,13 +84,19 @@ fn agent_folds_keys_over_the_cap_into_peer_other() {
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(["--max-keys", "50", "--window", "1h"]);
     let points = parse_lp(&run_agent(&args, Some(&c.path("events.jsonl"))));
+    // The cap is on the window's keys: one per pod (each pod_activity point) and peer.
     let keys = points
         .iter()
-        .filter(|p| p.measurement != "kovenant_agent")
+        .filter(|p| p.measurement != "kovenant_agent" && p.measurement != "pod_activity")
         .count();
     let t = agent_totals(&points);
     assert!(keys <= 50 + 50 / 16 + 16 + 2, "{keys} keys");
-    assert_eq!(t["keys"], keys as i64);
+    assert!(
+        t["keys"] >= keys as i64,
+        "{} keys counted, {keys} written",
+        t["keys"]
+    );
+    assert!(t["keys"] <= 50 + 50 / 16 + 16 + 2, "{} keys", t["keys"]);
     assert!(t["dropped_keys"] > 0);
     assert!(
         points

@@ -71,7 +71,16 @@ fn agent_attributes_the_2022_cluster_events() {
     assert_eq!(tag("src_workload"), Some("keycloak-operator"));
     assert_eq!(tag("src_kind"), Some("Deployment"));
     assert_eq!(tag("src_release"), Some("sso"));
-    assert_eq!(tag("src_pod"), Some("keycloak-operator-5bc7649f79-nnpjh"));
+    // The pod is in pod_activity; tcp_flow is kept per workload.
+    assert_eq!(tag("src_pod"), None);
+    let pods: Vec<_> = points
+        .iter()
+        .filter(|p| p.measurement == "pod_activity")
+        .collect();
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].tags["pod"], "keycloak-operator-5bc7649f79-nnpjh");
+    assert_eq!(pods[0].tags["workload"], "keycloak-operator");
+    assert_eq!(pods[0].fields["recv_bytes"], 87_952);
     assert_eq!(tag("peer_type"), Some("node"));
     assert_eq!(tag("peer_name"), Some("mgmt"));
     assert_eq!(tag("port"), Some("443"));
@@ -101,11 +110,17 @@ fn agent_attributes_the_docs_syscalls() {
         .iter()
         .find(|p| p.fields["reads"] == 1)
         .expect("the read");
-    assert_eq!(read.tags["pod"], "elasticsearch-56f8fc6988-65smb");
+    assert_eq!(read.tags.get("pod"), None, "pod_io is kept per workload");
     assert_eq!(read.tags["workload"], "elasticsearch-56f8fc6988-65smb");
     assert_eq!(read.tags["kind"], "Pod");
     assert_eq!(read.tags["node"], "minikube");
     assert_eq!(read.fields["read_bytes"], 65_536);
+    let pod = points
+        .iter()
+        .find(|p| p.measurement == "pod_activity" && p.fields["reads"] == 1)
+        .expect("the reading pod");
+    assert_eq!(pod.tags["pod"], "elasticsearch-56f8fc6988-65smb");
+    assert_eq!(pod.fields["read_bytes"], 65_536);
 }
 
 /// Real Tetragon output of a write(2) kprobe, as kovenant's policy and as a user's own policy on

@@ -271,19 +271,27 @@ fn telegraf_runs_the_agent_and_writes_to_the_influxdb_service() {
     let cm = object("ConfigMap");
     let conf = cm["data"]["telegraf.conf"].as_str().expect("telegraf.conf");
     for line in [
-        r#"command = ["/usr/local/bin/kovenant", "agent", "--source", "file:/var/log/tetragon/tetragon.log", "--tetragon-namespace", "kube-system", "--tetragon-node", "${NODE_NAME}", "--window", "10s", "--max-keys", "50000"]"#,
+        r#"command = ["/usr/local/bin/kovenant", "agent", "--source", "file:/var/log/tetragon/tetragon.log", "--tetragon-namespace", "kube-system", "--tetragon-node", "${NODE_NAME}", "--window", "10s", "--max-keys", "50000", "--top-peers", "20"]"#,
         r#"signal = "none""#,
         r#"data_format = "influx""#,
         r#"urls = ["http://kovenant-influxdb.kovenant.svc:8086"]"#,
         r#"token = "${INFLUX_TOKEN}""#,
         r#"organization = "kovenant""#,
         r#"bucket = "tetragon""#,
+        r#"namedrop = ["pod_activity"]"#,
+        r#"bucket = "tetragon/pods""#,
+        r#"namepass = ["pod_activity"]"#,
     ] {
         assert!(
             conf.lines().any(|l| l.trim() == line),
             "telegraf.conf lacks `{line}`:\n{conf}"
         );
     }
+    // Two outputs: pod_activity only to the pod-level bucket, everything else to the bucket.
+    let outputs: Vec<&str> = conf.split("[[outputs.influxdb_v2]]").skip(1).collect();
+    assert_eq!(outputs.len(), 2, "{conf}");
+    assert!(outputs[0].contains(r#"bucket = "tetragon""#) && outputs[0].contains("namedrop"));
+    assert!(outputs[1].contains(r#"bucket = "tetragon/pods""#) && outputs[1].contains("namepass"));
 }
 
 #[test]

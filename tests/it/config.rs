@@ -129,7 +129,8 @@ fn every_key_reaches_its_setting() {
         KOVENANT_TETRAGON_CHART_REPO=http://charts.local/t\nKOVENANT_PROMETHEUS_CHART_VERSION=30.0.0\n\
         KOVENANT_PROMETHEUS_CHART_REPO=http://charts.local/p\nKOVENANT_GRAFANA_CHART_VERSION=13.0.0\n\
         KOVENANT_GRAFANA_CHART_REPO=http://charts.local/g\nKOVENANT_SCRAPE_INTERVAL=1m\n\
-        KOVENANT_AGENT_WINDOW=500ms\nKOVENANT_AGENT_MAX_KEYS=7\nKOVENANT_AGENT_SOURCE=kube-logs\nGRAFANA_PORT=80\n\
+        KOVENANT_AGENT_WINDOW=500ms\nKOVENANT_AGENT_MAX_KEYS=7\nKOVENANT_AGENT_TOP_PEERS=0\n\
+        KOVENANT_POD_RETENTION=6h\nKOVENANT_AGENT_SOURCE=kube-logs\nGRAFANA_PORT=80\n\
         GRAFANA_ADMIN_USER=root\nGRAFANA_ADMIN_PASSWORD=g-pass\nDOCKER_INFLUXDB_INIT_ORG=o\n\
         DOCKER_INFLUXDB_INIT_BUCKET=b\nDOCKER_INFLUXDB_INIT_RETENTION=0\n\
         DOCKER_INFLUXDB_INIT_USERNAME=u\nDOCKER_INFLUXDB_INIT_PASSWORD='pa ss wo rd'\n\
@@ -165,6 +166,7 @@ fn every_key_reaches_its_setting() {
             org: "o".into(),
             bucket: "b".into(),
             retention: Duration::ZERO,
+            pod_retention: Duration::from_secs(6 * 3600),
             username: "u".into(),
             password: Some(Secret::new("pa ss wo rd")),
             admin_token: Some(Secret::new("tok")),
@@ -175,6 +177,7 @@ fn every_key_reaches_its_setting() {
         scrape_interval: Duration::from_secs(60),
         agent_window: Duration::from_millis(500),
         agent_max_keys: 7,
+        agent_top_peers: 0,
         agent_source: AgentSource::KubeLogs,
         warnings: vec![],
     };

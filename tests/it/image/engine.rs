@@ -213,7 +213,7 @@ fn the_agent_inside_the_image_turns_a_fixture_into_line_protocol() {
         "{inside_points:?}"
     );
     assert!(inside_points.iter().all(|l| {
-        ["tcp_flow", "pod_io", "kovenant_agent"]
+        ["tcp_flow", "pod_io", "pod_activity", "kovenant_agent"]
             .iter()
             .any(|m| l.starts_with(&format!("{m},")) || l.starts_with(&format!("{m} ")))
     }));
