@@ -279,12 +279,6 @@ fn a_day_of_hourly_rollouts_stays_within_the_series_budget() {
     assert_eq!(count("pod_io"), groups.len(), "pod_io series");
     assert_eq!(count("kovenant_agent"), 1);
     let expected = all_pods.len() + groups.len() * 7 + 1;
-    eprintln!(
-        "series after the day: {} ({} pods, {} node-workload pairs)",
-        keys.len(),
-        all_pods.len(),
-        groups.len()
-    );
     assert_eq!(keys.len(), expected, "every series is one of the above");
     assert!(
         keys.len() < 50_000,
