@@ -62,7 +62,22 @@ fn top_by_release_prints_the_ground_truth_totals() {
     );
     let q = format!("CREATE DATABASE \"{}\"", s.bucket);
     super::influx(&s.influxdb, "/query", &[("q", &q)], "");
-    super::influx(&s.influxdb, "/write", &[("db", &s.bucket)], &lp);
+    // The bucket "<bucket>/pods" as InfluxQL sees it, and telegraf's routing into it.
+    let q = format!(
+        "CREATE RETENTION POLICY \"pods\" ON \"{}\" DURATION 1d REPLICATION 1",
+        s.bucket
+    );
+    super::influx(&s.influxdb, "/query", &[("q", &q)], "");
+    let (pods, rest): (Vec<&str>, Vec<&str>) =
+        lp.lines().partition(|l| l.starts_with("pod_activity,"));
+    let pods_rp = [("db", s.bucket.as_str()), ("rp", "pods")];
+    super::influx(&s.influxdb, "/write", &pods_rp, &pods.join("\n"));
+    super::influx(
+        &s.influxdb,
+        "/write",
+        &[("db", &s.bucket)],
+        &rest.join("\n"),
+    );
 
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap())
@@ -184,6 +199,44 @@ fn top_by_release_prints_the_ground_truth_totals() {
     assert_eq!(
         run.stdout.lines().next(),
         Some("FLOWS (last 15m, by release)"),
+        "{run}"
+    );
+
+    // Per pod, from the pod-level series: every pod's figures add up to the ground truth.
+    let run = s.run(&[
+        "top",
+        "--env-file",
+        &env,
+        "--since",
+        "15m",
+        "--by",
+        "pod",
+        "--limit",
+        "100000",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    let sum = |rows: &Value, f: &str| -> i64 {
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r[f].as_i64().unwrap_or(0))
+            .sum()
+    };
+    let want_send: i64 = truth.values().map(|t| t.0).sum();
+    let want_recv: i64 = truth.values().map(|t| t.1).sum();
+    let want_read: i64 = io.values().map(|t| t.0).sum();
+    assert_eq!(sum(&v["flows"], "send_bytes"), want_send, "{run}");
+    assert_eq!(sum(&v["flows"], "recv_bytes"), want_recv, "{run}");
+    assert_eq!(sum(&v["pods"], "read_bytes"), want_read, "{run}");
+    assert!(
+        v["flows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["pod"].as_str().is_some_and(|p| !p.is_empty())),
         "{run}"
     );
     s.cleanup();
