@@ -96,6 +96,30 @@ async fn client(global: &GlobalArgs) -> Result<kube::Client> {
     }
 }
 
+/// Whether stdin is a pipe (or a socket): what a parent that feeds or watches us gives, never a
+/// terminal, a file or /dev/null.
+fn stdin_is_pipe() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+}
+
+/// telegraf's execd input stops its child by closing the child's stdin, and sends SIGTERM only
+/// 5 s later: with a source other than stdin, the end of a piped stdin stops the agent as
+/// SIGTERM does (the open window is flushed), so telegraf stops at once.
+fn stop_at_end_of_stdin(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        // telegraf sends nothing with signal = "none"; whatever comes is not ours to read.
+        let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let source = Source::parse(&args.source)?;
     if !matches!(source, Source::File(_)) {
@@ -120,6 +144,9 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Error::step("agent", format!("cannot handle signals: {e}")))?;
+    }
+    if source != Source::Stdin && stdin_is_pipe() {
+        stop_at_end_of_stdin(Arc::clone(&stop));
     }
     // Only live knowledge or the kube-logs source need a runtime and a client.
     let needs_api = args.cluster_snapshot.is_none() || source == Source::KubeLogs;
