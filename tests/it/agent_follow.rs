@@ -54,7 +54,7 @@ fn append(path: &Path, bytes: &[u8]) {
 /// truncation, lines the reader has not reached are lost to any reader (logrotate's
 /// copytruncate has the same caveat), so the test waits for the agent instead of guessing a
 /// sleep long enough on a loaded machine.
-fn wait_read(pid: u32, path: &Path) {
+pub fn wait_read(pid: u32, path: &Path) {
     let want = std::fs::canonicalize(path).expect("log path");
     let start = std::time::Instant::now();
     loop {
