@@ -34,12 +34,20 @@ impl Influx<'_> {
     /// `SELECT sum(f)... GROUP BY key` as the same shape as `sum` over parsed points (empty
     /// when the measurement has no points yet, 0 for a field with no value).
     pub fn sums(&self, measurement: &str, key: &[&str], fields: &[&str]) -> Sums {
+        self.sums_in("autogen", measurement, key, fields)
+    }
+
+    /// As `sums`, from retention policy `rp`.
+    pub fn sums_in(&self, rp: &str, measurement: &str, key: &[&str], fields: &[&str]) -> Sums {
         let select: Vec<String> = fields
             .iter()
             .map(|f| format!("sum(\"{f}\") AS \"{f}\""))
             .collect();
         let group: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
-        let mut q = format!("SELECT {} FROM \"{measurement}\"", select.join(","));
+        let mut q = format!(
+            "SELECT {} FROM \"{rp}\".\"{measurement}\"",
+            select.join(",")
+        );
         if !group.is_empty() {
             q += &format!(" GROUP BY {}", group.join(","));
         }
