@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds, from their Go modules, the real cluster-side tools the tests run, and caches each by
+# Builds, from their Go modules, the real tools the tests run beside kovenant, and caches each by
 # version outside the repository, so a second run on the same machine builds nothing:
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm 4, helm 3, helm-diff.
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm 4, helm 3, helm-diff,
+#   telegraf (only the plugins kovenant's telegraf.conf uses) and InfluxDB 1.8's influxd (it
+#   speaks the v2 write API of telegraf's outputs.influxdb_v2, which Debian's InfluxDB 1.6 does
+#   not; 1.9 and later need flux's Rust libflux through cgo, 1.8 is pure Go).
 #   .ci/tools.sh [NAME...]   -> builds what is missing; prints NAME=PATH lines
 # The cache is $KOVENANT_TOOLS_CACHE (default ~/.cache/kovenant/tools), one folder per tool and version.
 set -euo pipefail
@@ -12,6 +15,13 @@ KWOK_VERSION=v0.8.0
 HELM4_VERSION=v4.3.1
 HELM3_VERSION=v3.22.0
 HELM_DIFF_VERSION=v3.13.2
+# The telegraf of the image the agent ships in (pins::TELEGRAF_IMAGE in src/config/mod.rs; the
+# test tests/it/telegraf.rs checks they agree).
+TELEGRAF_VERSION=v1.36.4
+# telegraf's `custom` tag leaves every plugin out but the ones named: those of telegraf.conf in
+# templates/pipeline/templates/agent-configmap.yaml.
+TELEGRAF_TAGS=custom,inputs.execd,outputs.influxdb_v2,parsers.influx
+INFLUXDB18_VERSION=v1.8.10
 # The checksum database does not list helm-diff's module, so its hash is pinned here instead
 # (as `go mod download -json` reported them).
 HELM_DIFF_SUM="h1:F7kOKV72i5S6FZilOOnntN0n2Alp0FJovk1Wr8cx+t8="
@@ -118,8 +128,30 @@ build_helm_diff() {
   rm -rf "$dir"
 }
 
+build_telegraf() {
+  local out=$cache/telegraf-$TELEGRAF_VERSION
+  [ -x "$out/telegraf" ] && return
+  log "building telegraf $TELEGRAF_VERSION ($TELEGRAF_TAGS)"
+  GOBIN=$out.tmp go install -trimpath -tags "$TELEGRAF_TAGS" \
+    -ldflags "-s -w -X github.com/influxdata/telegraf/internal.Version=${TELEGRAF_VERSION#v}" \
+    "github.com/influxdata/telegraf/cmd/telegraf@$TELEGRAF_VERSION"
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+}
+
+# influxd 1.8: its flux (v0.65) uses the Rust libflux only under the `libflux` tag, so CGO stays off.
+build_influxdb18() {
+  local out=$cache/influxdb-$INFLUXDB18_VERSION
+  [ -x "$out/influxd" ] && return
+  log "building influxd $INFLUXDB18_VERSION"
+  GOBIN=$out.tmp go install -trimpath -ldflags "-s -w -X main.version=${INFLUXDB18_VERSION#v}" \
+    "github.com/influxdata/influxdb/cmd/influxd@$INFLUXDB18_VERSION"
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+}
+
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(etcd kube kwok helm4 helm3 helm-diff)
+[ ${#want[@]} -gt 0 ] || want=(etcd kube kwok helm4 helm3 helm-diff telegraf influxdb18)
 for t in "${want[@]}"; do
   case "$t" in
   etcd) build_etcd; echo "ETCD=$cache/etcd-$ETCD_VERSION/etcd" ;;
@@ -134,6 +166,8 @@ for t in "${want[@]}"; do
   helm4) build_helm 4 "$HELM4_VERSION"; echo "HELM4=$cache/helm-$HELM4_VERSION/helm" ;;
   helm3) build_helm 3 "$HELM3_VERSION"; echo "HELM3=$cache/helm-$HELM3_VERSION/helm" ;;
   helm-diff) build_helm_diff; echo "HELM_PLUGINS=$cache/helm-diff-$HELM_DIFF_VERSION/plugins" ;;
+  telegraf) build_telegraf; echo "TELEGRAF=$cache/telegraf-$TELEGRAF_VERSION/telegraf" ;;
+  influxdb18) build_influxdb18; echo "INFLUXD18=$cache/influxdb-$INFLUXDB18_VERSION/influxd" ;;
   *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done

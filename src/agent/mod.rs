@@ -24,8 +24,10 @@ mod tags;
 mod time;
 
 use std::io::{self, BufWriter};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use crate::backend;
 use crate::cli::{AgentArgs, GlobalArgs};
@@ -96,6 +98,58 @@ async fn client(global: &GlobalArgs) -> Result<kube::Client> {
     }
 }
 
+/// Whether `fd` is a pipe (or a socket): what a parent that feeds or reads us gives, never a
+/// terminal, a file or /dev/null.
+fn is_pipe(fd: BorrowedFd<'_>) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fd.try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+}
+
+fn stdin_is_pipe() -> bool {
+    is_pipe(io::stdin().as_fd())
+}
+
+/// telegraf's execd reads the agent's stdout and stderr while it waits for the agent to exit, and
+/// closes both pipes as soon as the agent has exited (Go's exec.Cmd.Wait): what the agent wrote
+/// last and telegraf had not read yet would be lost, and telegraf logs "read |0: file already
+/// closed" as an error. So, when stdout is a pipe, the agent waits (at most 2 s) until its reader
+/// has taken everything from it, then ends both streams (replaced by /dev/null) and gives the
+/// readers a moment to see their end before it exits.
+fn hand_over_output() {
+    use std::io::Write;
+    let stdout = io::stdout();
+    let _ = stdout.lock().flush();
+    if !is_pipe(stdout.as_fd()) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while rustix::io::ioctl_fionread(stdout.as_fd()).is_ok_and(|unread| unread > 0)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = io::stderr().flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// telegraf's execd input stops its child by closing the child's stdin, and sends SIGTERM only
+/// 5 s later: with a source other than stdin, the end of a piped stdin stops the agent as
+/// SIGTERM does (the open window is flushed), so telegraf stops at once.
+fn stop_at_end_of_stdin(stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        // telegraf sends nothing with signal = "none"; whatever comes is not ours to read.
+        let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let source = Source::parse(&args.source)?;
     if !matches!(source, Source::File(_)) {
@@ -120,6 +174,9 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Error::step("agent", format!("cannot handle signals: {e}")))?;
+    }
+    if source != Source::Stdin && stdin_is_pipe() {
+        stop_at_end_of_stdin(Arc::clone(&stop));
     }
     // Only live knowledge or the kube-logs source need a runtime and a client.
     let needs_api = args.cluster_snapshot.is_none() || source == Source::KubeLogs;
@@ -217,8 +274,12 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
     if let Some((rt, _)) = runtime {
         rt.shutdown_background();
     }
+    drop(d);
     match finished {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            hand_over_output();
+            Ok(())
+        }
         // The reader of our output went away (telegraf stopping): nothing left to tell.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::step("agent", format!("{}: {e}", args.source))),

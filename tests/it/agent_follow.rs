@@ -54,7 +54,7 @@ fn append(path: &Path, bytes: &[u8]) {
 /// truncation, lines the reader has not reached are lost to any reader (logrotate's
 /// copytruncate has the same caveat), so the test waits for the agent instead of guessing a
 /// sleep long enough on a loaded machine.
-fn wait_read(pid: u32, path: &Path) {
+pub fn wait_read(pid: u32, path: &Path) {
     let want = std::fs::canonicalize(path).expect("log path");
     let start = std::time::Instant::now();
     loop {
@@ -182,4 +182,49 @@ fn agent_reports_every_window_while_input_is_idle() {
         agent.len()
     );
     assert!(agent.iter().all(|p| p.fields["lines"] == 0));
+}
+
+/// telegraf's execd input stops its child by closing the child's stdin (SIGTERM comes 5 s
+/// later): with a file source, the end of a piped stdin stops the agent as SIGTERM does, with
+/// what it counted flushed. Stdin that is not a pipe (a terminal, /dev/null) is never read.
+#[test]
+fn agent_with_a_file_source_stops_when_its_piped_stdin_ends() {
+    let c = Corpus::generate(2_000, 8, 0.01);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("tetragon.log");
+    append(&log, b"");
+    let src = format!("file:{}", log.display());
+    let snap = c.path("cluster.json").display().to_string();
+    let mut child = crate::support::kovenant()
+        .args(["agent", "--source", &src, "--cluster-snapshot", &snap])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the agent");
+    let stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).expect("read agent output");
+        s
+    });
+    pause();
+    append(&log, &std::fs::read(c.path("events.jsonl")).unwrap());
+    wait_read(child.id(), &log);
+    let closed = std::time::Instant::now();
+    drop(stdin);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if closed.elapsed() > Duration::from_secs(2) {
+            child.kill().expect("kill");
+            child.wait().expect("reap");
+            panic!("the agent still runs 2 s after its stdin closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "agent exit status: {status}");
+    let out = reader.join().expect("reader thread");
+    assert_ground_truth(&parse_lp(&out), &c.expected());
 }

@@ -6,41 +6,78 @@ use serde_json::Value;
 
 use crate::agent_support::*;
 
-fn query(base: &str, db: &str, q: &str) -> Value {
-    let mut resp = ureq::post(format!("{base}/query"))
-        .send_form([("db", db), ("q", q)])
-        .unwrap_or_else(|e| panic!("InfluxQL {q}: {e}"));
-    let text = resp.body_mut().read_to_string().expect("query body");
-    serde_json::from_str(&text).expect("InfluxDB answers JSON")
+/// A database of a real InfluxDB 1.x, queried with InfluxQL (with a login when the server has
+/// auth on, sent as InfluxDB 1.8 reads it from a v2 client: `Authorization: Token user:password`).
+pub struct Influx<'a> {
+    pub base: &'a str,
+    pub db: &'a str,
+    pub login: Option<(&'a str, &'a str)>,
 }
 
-/// `SELECT sum(f)... GROUP BY key` as the same shape as `sum` over parsed points.
-fn influx_sums(base: &str, db: &str, measurement: &str, key: &[&str], fields: &[&str]) -> Sums {
-    let select: Vec<String> = fields
-        .iter()
-        .map(|f| format!("sum(\"{f}\") AS \"{f}\""))
-        .collect();
-    let group: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
-    let mut q = format!("SELECT {} FROM \"{measurement}\"", select.join(","));
-    if !group.is_empty() {
-        q += &format!(" GROUP BY {}", group.join(","));
+impl Influx<'_> {
+    pub fn query(&self, q: &str) -> Value {
+        let mut req = ureq::post(format!("{}/query", self.base));
+        if let Some((user, password)) = self.login {
+            req = req.header("Authorization", format!("Token {user}:{password}"));
+        }
+        let mut resp = req
+            .send_form([("db", self.db), ("q", q)])
+            .unwrap_or_else(|e| panic!("InfluxQL {q}: {e}"));
+        let text = resp.body_mut().read_to_string().expect("query body");
+        let v: Value = serde_json::from_str(&text).expect("InfluxDB answers JSON");
+        if let Some(e) = v["results"][0].get("error") {
+            panic!("InfluxQL {q}: {e}");
+        }
+        v
     }
-    let v = query(base, db, &q);
-    let mut out = Sums::new();
-    for s in v["results"][0]["series"].as_array().expect("series") {
-        let k = key
-            .iter()
-            .map(|t| s["tags"][*t].as_str().unwrap_or("").to_string())
-            .collect();
-        let row = &s["values"][0];
-        let f: BTreeMap<String, i64> = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.to_string(), row[i + 1].as_i64().expect("integer sum")))
-            .collect();
-        out.insert(k, f);
+
+    /// `SELECT sum(f)... GROUP BY key` as the same shape as `sum` over parsed points (empty
+    /// when the measurement has no points yet, 0 for a field with no value).
+    pub fn sums(&self, measurement: &str, key: &[&str], fields: &[&str]) -> Sums {
+        self.sums_in("autogen", measurement, key, fields)
     }
-    out
+
+    /// As `sums`, from retention policy `rp`.
+    pub fn sums_in(&self, rp: &str, measurement: &str, key: &[&str], fields: &[&str]) -> Sums {
+        let select: Vec<String> = fields
+            .iter()
+            .map(|f| format!("sum(\"{f}\") AS \"{f}\""))
+            .collect();
+        let group: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
+        let mut q = format!(
+            "SELECT {} FROM \"{rp}\".\"{measurement}\"",
+            select.join(",")
+        );
+        if !group.is_empty() {
+            q += &format!(" GROUP BY {}", group.join(","));
+        }
+        let v = self.query(&q);
+        let mut out = Sums::new();
+        for s in v["results"][0]["series"].as_array().into_iter().flatten() {
+            let k = key
+                .iter()
+                .map(|t| s["tags"][*t].as_str().unwrap_or("").to_string())
+                .collect();
+            let row = &s["values"][0];
+            let f: BTreeMap<String, i64> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    // null: no value of that field (yet: InfluxDB stores each field of a
+                    // point apart, and a query amid a write may see some of them).
+                    let v = match &row[i + 1] {
+                        Value::Null => 0,
+                        v => v
+                            .as_i64()
+                            .unwrap_or_else(|| panic!("{measurement}: sum({f}) {s}")),
+                    };
+                    (f.to_string(), v)
+                })
+                .collect();
+            out.insert(k, f);
+        }
+        out
+    }
 }
 
 #[test]
@@ -57,26 +94,25 @@ fn agent_output_is_accepted_and_summed_by_real_influxdb() {
         .unwrap()
         .as_nanos();
     let db = format!("kovenant_agent_{}_{nanos}", std::process::id());
-    query(&base, &db, &format!("CREATE DATABASE \"{db}\""));
+    let influx = Influx {
+        base: &base,
+        db: &db,
+        login: None,
+    };
+    influx.query(&format!("CREATE DATABASE \"{db}\""));
     let write = ureq::post(format!("{base}/write?db={db}&precision=ns")).send(out.as_bytes());
     if let Err(e) = write {
         panic!("InfluxDB rejected the agent's line protocol: {e}");
     }
     let expected = c.expected();
-    let flows = influx_sums(&base, &db, "tcp_flow", &FLOW_KEY, &FLOW_FIELDS);
+    let flows = influx.sums("tcp_flow", &FLOW_KEY, &FLOW_FIELDS);
     assert_eq!(
         flows,
         expected_sums(&expected, "flows", &FLOW_KEY, &FLOW_FIELDS)
     );
-    let io = influx_sums(&base, &db, "pod_io", &IO_KEY, &IO_FIELDS);
+    let io = influx.sums("pod_io", &IO_KEY, &IO_FIELDS);
     assert_eq!(io, expected_sums(&expected, "io", &IO_KEY, &IO_FIELDS));
-    let agent = influx_sums(
-        &base,
-        &db,
-        "kovenant_agent",
-        &[],
-        &["lines", "bad_lines", "ignored"],
-    );
+    let agent = influx.sums("kovenant_agent", &[], &["lines", "bad_lines", "ignored"]);
     let totals = &agent[&Vec::<String>::new()];
     assert_eq!(
         totals["lines"],
@@ -90,5 +126,5 @@ fn agent_output_is_accepted_and_summed_by_real_influxdb() {
         totals["ignored"],
         expected["counts"]["ignored_events"].as_i64().unwrap()
     );
-    query(&base, &db, &format!("DROP DATABASE \"{db}\""));
+    influx.query(&format!("DROP DATABASE \"{db}\""));
 }

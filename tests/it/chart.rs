@@ -234,7 +234,8 @@ fn kinds_of(objects: Vec<(String, Json)>) -> Vec<String> {
     kinds
 }
 
-fn object(kind: &str) -> Json {
+/// The first object of `kind` the chart renders with its default values.
+pub fn object(kind: &str) -> Json {
     objects()
         .into_iter()
         .map(|(_, o)| o)

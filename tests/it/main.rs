@@ -23,5 +23,6 @@ mod render;
 mod schemas;
 mod series_budget;
 mod support;
+mod telegraf;
 mod terminal;
 mod values;

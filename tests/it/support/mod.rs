@@ -32,6 +32,25 @@ pub fn service(var: &str) -> String {
     }
 }
 
+/// A binary that `.ci/tools.sh NAME` builds from its Go module (cached by version), from the
+/// environment variable `.ci/cluster.sh` writes from tools.sh's `NAME=PATH` lines. A test that
+/// needs it fails (never skips) when it is missing, saying how to build it.
+pub fn tool(var: &str, name: &str) -> PathBuf {
+    let path = match std::env::var(var) {
+        Ok(v) if !v.is_empty() => PathBuf::from(v),
+        _ => panic!(
+            "{var} is not set: this test needs the real binary that `.ci/tools.sh {name}` builds \
+             (run ./.ci/run, or `export {var}=$(.ci/tools.sh {name} | cut -d= -f2)`)"
+        ),
+    };
+    assert!(
+        path.is_file(),
+        "{var}={}: no such file; build it with `.ci/tools.sh {name}`",
+        path.display()
+    );
+    path
+}
+
 /// `../shared`, where the fixtures, corpus tool and upstream schemas live.
 pub fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
