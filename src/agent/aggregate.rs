@@ -17,18 +17,19 @@ pub const FLOW_FIELDS: [&str; 6] = [
 ];
 pub const IO_FIELDS: [&str; 4] = ["reads", "read_bytes", "writes", "write_bytes"];
 /// `pod_activity`: a pod's traffic and I/O in one point, the fields of both.
-pub const POD_FIELDS: [&str; 10] = [
-    "connects",
-    "closes",
-    "sends",
-    "send_bytes",
-    "recvs",
-    "recv_bytes",
-    "reads",
-    "read_bytes",
-    "writes",
-    "write_bytes",
-];
+pub const POD_FIELDS: [&str; 10] = {
+    let mut out = [""; 10];
+    let mut i = 0;
+    while i < 10 {
+        out[i] = if i < 6 {
+            FLOW_FIELDS[i]
+        } else {
+            IO_FIELDS[i - 6]
+        };
+        i += 1;
+    }
+    out
+};
 const AGENT_FIELDS: [&str; 8] = [
     "lines",
     "events",

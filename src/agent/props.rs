@@ -23,16 +23,17 @@ fn mangle(line: &str, cut: usize, flips: &[(usize, u8)]) -> Vec<u8> {
     b
 }
 
+/// An agent with no cluster knowledge and 10 s windows.
+fn agent(max_keys: usize, top_peers: usize) -> Agent {
+    let limits = Limits {
+        max_keys,
+        top_peers,
+    };
+    Agent::new(Arc::new(Index::default()), 10_000_000_000, limits, "n")
+}
+
 fn run(lines: &[Vec<u8>]) -> (super::aggregate::Stats, String) {
-    let mut agent = Agent::new(
-        Arc::new(Index::default()),
-        10_000_000_000,
-        Limits {
-            max_keys: 8,
-            top_peers: 0,
-        },
-        "n",
-    );
+    let mut agent = agent(8, 0);
     let mut out = Vec::new();
     for l in lines {
         let clean: Vec<u8> = l.iter().copied().filter(|&c| c != b'\n').collect();
@@ -200,15 +201,7 @@ fn top_peers_folds_the_long_tail_of_addresses() {
     }
     lines.push(recv("auth-1", "140.82.0.6", 80, 10));
     lines.push(recv("auth-0", "10.243.0.9", 8443, 500));
-    let mut agent = Agent::new(
-        Arc::new(Index::default()),
-        10_000_000_000,
-        Limits {
-            max_keys: 100,
-            top_peers: 3,
-        },
-        "n",
-    );
+    let mut agent = agent(100, 3);
     let mut out = Vec::new();
     for l in &lines {
         agent.feed(l, &mut out).expect("writing to a Vec");

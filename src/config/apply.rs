@@ -43,7 +43,7 @@ pub fn apply(c: &mut Config, key: &str, v: &str) -> Checked<()> {
         "GRAFANA_ADMIN_USER" => c.grafana.admin_user = word(v)?,
         "GRAFANA_ADMIN_PASSWORD" => c.grafana.admin_password = grafana_password(v)?,
         "DOCKER_INFLUXDB_INIT_ORG" => c.influxdb.org = word(v)?,
-        "DOCKER_INFLUXDB_INIT_BUCKET" => c.influxdb.bucket = word(v)?,
+        "DOCKER_INFLUXDB_INIT_BUCKET" => c.influxdb.bucket = bucket(v)?,
         "DOCKER_INFLUXDB_INIT_RETENTION" => c.influxdb.retention = retention(v)?,
         "DOCKER_INFLUXDB_INIT_USERNAME" => c.influxdb.username = word(v)?,
         "DOCKER_INFLUXDB_INIT_PASSWORD" => c.influxdb.password = influx_password(v)?,

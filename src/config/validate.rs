@@ -270,6 +270,18 @@ pub fn word(value: &str) -> Checked<String> {
     Ok(value.to_string())
 }
 
+/// An InfluxDB bucket name: a word without `/`. InfluxQL reaches bucket `b` as database `b`
+/// (and the pod-level bucket `b/pods` as its retention policy `pods`): a `/` in it would name
+/// another database.
+pub fn bucket(value: &str) -> Checked<String> {
+    const FORM: &str = "a single word with no spaces, control characters or '/'";
+    let name = word(value).or_else(|p| problem(&p.what, FORM))?;
+    if name.contains('/') {
+        return problem("contains '/'", FORM);
+    }
+    Ok(name)
+}
+
 /// Text shown to people (a cluster name): spaces allowed, control characters not.
 pub fn text(value: &str) -> Checked<String> {
     const FORM: &str = "printable text such as prod-eu-1";

@@ -232,6 +232,35 @@ fn bad_boolean_and_bad_max_keys() {
 }
 
 #[test]
+fn bad_pod_retention_top_peers_and_bucket() {
+    let pod_form =
+        "expected a duration of at least 1h, such as 1d or 12h, or 0 to keep data forever";
+    for (value, problem) in [
+        ("30m", "is shorter than an hour"),
+        ("soon", "is not a duration"),
+        ("-1d", "is negative"),
+    ] {
+        check(
+            bad_file(&format!("KOVENANT_POD_RETENTION={value}"), &[]),
+            &format!("bad.env line 2: KOVENANT_POD_RETENTION: `{value}` {problem}; {pod_form}"),
+            &fix("KOVENANT_POD_RETENTION", "1d"),
+        );
+    }
+    check(
+        bad_file("KOVENANT_AGENT_TOP_PEERS=-1", &[]),
+        "bad.env line 2: KOVENANT_AGENT_TOP_PEERS: `-1` is not a whole number; expected a whole \
+         number, e.g. 20, or 0 for no limit",
+        &fix("KOVENANT_AGENT_TOP_PEERS", "20"),
+    );
+    check(
+        bad_file("DOCKER_INFLUXDB_INIT_BUCKET=team/a", &[]),
+        "bad.env line 2: DOCKER_INFLUXDB_INIT_BUCKET: `team/a` contains '/'; expected a single \
+         word with no spaces, control characters or '/'",
+        &fix("DOCKER_INFLUXDB_INIT_BUCKET", "tetragon"),
+    );
+}
+
+#[test]
 fn bad_secrets_are_described_not_shown() {
     check(
         bad_file("DOCKER_INFLUXDB_INIT_PASSWORD=short", &[]),
