@@ -38,8 +38,15 @@ pub async fn run(
             permissions(k, config, &mut list).await;
             list.section("cluster-setup");
             pod_security(k, config, &mut list).await;
-            storage(k, config, &mut list).await;
+            // An InfluxDB of the user's own needs no volume in the cluster.
+            if config.influxdb.url.is_none() {
+                storage(k, config, &mut list).await;
+            }
             kernels(k, &mut list).await;
+        }
+        if let Some(url) = &config.influxdb.url {
+            list.section("influxdb");
+            external_influxdb(url, config, &mut list).await;
         }
         kube
     };
@@ -248,6 +255,107 @@ async fn storage(k: &Kube, config: &Config, list: &mut Checklist) {
             "set KOVENANT_STORAGE_CLASS to one of `kubectl get storageclass`",
         ),
     }
+}
+
+/// The user's own InfluxDB (`KOVENANT_INFLUXDB_URL`): it answers, the token reads the bucket,
+/// and both buckets exist (kovenant creates nothing there). Whether the token may write shows
+/// only when telegraf writes: `kovenant status` reports each node's agent point.
+async fn external_influxdb(url: &url::Url, config: &Config, list: &mut Checklist) {
+    let origin = url.origin().ascii_serialization();
+    match crate::backend::http::get(url, "/ping", &[]).await {
+        Ok((code, _)) if code < 300 => list.ok("InfluxDB answers", &origin),
+        Ok((code, body)) => {
+            let said = body.lines().next().unwrap_or_default().trim().to_owned();
+            return list.fail(
+                "InfluxDB answers",
+                &format!("{origin}/ping: HTTP {code} {said}"),
+                "check that KOVENANT_INFLUXDB_URL is the base URL of an InfluxDB",
+            );
+        }
+        Err(e) => {
+            let hint = if e.contains("certificate") {
+                "trust its certificate authority: SSL_CERT_FILE=/path/to/ca.pem kovenant ..."
+            } else {
+                "check KOVENANT_INFLUXDB_URL and that this machine can reach it"
+            };
+            return list.fail("InfluxDB answers", &e, hint);
+        }
+    }
+    let bucket = &config.influxdb.bucket;
+    let pods = names::pod_bucket(bucket);
+    let token = config
+        .influxdb
+        .external_token
+        .as_ref()
+        .map(|t| t.expose())
+        .unwrap_or_default();
+    let checks = [
+        (
+            format!("bucket {bucket} can be read with KOVENANT_INFLUXDB_TOKEN"),
+            "SHOW MEASUREMENTS LIMIT 1".to_owned(),
+            bucket.clone(),
+        ),
+        (
+            format!("bucket {pods} can be read with KOVENANT_INFLUXDB_TOKEN"),
+            format!(
+                "SELECT * FROM \"{}\".\"{}\" LIMIT 1",
+                names::POD_RP,
+                names::POD_MEASUREMENT
+            ),
+            pods.clone(),
+        ),
+    ];
+    for (title, q, name) in checks {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("db", bucket)
+            .append_pair("q", &q)
+            .finish();
+        let auth = format!("Token {token}");
+        let answer =
+            crate::backend::http::get(url, &format!("/query?{query}"), &[("Authorization", &auth)])
+                .await;
+        let create = format!(
+            "create it in that InfluxDB (influx bucket create -n {name} -r <retention>), \
+             or set DOCKER_INFLUXDB_INIT_BUCKET to the bucket you have"
+        );
+        match answer {
+            Ok((200, body)) => match influxql_error(&body) {
+                None => list.ok(&title, &origin),
+                Some(e) if e.contains("not found") => {
+                    list.fail(&title, &format!("{origin}: {e}"), &create)
+                }
+                Some(e) => list.fail(
+                    &title,
+                    &format!("{origin}: {e}"),
+                    "check the bucket's name and the token's rights",
+                ),
+            },
+            Ok((code @ (401 | 403), _)) => list.fail(
+                &title,
+                &format!("{origin}/query: HTTP {code}: the token was refused"),
+                "set KOVENANT_INFLUXDB_TOKEN to a token with read and write on both buckets",
+            ),
+            Ok((404, _)) => list.fail(&title, &format!("{origin}/query: HTTP 404"), &create),
+            Ok((code, body)) => list.fail(
+                &title,
+                &format!(
+                    "{origin}/query: HTTP {code} {}",
+                    body.lines().next().unwrap_or_default().trim()
+                ),
+                "check that the InfluxDB serves the v1 query API (/query)",
+            ),
+            Err(e) => list.fail(&title, &e, "check that this machine can reach it"),
+        }
+    }
+}
+
+/// The error of an InfluxQL answer (of the statement, or of the request), if any.
+fn influxql_error(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["results"][0]["error"]
+        .as_str()
+        .or(v["error"].as_str())
+        .map(str::to_owned)
 }
 
 /// Tetragon needs kernel 4.19+ and BTF; nodes report the kernel, and BTF where node-feature-discovery

@@ -2,5 +2,6 @@
 pub mod docker;
 pub mod forward;
 pub mod helm;
+pub mod http;
 pub mod kube;
 pub mod kube_trace;

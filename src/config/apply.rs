@@ -6,7 +6,10 @@ use super::{Config, Secret};
 pub fn empty_allowed(key: &str) -> bool {
     matches!(
         key,
-        "KOVENANT_EXTERNAL_URL" | "KOVENANT_IMAGE_REGISTRY" | "KOVENANT_STORAGE_CLASS"
+        "KOVENANT_EXTERNAL_URL"
+            | "KOVENANT_IMAGE_REGISTRY"
+            | "KOVENANT_STORAGE_CLASS"
+            | "KOVENANT_INFLUXDB_URL"
     ) || super::keys::lookup(key).is_some_and(|k| k.secret)
 }
 
@@ -24,6 +27,8 @@ pub fn apply(c: &mut Config, key: &str, v: &str) -> Checked<()> {
         "KOVENANT_IMAGE_REPOSITORY" => c.image_repository = repository(v)?,
         "KOVENANT_TELEGRAF_IMAGE" => c.telegraf_image = image(v)?,
         "KOVENANT_INFLUXDB_IMAGE" => c.influxdb_image = image(v)?,
+        "KOVENANT_INFLUXDB_URL" => c.influxdb.url = optional(v, influxdb_url)?,
+        "KOVENANT_INFLUXDB_TOKEN" => c.influxdb.external_token = token(v)?,
         "KOVENANT_INFLUXDB_STORAGE_SIZE" => c.influxdb.storage_size = quantity(v)?,
         "KOVENANT_STORAGE_CLASS" => c.influxdb.storage_class = optional(v, dns_subdomain)?,
         "KOVENANT_HELM" => c.helm = executable(v)?,

@@ -77,6 +77,19 @@ pub const KEYS: &[Key] = &[
         "InfluxDB 2.x image of the pipeline",
     ),
     key(
+        "KOVENANT_INFLUXDB_URL",
+        "",
+        "an InfluxDB of your own (http(s)://host[:port]): telegraf and Grafana use it and none is installed in the cluster",
+    ),
+    Key {
+        secret: true,
+        ..key(
+            "KOVENANT_INFLUXDB_TOKEN",
+            "",
+            "token for KOVENANT_INFLUXDB_URL (required with it): write and read on the bucket and on <bucket>/pods",
+        )
+    },
+    key(
         "KOVENANT_INFLUXDB_STORAGE_SIZE",
         "10Gi",
         "size of InfluxDB's persistent volume",
@@ -232,6 +245,8 @@ pub fn markdown_table() -> String {
     let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
     for key in KEYS {
         let default = match (key.default, key.secret) {
+            // The token of the user's own InfluxDB cannot be made up.
+            ("", true) if key.name == "KOVENANT_INFLUXDB_TOKEN" => "none".to_string(),
             ("", true) => "generated".to_string(),
             ("", false) => "none".to_string(),
             (d, _) => format!("`{d}`"),

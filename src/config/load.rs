@@ -172,10 +172,31 @@ pub fn build(
         Source::File { line, .. } => (0, *line, *name),
         _ => (1, 0, *name),
     });
+    let mut url_at = None;
     for (name, (value, at)) in order {
         if let Err(e) = check(&mut config, name, value, &at) {
             problems.push(e);
         }
+        if name == "KOVENANT_INFLUXDB_URL" {
+            url_at = Some(at);
+        }
+    }
+    match (&config.influxdb.url, &config.influxdb.external_token, url_at) {
+        (Some(_), None, Some(at)) => problems.push(ConfigError::new(
+            format!(
+                "{}: names an InfluxDB of your own, but KOVENANT_INFLUXDB_TOKEN is empty; \
+                 expected the token telegraf writes and Grafana reads with",
+                Place(&at, "KOVENANT_INFLUXDB_URL")
+            ),
+            "set KOVENANT_INFLUXDB_TOKEN to a token with write and read rights on the bucket \
+             and on <bucket>/pods, or empty KOVENANT_INFLUXDB_URL to install InfluxDB in the cluster",
+        )),
+        (None, Some(_), _) => config.warnings.push(
+            "KOVENANT_INFLUXDB_TOKEN is ignored: it is the token of KOVENANT_INFLUXDB_URL, which \
+             is empty (the in-cluster InfluxDB's token is DOCKER_INFLUXDB_INIT_ADMIN_TOKEN)"
+                .into(),
+        ),
+        _ => {}
     }
     match problems.len() {
         0 => Ok(config),

@@ -136,6 +136,11 @@ pub struct Influxdb {
     pub admin_token: Option<Secret>,
     /// Service port.
     pub port: u16,
+    /// An InfluxDB of the user's own (`KOVENANT_INFLUXDB_URL`): none is installed, telegraf,
+    /// Grafana, `status` and `top` use this one.
+    pub url: Option<url::Url>,
+    /// The token for `url` (`KOVENANT_INFLUXDB_TOKEN`); required with it, ignored without.
+    pub external_token: Option<Secret>,
     /// Size of InfluxDB's persistent volume claim.
     pub storage_size: String,
     /// Storage class of that claim; `None` uses the cluster default.
@@ -178,6 +183,8 @@ impl Default for Config {
                 password: None,
                 admin_token: None,
                 port: 8086,
+                url: None,
+                external_token: None,
                 storage_size: "10Gi".into(),
                 storage_class: None,
             },

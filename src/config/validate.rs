@@ -119,6 +119,30 @@ pub fn external_url(value: &str) -> Checked<url::Url> {
     Ok(url)
 }
 
+/// The base URL of an InfluxDB of the user's own: scheme, host and port only. telegraf and
+/// Grafana append the API paths to it; credentials in it would land in ConfigMaps.
+pub fn influxdb_url(value: &str) -> Checked<url::Url> {
+    const FORM: &str = "the base URL of an InfluxDB, http(s)://host[:port] with no path, e.g. \
+                        https://eu-central-1-1.aws.cloud2.influxdata.com or http://influxdb.monitoring:8086";
+    let url = http_url(value).map_err(|p| Problem {
+        expected: FORM.into(),
+        ..p
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return problem(
+            "holds a user name or password (the token goes in KOVENANT_INFLUXDB_TOKEN)",
+            FORM,
+        );
+    }
+    if url.path() != "/" {
+        return problem(format!("has the path `{}`", url.path()), FORM);
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return problem("has a query or fragment", FORM);
+    }
+    Ok(url)
+}
+
 /// A retention period: a duration, or `0` for "keep forever".
 pub fn retention(value: &str) -> Checked<Duration> {
     const FORM: &str = "a duration such as 7d, 12h or 1w, or 0 to keep data forever";

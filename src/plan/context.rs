@@ -89,11 +89,16 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
         )
     };
     let tetragon_ns = &config.tetragon_namespace;
+    // Where telegraf writes and Grafana reads: the user's own InfluxDB, else the pipeline's.
+    let influxdb_url = match &influx.url {
+        Some(url) => url.origin().ascii_serialization(),
+        None => format!("http://{}.{ns}.svc:{}", names::INFLUXDB_NAME, influx.port),
+    };
     // telegraf does not reload its configuration: the DaemonSet's pods carry a checksum of what
     // telegraf.conf is made of, so a change rolls them.
     let checksum = hex::encode(Sha256::digest(
         format!(
-            "{ns}\n{}\n{}\n{}\n{agent_window}\n{agent_max_keys}\n{agent_top_peers}\n{image_ref}\n{agent_source}\n{tetragon_ns}",
+            "{ns}\n{influxdb_url}\n{}\n{}\n{}\n{agent_window}\n{agent_max_keys}\n{agent_top_peers}\n{image_ref}\n{agent_source}\n{tetragon_ns}",
             influx.port, influx.org, influx.bucket
         )
         .as_bytes(),
@@ -131,9 +136,15 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
     );
     ctx.insert("prometheus_uid", &names::PROMETHEUS_DATASOURCE_UID);
     ctx.insert("influxdb_uid", &names::INFLUXDB_DATASOURCE_UID);
+    ctx.insert("influxdb_url", &influxdb_url);
+    // Empty: the pipeline chart installs InfluxDB (StatefulSet and Service).
     ctx.insert(
-        "influxdb_url",
-        &format!("http://{}.{ns}.svc:{}", names::INFLUXDB_NAME, influx.port),
+        "influxdb_external_url",
+        &influx
+            .url
+            .as_ref()
+            .map(|_| influxdb_url.clone())
+            .unwrap_or_default(),
     );
     ctx.insert("influxdb_secret", &secrets::INFLUXDB_SECRET);
     ctx.insert("influxdb_token_key", &secrets::INFLUXDB_TOKEN_KEY);

@@ -92,19 +92,22 @@ pub fn needs(config: &Config) -> Vec<Need> {
         level: Level::Privileged,
         why: "privileged container, hostPID, hostNetwork, hostPath (BPF, /proc)",
     }];
-    let own = vec![
+    let mut own = vec![
         Reason {
             workload: "prometheus-node-exporter",
             level: Level::Privileged,
             why: "hostNetwork, hostPID, hostPath / (node metrics)",
         },
         agent,
-        Reason {
+    ];
+    // With an InfluxDB of the user's own, none runs here.
+    if config.influxdb.url.is_none() {
+        own.push(Reason {
             workload: "kovenant-influxdb",
             level: Level::Baseline,
             why: "no runAsNonRoot or seccomp profile",
-        },
-    ];
+        });
+    }
     if config.tetragon_namespace == config.namespace {
         let mut reasons = tetragon;
         reasons.extend(own);

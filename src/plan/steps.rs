@@ -246,8 +246,15 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
 /// The credentials Secrets, from the table the rendered values reference.
 fn secrets(config: &Config) -> Vec<SecretStep> {
     let mut out: Vec<SecretStep> = Vec::new();
+    let external = config.influxdb.url.is_some();
     for k in super::secrets::SECRET_KEYS {
         let value = match k.config_key {
+            // With an InfluxDB of the user's own there is nothing to set up: its token is the
+            // one telegraf and Grafana read, under the same key, and it is never generated.
+            "DOCKER_INFLUXDB_INIT_PASSWORD" if external => continue,
+            "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN" if external => {
+                config.influxdb.external_token.clone()
+            }
             "DOCKER_INFLUXDB_INIT_PASSWORD" => config.influxdb.password.clone(),
             "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN" => config.influxdb.admin_token.clone(),
             "GRAFANA_ADMIN_USER" => Some(Secret::new(config.grafana.admin_user.clone())),

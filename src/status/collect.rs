@@ -247,6 +247,7 @@ fn influx_fail(e: String, stale_after_seconds: i64) -> Influx {
         error: Some(e),
         agents: Vec::new(),
         stale_after_seconds,
+        url: None,
     }
 }
 
@@ -274,6 +275,23 @@ pub(crate) async fn influx_query(
     let token = kube
         .secret_value(ns, secrets::INFLUXDB_SECRET, secrets::INFLUXDB_TOKEN_KEY)
         .await;
+    if let Some(url) = &config.influxdb.url {
+        // The user's own InfluxDB: straight there, with the token of the configuration (the
+        // one install put in the Secret when the configuration has none).
+        let token = config
+            .influxdb
+            .external_token
+            .as_ref()
+            .map(|t| t.expose().to_owned())
+            .or(token)
+            .ok_or_else(|| {
+                QueryError::Failed(format!(
+                    "no token for {}: set KOVENANT_INFLUXDB_TOKEN, or run kovenant install",
+                    url.origin().ascii_serialization()
+                ))
+            })?;
+        return external_query(url, &token, &query).await;
+    }
     let mut forward_error = None;
     if let Some(token) = token {
         let auth = format!("Token {token}");
@@ -332,6 +350,34 @@ pub(crate) async fn influx_query(
     }
 }
 
+/// An InfluxQL query to the user's own InfluxDB (its v1 query API, which InfluxDB 1.8, 2.x,
+/// Cloud and 3 all serve), the token in the header.
+async fn external_query(url: &url::Url, token: &str, query: &str) -> Result<String, QueryError> {
+    let auth = format!("Token {token}");
+    match crate::backend::http::get(
+        url,
+        &format!("/query?{query}"),
+        &[("Authorization", auth.as_str())],
+    )
+    .await
+    {
+        Ok((200, body)) => Ok(body),
+        Ok((code @ (401 | 403), _)) => Err(QueryError::Failed(format!(
+            "{}/query: HTTP {code}: the token was refused; check KOVENANT_INFLUXDB_TOKEN \
+             (it needs read on the bucket)",
+            url.origin().ascii_serialization()
+        ))),
+        Ok((code, body)) => {
+            let said = body.lines().next().unwrap_or_default().trim();
+            Err(QueryError::Failed(format!(
+                "{}/query: HTTP {code} {said}",
+                url.origin().ascii_serialization()
+            )))
+        }
+        Err(e) => Err(QueryError::Failed(e)),
+    }
+}
+
 impl QueryError {
     pub(crate) fn message(self) -> String {
         match self {
@@ -343,6 +389,17 @@ impl QueryError {
 /// Data flows when every node's agent wrote its `kovenant_agent` point within three windows:
 /// it writes one every window, traffic or not. The newest `tcp_flow` point is shown beside it.
 async fn influx(kube: &Kube, config: &Config) -> Influx {
+    Influx {
+        url: config
+            .influxdb
+            .url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization()),
+        ..influx_points(kube, config).await
+    }
+}
+
+async fn influx_points(kube: &Kube, config: &Config) -> Influx {
     let stale = (3 * config.agent_window.as_secs()).max(1) as i64;
     let agents = "SELECT last(\"lines\") FROM \"kovenant_agent\" GROUP BY \"node\"";
     let body = match influx_query(kube, config, agents).await {
@@ -391,6 +448,7 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
         error,
         agents,
         stale_after_seconds: stale,
+        url: None,
     }
 }
 

@@ -78,6 +78,9 @@ pub struct Influx {
     pub agents: Vec<AgentPoint>,
     /// Three agent windows.
     pub stale_after_seconds: i64,
+    /// The user's own InfluxDB (`KOVENANT_INFLUXDB_URL`); absent for the pipeline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -115,6 +118,7 @@ impl Report {
                 error: Some(error),
                 agents: Vec::new(),
                 stale_after_seconds: 0,
+                url: None,
             },
         }
     }
@@ -254,6 +258,10 @@ pub fn print_text(printer: &Printer, r: &Report) {
             };
             format!("agents writing ({}); {flow}", nodes.join(", "))
         }
+    };
+    let i = match &r.influxdb.url {
+        Some(url) => format!("{url}: {i}"),
+        None => i,
     };
     out(format!(
         "{:<11} {:<4} {i}",

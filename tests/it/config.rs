@@ -124,6 +124,7 @@ fn every_key_reaches_its_setting() {
         KOVENANT_INGRESS_CLASS=None\nKOVENANT_IMAGE_REGISTRY=127.0.0.1:5000/team/\n\
         KOVENANT_IMAGE_REGISTRY_INSECURE=YES\nKOVENANT_IMAGE_REPOSITORY=team/tt\n\
         KOVENANT_TELEGRAF_IMAGE=telegraf:1.37\nKOVENANT_INFLUXDB_IMAGE=influxdb:2.8\n\
+        KOVENANT_INFLUXDB_URL=https://influx.example.com:8443\nKOVENANT_INFLUXDB_TOKEN=ext-tok\n\
         KOVENANT_INFLUXDB_STORAGE_SIZE=500Mi\nKOVENANT_STORAGE_CLASS=fast.ssd\n\
         KOVENANT_HELM=/opt/helm\nKOVENANT_TETRAGON_CHART_VERSION=1.8.0\n\
         KOVENANT_TETRAGON_CHART_REPO=http://charts.local/t\nKOVENANT_PROMETHEUS_CHART_VERSION=30.0.0\n\
@@ -171,6 +172,8 @@ fn every_key_reaches_its_setting() {
             password: Some(Secret::new("pa ss wo rd")),
             admin_token: Some(Secret::new("tok")),
             port: 9999,
+            url: Some(url::Url::parse("https://influx.example.com:8443").expect("url")),
+            external_token: Some(Secret::new("ext-tok")),
             storage_size: "500Mi".into(),
             storage_class: Some("fast.ssd".into()),
         },

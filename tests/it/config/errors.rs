@@ -307,3 +307,49 @@ fn bad_namespace_flag() {
     let c = config::resolve(&global, Some(&file)).expect("valid");
     assert_eq!(c.namespace, "prod");
 }
+
+#[test]
+fn bad_influxdb_url_and_a_url_without_its_token() {
+    let form = "expected the base URL of an InfluxDB, http(s)://host[:port] with no path, e.g. \
+                https://eu-central-1-1.aws.cloud2.influxdata.com or http://influxdb.monitoring:8086";
+    for (value, problem) in [
+        ("influx:8086", "has the scheme `influx`"),
+        ("ftp://influx", "has the scheme `ftp`"),
+        ("https://influx.example.com/v2", "has the path `/v2`"),
+        (
+            "https://influx.example.com/?org=a",
+            "has a query or fragment",
+        ),
+    ] {
+        check(
+            bad_file(
+                &format!("KOVENANT_INFLUXDB_URL={value}\nKOVENANT_INFLUXDB_TOKEN=t"),
+                &[],
+            ),
+            &format!("bad.env line 2: KOVENANT_INFLUXDB_URL: `{value}` {problem}; {form}"),
+            "correct KOVENANT_INFLUXDB_URL on line 2 of bad.env, or delete the line",
+        );
+    }
+    // A password in the URL is a secret: the value is not shown.
+    let err = bad_file(
+        &format!("KOVENANT_INFLUXDB_URL=https://u:{SECRET}@influx.example.com"),
+        &[],
+    );
+    assert!(!err.message.contains(SECRET), "{}", err.message);
+    assert!(
+        err.message.starts_with(
+            "bad.env line 2: KOVENANT_INFLUXDB_URL: the value holds a user name or password (the token \
+             goes in KOVENANT_INFLUXDB_TOKEN)"
+        ),
+        "{}",
+        err.message
+    );
+    check(
+        bad_file("KOVENANT_INFLUXDB_URL=https://influx.example.com", &[]),
+        "bad.env line 2: KOVENANT_INFLUXDB_URL: names an InfluxDB of your own, but \
+         KOVENANT_INFLUXDB_TOKEN is empty; expected the token telegraf writes and Grafana reads \
+         with",
+        "set KOVENANT_INFLUXDB_TOKEN to a token with write and read rights on the bucket and on \
+         <bucket>/pods, or empty KOVENANT_INFLUXDB_URL to install InfluxDB in the cluster",
+    );
+}
