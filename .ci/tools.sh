@@ -4,7 +4,9 @@
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm 4, helm 3, helm-diff,
 #   telegraf (only the plugins kovenant's telegraf.conf uses) and InfluxDB 1.8's influxd (it
 #   speaks the v2 write API of telegraf's outputs.influxdb_v2, which Debian's InfluxDB 1.6 does
-#   not; 1.9 and later need flux's Rust libflux through cgo, 1.8 is pure Go).
+#   not; 1.9 and later need flux's Rust libflux through cgo, 1.8 is pure Go), InfluxDB 2.7's influxd
+#   (cgo, with flux's Rust libflux built by cargo: it needs gcc, pkg-config and a Rust toolchain)
+#   and the influx CLI.
 #   .ci/tools.sh [NAME...]   -> builds what is missing; prints NAME=PATH lines
 # The cache is $KOVENANT_TOOLS_CACHE (default ~/.cache/kovenant/tools), one folder per tool and version.
 set -euo pipefail
@@ -22,6 +24,11 @@ TELEGRAF_VERSION=v1.36.4
 # templates/pipeline/templates/agent-configmap.yaml.
 TELEGRAF_TAGS=custom,inputs.execd,outputs.influxdb_v2,parsers.influx
 INFLUXDB18_VERSION=v1.8.10
+INFLUXDB2_VERSION=v2.7.12
+# The influx CLI 2.5.0, by the module version of its tag's commit (3285a03e), the one that
+# influxdb v2.7.12 requires: the module proxy serves no tagged version of influx-cli/v2.
+INFLUX_CLI_VERSION=v2.5.0
+INFLUX_CLI_MODULE_VERSION=v2.2.1-0.20221028161653-3285a03e9e28
 # The checksum database does not list helm-diff's module, so its hash is pinned here instead
 # (as `go mod download -json` reported them).
 HELM_DIFF_SUM="h1:F7kOKV72i5S6FZilOOnntN0n2Alp0FJovk1Wr8cx+t8="
@@ -150,8 +157,64 @@ build_influxdb18() {
   mv "$out.tmp" "$out"
 }
 
+# influxd 2.7 as its GNUmakefile builds it, less the `assets` tag (the UI, which it downloads): cgo,
+# and PKG_CONFIG set to github.com/influxdata/pkg-config, which builds flux's libflux with
+# `cargo build --release` in flux's module folder when cgo asks for `pkg-config flux`, and puts
+# the static library in $GOCACHE/pkgconfig. flux is replaced by a writable copy so that cargo
+# builds there, without flux's rust-toolchain.toml (it pins Rust 1.72, which cannot be fetched)
+# and without its `strict` deny(warnings) (newer Rust's lints fail it; RUSTFLAGS=--cap-lints
+# does not reach flux-core as the build dependency of flux's build script).
+build_influxdb2() {
+  local out=$cache/influxdb-$INFLUXDB2_VERSION dir moddir flux fluxdir
+  [ -x "$out/influxd" ] && return
+  log "building influxd $INFLUXDB2_VERSION (and flux's Rust libflux)"
+  for c in cc pkg-config cargo; do
+    command -v "$c" >/dev/null || { log "influxd $INFLUXDB2_VERSION needs $c"; exit 1; }
+  done
+  moddir=$(go mod download -json "github.com/influxdata/influxdb/v2@$INFLUXDB2_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  flux=$(sed -n 's#^\tgithub.com/influxdata/flux \(v[^ ]*\)$#\1#p' "$moddir/go.mod")
+  dir=$(wrapper github.com/influxdata/influxdb/v2 "$INFLUXDB2_VERSION" "$(grep '^replace ' "$moddir/go.mod")
+replace github.com/influxdata/flux => ./github.com/influxdata/flux@$flux")
+  # pkg-config reads flux's version from this folder's name.
+  fluxdir=$dir/github.com/influxdata/flux@$flux
+  mkdir -p "$dir/github.com/influxdata"
+  cp -r "$(go mod download -json "github.com/influxdata/flux@$flux" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')" "$fluxdir"
+  chmod -R u+w "$fluxdir"
+  rm -f "$fluxdir/rust-toolchain.toml"
+  sed -i '/^#!\[cfg_attr(feature = "strict", deny(warnings, missing_docs))\]$/d' \
+    "$fluxdir/libflux/flux-core/src/lib.rs" "$fluxdir/libflux/flux/src/lib.rs"
+  (cd "$dir"
+   printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "github.com/influxdata/influxdb/v2/cmd/influxd"\n\t_ "github.com/influxdata/pkg-config"\n)\n' >tools.go
+   go mod tidy >/dev/null
+   go build -o "$dir/pkg-config" github.com/influxdata/pkg-config
+   mkdir -p "$out.tmp"
+   env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET_DIR CGO_ENABLED=1 PKG_CONFIG="$dir/pkg-config" \
+     go build -trimpath -tags sqlite_foreign_keys,sqlite_json \
+     -ldflags "-s -w -X main.version=$INFLUXDB2_VERSION" \
+     -o "$out.tmp/influxd" github.com/influxdata/influxdb/v2/cmd/influxd)
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
+build_influx_cli() {
+  local out=$cache/influx-cli-$INFLUX_CLI_VERSION dir
+  [ -x "$out/influx" ] && return
+  log "building influx CLI $INFLUX_CLI_VERSION"
+  dir=$(wrapper github.com/influxdata/influx-cli/v2 "$INFLUX_CLI_MODULE_VERSION")
+  (cd "$dir"
+   mkdir -p "$out.tmp"
+   # `go install pkg@version` would ask the proxy for the module's version list, which it refuses.
+   GOFLAGS="-buildvcs=false -mod=mod" go build -trimpath \
+     -ldflags "-s -w -X main.version=${INFLUX_CLI_VERSION#v} -X main.commit=${INFLUX_CLI_MODULE_VERSION##*-}" \
+     -o "$out.tmp/influx" github.com/influxdata/influx-cli/v2/cmd/influx)
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(etcd kube kwok helm4 helm3 helm-diff telegraf influxdb18)
+[ ${#want[@]} -gt 0 ] || want=(etcd kube kwok helm4 helm3 helm-diff telegraf influxdb18 influxdb2 influx-cli)
 for t in "${want[@]}"; do
   case "$t" in
   etcd) build_etcd; echo "ETCD=$cache/etcd-$ETCD_VERSION/etcd" ;;
@@ -168,6 +231,8 @@ for t in "${want[@]}"; do
   helm-diff) build_helm_diff; echo "HELM_PLUGINS=$cache/helm-diff-$HELM_DIFF_VERSION/plugins" ;;
   telegraf) build_telegraf; echo "TELEGRAF=$cache/telegraf-$TELEGRAF_VERSION/telegraf" ;;
   influxdb18) build_influxdb18; echo "INFLUXD18=$cache/influxdb-$INFLUXDB18_VERSION/influxd" ;;
+  influxdb2) build_influxdb2; echo "INFLUXD2=$cache/influxdb-$INFLUXDB2_VERSION/influxd" ;;
+  influx-cli) build_influx_cli; echo "INFLUX_CLI=$cache/influx-cli-$INFLUX_CLI_VERSION/influx" ;;
   *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done
