@@ -1,11 +1,5 @@
-//! The pipeline chart, rendered the way helm renders it, is valid Kubernetes objects of known kinds.
-//!
-//! No helm binary exists here, so `helm_template` below renders the chart's templates for the
-//! subset of Helm's template syntax the chart restricts itself to, and fails on anything else:
-//! `{{ .Values.a.b }}`, `{{ .Release.Name }}`, `{{ .Release.Namespace }}`, `{{ .Release.Service }}`,
-//! `{{ .Chart.Name }}`, `{{ .Chart.Version }}`, `{{ .Chart.AppVersion }}`, each optionally
-//! followed by `| quote`. As in Helm, a missing or null value renders as nothing, `quote` as Go's
-//! `%q` (a JSON string, for the characters values hold).
+//! The pipeline chart, rendered by the real helm (`helm template`), is valid Kubernetes objects
+//! of known kinds, and says what kovenant means it to.
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::{apps, core, rbac};
@@ -17,69 +11,6 @@ use crate::render::{IMAGE, default_tree};
 const CHART: &str = "charts/kovenant-pipeline";
 const NAMESPACE: &str = "kovenant";
 const RELEASE: &str = "kovenant-pipeline";
-
-fn text(tree: &BTreeMap<String, Vec<u8>>, path: &str) -> String {
-    String::from_utf8(tree[path].clone()).expect("UTF-8")
-}
-
-fn scalar(value: Option<&Yaml>, what: &str) -> Option<String> {
-    match value {
-        None | Some(Yaml::Null) => None,
-        Some(Yaml::String(s)) => Some(s.clone()),
-        Some(Yaml::Number(n)) => Some(n.to_string()),
-        Some(Yaml::Bool(b)) => Some(b.to_string()),
-        Some(other) => panic!("{what} is not a scalar but {other:?}: outside the chart's subset"),
-    }
-}
-
-fn lookup<'a>(root: &'a Yaml, path: &str) -> Option<&'a Yaml> {
-    path.split('.').try_fold(root, |node, key| node.get(key))
-}
-
-/// Renders one action (the text between `{{` and `}}`).
-fn action(expr: &str, values: &Yaml, chart: &Yaml) -> String {
-    let (expr, quote) = match expr.split_once('|') {
-        Some((e, f)) if f.trim() == "quote" => (e.trim(), true),
-        Some(_) => panic!("{{{{ {expr} }}}}: only `| quote` is in the chart's subset"),
-        None => (expr, false),
-    };
-    let value = match expr {
-        ".Release.Name" => Some(RELEASE.to_owned()),
-        ".Release.Namespace" => Some(NAMESPACE.to_owned()),
-        ".Release.Service" => Some("Helm".to_owned()),
-        ".Chart.Name" => scalar(chart.get("name"), expr),
-        ".Chart.Version" => scalar(chart.get("version"), expr),
-        ".Chart.AppVersion" => scalar(chart.get("appVersion"), expr),
-        _ => match expr.strip_prefix(".Values.") {
-            Some(path) => scalar(lookup(values, path), expr),
-            None => panic!("{{{{ {expr} }}}} is outside the chart's template subset"),
-        },
-    };
-    let value = value.unwrap_or_default();
-    if quote {
-        serde_json::to_string(&value).expect("a string serializes")
-    } else {
-        value
-    }
-}
-
-fn helm_template(template: &str, values: &Yaml, chart: &Yaml) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..].find("}}").expect("unclosed {{") + start;
-        let inner = &rest[start + 2..end];
-        assert!(
-            !inner.starts_with('-') && !inner.ends_with('-'),
-            "{{{{{inner}}}}}: whitespace trimming is outside the chart's subset"
-        );
-        out.push_str(&action(inner.trim(), values, chart));
-        rest = &rest[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
 
 /// Every object of the chart rendered with its default values, by template file.
 pub fn objects() -> Vec<(String, Json)> {
@@ -94,25 +25,50 @@ fn objects_with(config: &kovenant::config::Config) -> Vec<(String, Json)> {
     objects_of(&tree)
 }
 
+fn text(tree: &BTreeMap<String, Vec<u8>>, path: &str) -> String {
+    String::from_utf8(tree[path].clone()).expect("UTF-8")
+}
+
+/// The chart of `tree` rendered by the real helm (`helm template`), by template file.
 fn objects_of(tree: &BTreeMap<String, Vec<u8>>) -> Vec<(String, Json)> {
-    let tree = tree.clone();
-    let values: Yaml = serde_yaml::from_str(&text(&tree, &format!("{CHART}/values.yaml"))).unwrap();
-    let chart: Yaml = serde_yaml::from_str(&text(&tree, &format!("{CHART}/Chart.yaml"))).unwrap();
-    let mut out = Vec::new();
-    for (path, _) in tree.range(format!("{CHART}/templates/")..) {
-        if !path.starts_with(&format!("{CHART}/templates/")) {
+    let helm = crate::support::tool("KOVENANT_TEST_HELM4", "helm4");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, bytes) in tree.range(format!("{CHART}/")..) {
+        if !path.starts_with(&format!("{CHART}/")) {
             break;
         }
-        let rendered = helm_template(&text(&tree, path), &values, &chart);
-        for doc in serde_yaml::Deserializer::from_str(&rendered) {
-            let value = <Yaml as serde::Deserialize>::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{path} does not render to YAML: {e}\n{rendered}"));
-            if !value.is_null() {
-                out.push((path.clone(), serde_json::to_value(value).expect("JSON")));
-            }
+        let file = dir.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, bytes).expect("write");
+    }
+    let out = std::process::Command::new(helm)
+        .args(["template", RELEASE, "--namespace", NAMESPACE])
+        .arg(dir.path().join(CHART))
+        .output()
+        .expect("run helm template");
+    let rendered = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut objects = Vec::new();
+    // helm writes `# Source: <chart>/templates/<file>` above each object.
+    for doc in rendered.split("\n---\n") {
+        let Some(source) = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: kovenant-pipeline/"))
+        else {
+            continue;
+        };
+        let path = format!("{CHART}/{source}");
+        let value: Yaml = serde_yaml::from_str(doc)
+            .unwrap_or_else(|e| panic!("{path} does not render to YAML: {e}\n{doc}"));
+        if !value.is_null() {
+            objects.push((path, serde_json::to_value(value).expect("JSON")));
         }
     }
-    out
+    objects
 }
 
 fn drop_nulls(value: &mut Json) {
@@ -404,4 +360,65 @@ fn the_chart_is_versioned_with_kovenant() {
     assert_eq!(chart["name"], "kovenant-pipeline");
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn with_an_influxdb_of_ones_own_none_is_rendered_and_telegraf_writes_there() {
+    let config = kovenant::config::Config {
+        influxdb: kovenant::config::Influxdb {
+            url: Some(url::Url::parse("https://influx.example.com:8443").expect("url")),
+            external_token: Some(kovenant::config::Secret::new("ext-token")),
+            ..kovenant::config::Config::default().influxdb
+        },
+        ..Default::default()
+    };
+    let objects = objects_with(&config);
+    let kinds = kinds_of(objects.clone());
+    assert!(
+        !kinds.iter().any(|k| k.contains("kovenant-influxdb")),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole/kovenant-agent",
+            "ClusterRoleBinding/kovenant-agent",
+            "ConfigMap/kovenant-agent",
+            "DaemonSet/kovenant-agent",
+            "ServiceAccount/kovenant-agent",
+        ]
+    );
+    let conf = objects
+        .iter()
+        .find(|(_, o)| o["kind"] == "ConfigMap")
+        .map(|(_, o)| {
+            o["data"]["telegraf.conf"]
+                .as_str()
+                .expect("conf")
+                .to_owned()
+        })
+        .expect("ConfigMap");
+    let urls: Vec<&str> = conf
+        .lines()
+        .filter(|l| l.trim().starts_with("urls"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            r#"urls = ["https://influx.example.com:8443"]"#,
+            r#"urls = ["https://influx.example.com:8443"]"#
+        ]
+    );
+    assert!(!conf.contains("ext-token"), "the token is in telegraf.conf");
+    // Grafana's data source reads the same InfluxDB.
+    let tree = kovenant::plan::render_all(&config, &kovenant::assets::Assets::embedded(), IMAGE)
+        .expect("renders")
+        .files;
+    let grafana = String::from_utf8(tree["values/grafana.yaml"].clone()).expect("UTF-8");
+    assert!(
+        grafana.contains(r#"url: "https://influx.example.com:8443""#),
+        "{grafana}"
+    );
+    assert!(!grafana.contains("ext-token"));
 }
