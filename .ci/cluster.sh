@@ -5,13 +5,13 @@
 # repository. Binaries come from .ci/tools.sh (built once, cached by version). No Tetragon and no
 # Grafana and no volume provisioner can run here: stand_ins.py and grafana_stand_in.py do the one
 # thing of each that kovenant relies on (the CRDs; volumes for claims; /api/health), and say so.
-#   .ci/cluster.sh start DIR [INFLUXDB_URL]  -> starts it all, writes DIR/env (source it)
-#   .ci/cluster.sh stop DIR                   -> stops it and removes DIR
-# INFLUXDB_URL (default $KOVENANT_TEST_INFLUXDB) is where kwok forwards kovenant-influxdb-0:8086.
+#   .ci/cluster.sh start DIR   -> starts it all, writes DIR/env (source it)
+#   .ci/cluster.sh stop DIR    -> stops it and removes DIR
+# kwok forwards kovenant-influxdb-0:8086 to a real influxd 2.7 that this script starts and sets up.
 set -euo pipefail
 
-cmd=${1:?usage: cluster.sh start|stop DIR [INFLUXDB_URL]}
-dir=${2:?usage: cluster.sh start|stop DIR [INFLUXDB_URL]}
+cmd=${1:?usage: cluster.sh start|stop DIR}
+dir=${2:?usage: cluster.sh start|stop DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 shared=$(cd "$here/../../shared" && pwd)
 
@@ -160,9 +160,6 @@ start)
   mkdir -p "$dir/logs"
   # shellcheck disable=SC1090
   source <("$here/tools.sh" | sed 's/^/export /')
-  influx=${3:-${KOVENANT_TEST_INFLUXDB:?cluster: give INFLUXDB_URL or set KOVENANT_TEST_INFLUXDB}}
-  hostport=${influx#*://}
-  hostport=${hostport%%/*}
   pki
 
   etcd_port=$(free_port) peer_port=$(free_port)
@@ -205,11 +202,25 @@ start)
   kwok_port=$(free_port)
   grafana_port=$(free_port)
   start_bg grafana-stand-in python3 "$here/grafana_stand_in.py" "$grafana_port"
-  # kwok forwards the InfluxDB pod's port to an observer in front of the real InfluxDB, which
-  # logs each request's headers to $dir/influxdb-requests.log (see influx_observer.py).
+  # The InfluxDB pod of kovenant's namespace is a real influxd 2.7 (the chart's InfluxDB) on
+  # loopback, set up once as the influxdb:2.7 image's entrypoint does from DOCKER_INFLUXDB_INIT_*:
+  # the tests install with the same credentials in their .env, so the Secret kovenant makes holds
+  # what this InfluxDB was set up with.
+  influxdb2_port=$(free_port)
+  influxdb2_token=kovenant-test-operator-token-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+  influxdb2_password=kovenant-test-password
+  start_bg influxd2 "$INFLUXD2" --bolt-path "$dir/influxdb2/influxd.bolt" \
+    --engine-path "$dir/influxdb2/engine" --sqlite-path "$dir/influxdb2/influxd.sqlite" \
+    --http-bind-address "127.0.0.1:$influxdb2_port" --reporting-disabled --log-level warn
+  wait_for influxd2 curl -fsS "http://127.0.0.1:$influxdb2_port/health"
+  INFLUX_TOKEN=$influxdb2_token "$INFLUX_CLI" setup --host "http://127.0.0.1:$influxdb2_port" \
+    --username admin --password "$influxdb2_password" --org kovenant --bucket tetragon \
+    --retention 168h --configs-path "$dir/influx-configs" --force >/dev/null
+  # kwok forwards the InfluxDB pod's port to an observer in front of it, which logs each
+  # request's headers to $dir/influxdb-requests.log (see influx_observer.py).
   observer_port=$(free_port)
-  start_bg influx-observer python3 "$here/influx_observer.py" "$observer_port" "$hostport" \
-    "$dir/influxdb-requests.log"
+  start_bg influx-observer python3 "$here/influx_observer.py" "$observer_port" \
+    "127.0.0.1:$influxdb2_port" "$dir/influxdb-requests.log"
   wait_for influx-observer curl -fsS "http://127.0.0.1:$observer_port/ping"
   sed -e "s#@DIR@#$dir#g" -e "s#@INFLUXDB_HOST@#127.0.0.1#g" -e "s#@INFLUXDB_PORT@#$observer_port#g" \
     -e "s#@GRAFANA_PORT@#$grafana_port#g" \
@@ -241,11 +252,15 @@ export KOVENANT_TEST_HELM3=$HELM3
 export KOVENANT_TEST_HELM_PLUGINS=$HELM_PLUGINS
 export KOVENANT_TEST_TELEGRAF=$TELEGRAF
 export KOVENANT_TEST_INFLUXD18=$INFLUXD18
+export KOVENANT_TEST_INFLUX_CLI=$INFLUX_CLI
+export KOVENANT_TEST_INFLUXDB2=http://127.0.0.1:$influxdb2_port
+export KOVENANT_TEST_INFLUXDB2_TOKEN=$influxdb2_token
+export KOVENANT_TEST_INFLUXDB2_PASSWORD=$influxdb2_password
 ENV
   cat "$dir/env"
   ;;
 stop)
-  for f in stand-ins charts influx-observer grafana-stand-in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for f in stand-ins charts influx-observer influxd2 grafana-stand-in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     [ -f "$dir/$f.pid" ] && kill "$(cat "$dir/$f.pid")" 2>/dev/null || true
   done
   # The API server shuts down gracefully; give every process a few seconds, then make sure.
@@ -257,7 +272,7 @@ stop)
   rm -rf "$dir" 2>/dev/null || true
   ;;
 *)
-  echo "usage: cluster.sh start|stop DIR [INFLUXDB_URL]" >&2
+  echo "usage: cluster.sh start|stop DIR" >&2
   exit 2
   ;;
 esac

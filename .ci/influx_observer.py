@@ -1,7 +1,7 @@
 """Stands between kwok's port-forward of the InfluxDB pod and the real InfluxDB: every request is
 passed on unchanged and the answer returned unchanged, and each request's method, path and headers
 are appended to a log (one JSON object a line), so a test can see what reached InfluxDB's port,
-such as how the token was carried. InfluxDB 1.x ignores the token; this lets a test check it.
+such as how each token was carried.
 Usage: influx_observer.py LISTEN_PORT TARGET_HOST:PORT LOG_FILE"""
 import http.client
 import http.server
@@ -37,7 +37,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
         conn.close()
 
-    do_GET = do_POST = do_HEAD = relay
+    do_GET = do_POST = do_HEAD = do_PUT = do_PATCH = do_DELETE = relay
 
     def log_message(self, *args):
         pass

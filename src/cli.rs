@@ -141,6 +141,10 @@ pub struct InstallArgs {
     /// release, the wait for Tetragon's CRD and the readiness wait.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+    /// Replace InfluxDB's scoped tokens (telegraf's write token, Grafana's read token): new ones
+    /// in InfluxDB and their Secrets, the old ones deleted once telegraf and Grafana restarted.
+    #[arg(long)]
+    pub rotate_credentials: bool,
     /// The agent binary to put in the image when this executable is not a Linux build for the
     /// cluster's architecture.
     #[arg(long, value_name = "PATH")]

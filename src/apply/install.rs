@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::preview::{self, Change, Existing, Preview};
-use super::{image, objects, preflight, repos, secrets, summary, unlock};
+use super::{image, objects, preflight, repos, secrets, summary, tokens, unlock};
 use crate::assets::Assets;
 use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::plan::Rendered;
 use crate::plan::dashboards::ClusterFacts;
 use crate::plan::names::POLICY_CRD;
+use crate::plan::secrets as secrets_plan;
 use crate::plan::steps::{self, Plan, ReleaseStep};
 use crate::ui::Printer;
 use crate::ui::progress::Step;
@@ -50,10 +51,22 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         printer.warn(w);
     }
     let image_ref = image.reference;
-    let facts = match &checks.kube {
+    // InfluxDB's scoped tokens as they are (read only): their generations go into the pod
+    // templates of their holders, so the preview shows the restart a new token brings.
+    let tokens = match &checks.kube {
+        Some(kube) if wants_tokens(&args.only) && checks.failures == 0 && !args.check_only => {
+            tokens::inspect(kube, &config, args.rotate_credentials).await?
+        }
+        _ => tokens::Tokens::none(),
+    };
+    let mut facts = match &checks.kube {
         Some(kube) => cluster_facts(kube, printer).await,
         None => ClusterFacts::default(),
     };
+    facts.token_generations = [
+        tokens.generation(&secrets_plan::TELEGRAF_TOKEN),
+        tokens.generation(&secrets_plan::GRAFANA_TOKEN),
+    ];
     let rendered = crate::plan::render_all_with(&config, &assets, &image_ref, &facts)?;
     let plan = steps::build(&config, &rendered, &args.only)?;
     if args.check_only {
@@ -134,12 +147,23 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         printer.clone()
     };
     preview::print(&plan_out, &plan, Some(&preview));
+    for t in tokens.changing() {
+        let (tag, why) = match &t.verdict {
+            tokens::Verdict::Rotate => ("rotate", "--rotate-credentials".to_owned()),
+            tokens::Verdict::Create(why) => ("create", why.clone()),
+            tokens::Verdict::Keep => continue,
+        };
+        plan_out.info(format!(
+            "  {tag:>9}  InfluxDB token of {} ({} on the buckets) in Secret {}/{}: {why}",
+            t.scope.holder, t.scope.action, config.namespace, t.scope.secret
+        ));
+    }
     let image_needed = wants_image && image::needed(&args.only, &plan, &preview);
     if image_needed {
         let line = image::describe(&image_ref, delivery.as_ref());
         plan_out.info(format!("  {:>9}  {line}", "ensure"));
     }
-    if preview.is_noop() && !image_needed {
+    if preview.is_noop() && !image_needed && tokens.changing().next().is_none() {
         printer.success("nothing to do: the cluster already matches the configuration");
         timing(printer, started, &helm);
         return Ok(());
@@ -182,8 +206,10 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         tree: tree.path(),
         deadline,
         missing_repos: (!repos_fetched).then_some(&missing_repos),
+        config: &config,
+        tokens: &tokens,
     };
-    converge(&converging, printer).await?;
+    let retired = converge(&converging, printer).await?;
     for (r, _) in plan.releases.iter().zip(&preview.releases) {
         let step = Step::start(printer, format!("release {}", r.name));
         match wait::ready(&kube, &r.namespace, &r.name, deadline).await {
@@ -193,6 +219,15 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
                 return Err(e);
             }
         }
+    }
+    // telegraf and Grafana run with their new tokens: the old ones may go.
+    if !retired.is_empty() {
+        let step = Step::start(printer, "Deleting the replaced InfluxDB tokens");
+        finish(
+            step,
+            tokens::retire(&kube, &config, &retired).await,
+            "deleted",
+        )?;
     }
     summary::print(printer, &config, &plan, &preview, ensured.as_ref());
     timing(printer, started, &helm);
@@ -214,7 +249,10 @@ fn namespaces_used(plan: &Plan) -> Vec<&str> {
 /// work (they open on all namespaces), so a refused list is a warning.
 async fn cluster_facts(kube: &Kube, printer: &Printer) -> ClusterFacts {
     match kube.namespace_names().await {
-        Ok(namespaces) => ClusterFacts { namespaces },
+        Ok(namespaces) => ClusterFacts {
+            namespaces,
+            ..ClusterFacts::default()
+        },
         Err(e) => {
             printer.warn(format!(
                 "cannot list namespaces ({e}); the dashboards will open on all namespaces"
@@ -265,7 +303,14 @@ fn write_tree(rendered: &Rendered) -> Result<tempfile::TempDir> {
 
 /// One release: unlocked first if a helm left it pending, then `helm upgrade --install --wait`
 /// with what is left of `--timeout`, stopped early when a pod fails for good.
-async fn upgrade(c: &Converging<'_>, r: &ReleaseStep, printer: &Printer) -> Result<()> {
+/// `values_override`: values to install with instead of the release's file (the pipeline's
+/// first pass).
+async fn upgrade(
+    c: &Converging<'_>,
+    r: &ReleaseStep,
+    printer: &Printer,
+    values_override: Option<&str>,
+) -> Result<()> {
     let Converging {
         kube,
         helm,
@@ -279,7 +324,14 @@ async fn upgrade(c: &Converging<'_>, r: &ReleaseStep, printer: &Printer) -> Resu
         unlock::run(helm, existing, how, deadline.left(), printer).await?;
     }
     let (chart, version) = preview::chart_arg(r, tree);
-    let values = tree.join(&r.values);
+    let values = match values_override {
+        Some(text) => {
+            let path = tree.join(format!("{}.first-pass.yaml", r.name));
+            std::fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))?;
+            path
+        }
+        None => tree.join(&r.values),
+    };
     let args = ChartArgs {
         release: &r.name,
         namespace: &r.namespace,
@@ -318,9 +370,22 @@ struct Converging<'a> {
     deadline: Deadline,
     /// What the repositories lack, unless the preview already fetched it (for its diffs).
     missing_repos: Option<&'a repos::Missing>,
+    config: &'a crate::config::Config,
+    tokens: &'a tokens::Tokens,
 }
 
-async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
+/// Whether install looks after InfluxDB's scoped tokens: with every part, or a part that holds or
+/// makes one.
+fn wants_tokens(only: &[Part]) -> bool {
+    only.is_empty()
+        || only
+            .iter()
+            .any(|p| matches!(p, Part::Secrets | Part::Pipeline | Part::Grafana))
+}
+
+/// Applies the plan; returns the InfluxDB authorizations that new tokens replaced (deleted once
+/// the releases are ready).
+async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<Vec<String>> {
     let Converging {
         kube,
         helm,
@@ -355,8 +420,9 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
         changing.into_iter().partition(|r| r.part == Part::Tetragon);
     for r in first {
         let step = Step::start(printer, format!("helm upgrade --install {}", r.name));
-        finish(step, upgrade(c, r, printer).await, "deployed")?;
+        finish(step, upgrade(c, r, printer, None).await, "deployed")?;
     }
+    let retired = scoped_tokens(c, printer).await?;
     if plan.objects.iter().any(|o| o.part == Part::Policies) {
         let step = Step::start(printer, format!("Waiting for CRD {POLICY_CRD}"));
         finish(
@@ -371,7 +437,8 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
             printer,
             format!("helm upgrade --install {}", names.join(", ")),
         );
-        let results = futures::future::join_all(rest.iter().map(|r| upgrade(c, r, printer))).await;
+        let results =
+            futures::future::join_all(rest.iter().map(|r| upgrade(c, r, printer, None))).await;
         finish(
             step,
             results.into_iter().collect::<Result<Vec<()>>>(),
@@ -385,7 +452,67 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<()> {
         let change = objects::apply(kube, o).await?;
         printer.success(format!("{} {}", objects::label(o), summary::past(change)));
     }
-    Ok(())
+    Ok(retired)
+}
+
+/// InfluxDB's scoped tokens, before their holders (telegraf, Grafana) are installed or rolled.
+/// On a first install InfluxDB does not run yet: the pipeline goes in without its agent, and
+/// the tokens are made once InfluxDB answers.
+async fn scoped_tokens(c: &Converging<'_>, printer: &Printer) -> Result<Vec<String>> {
+    let (kube, plan, config, tokens) = (c.kube, c.plan, c.config, c.tokens);
+    if config.influxdb.url.is_some() || !wants_tokens_in(plan) {
+        return Ok(Vec::new());
+    }
+    let pipeline = plan.releases.iter().find(|r| r.part == Part::Pipeline);
+    let nothing_to_make = tokens.changing().next().is_none();
+    if !tokens.checked {
+        if nothing_to_make {
+            // The Secrets exist; InfluxDB was not there to check them against.
+            return Ok(Vec::new());
+        }
+        match pipeline {
+            Some(r) if c.existing.get(r).is_none() => {
+                let step = Step::start(
+                    printer,
+                    format!(
+                        "helm upgrade --install {} (InfluxDB first, for its tokens)",
+                        r.name
+                    ),
+                );
+                finish(
+                    step,
+                    upgrade(c, r, printer, Some(FIRST_PASS_VALUES)).await,
+                    "deployed",
+                )?;
+            }
+            // The pipeline is there: InfluxDB should answer (ensure waits a little, then says
+            // what is wrong).
+            Some(_) => {}
+            None => {
+                printer.warn(
+                    "InfluxDB does not answer, so telegraf's and Grafana's tokens are not made \
+                     yet: `kovenant install --only pipeline` makes them",
+                );
+                return Ok(Vec::new());
+            }
+        }
+    }
+    let step = Step::start(printer, "InfluxDB tokens");
+    let ensured = finish(step, tokens::ensure(kube, config, tokens).await, "done")?;
+    for (what, change) in &ensured.changes {
+        printer.success(format!("{what} {change}d"));
+    }
+    Ok(ensured.retired)
+}
+
+/// The pipeline's values on a first install's first pass: InfluxDB without the agent.
+const FIRST_PASS_VALUES: &str = "agent:\n  enabled: false\n";
+
+fn wants_tokens_in(plan: &Plan) -> bool {
+    plan.releases
+        .iter()
+        .any(|r| matches!(r.part, Part::Pipeline | Part::Grafana))
+        || !plan.secrets.is_empty()
 }
 
 fn finish<T>(step: Step, out: Result<T>, done: &str) -> Result<T> {

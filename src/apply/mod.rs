@@ -7,6 +7,7 @@ mod preview;
 mod repos;
 mod secrets;
 mod summary;
+pub(crate) mod tokens;
 mod uninstall;
 mod unlock;
 

@@ -361,6 +361,30 @@ impl Kube {
         path_and_query: &str,
         headers: &[(&str, &str)],
     ) -> Result<(u16, String), String> {
+        self.port_forward_request(
+            namespace,
+            pod,
+            port,
+            http::Method::GET,
+            path_and_query,
+            headers,
+            None,
+        )
+        .await
+    }
+
+    /// As [`Kube::port_forward_get`], any method, with a JSON body when given one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn port_forward_request(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        json: Option<&serde_json::Value>,
+    ) -> Result<(u16, String), String> {
         use http_body_util::BodyExt;
 
         let work = async {
@@ -379,13 +403,22 @@ impl Kube {
                     .await
                     .map_err(http)?;
             let driver = tokio::spawn(connection);
-            let mut request =
-                http::Request::get(path_and_query).header(http::header::HOST, "localhost");
+            let mut request = http::Request::builder()
+                .method(method)
+                .uri(path_and_query)
+                .header(http::header::HOST, "localhost");
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
+            let body = match json {
+                Some(v) => {
+                    request = request.header(http::header::CONTENT_TYPE, "application/json");
+                    hyper::body::Bytes::from(v.to_string())
+                }
+                None => hyper::body::Bytes::new(),
+            };
             let request = request
-                .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+                .body(http_body_util::Full::new(body))
                 .map_err(|e| e.to_string())?;
             let response = sender.send_request(request).await.map_err(http)?;
             let status = response.status().as_u16();

@@ -47,7 +47,11 @@ pub const KSM_COLLECTORS: &[&str] = &[
 ];
 
 /// Everything the templates may use. Secret values are never put here.
-pub fn build(config: &Config, image_ref: &str) -> tera::Context {
+pub fn build(
+    config: &Config,
+    image_ref: &str,
+    facts: &super::dashboards::ClusterFacts,
+) -> tera::Context {
     let ns = &config.namespace;
     let influx = &config.influxdb;
     let base_path = config
@@ -147,7 +151,22 @@ pub fn build(config: &Config, image_ref: &str) -> tera::Context {
             .unwrap_or_default(),
     );
     ctx.insert("influxdb_secret", &secrets::INFLUXDB_SECRET);
-    ctx.insert("influxdb_token_key", &secrets::INFLUXDB_TOKEN_KEY);
+    // Each holder reads its own scoped token; its pods carry the token's generation.
+    ctx.insert("telegraf_token_secret", &secrets::TELEGRAF_TOKEN.secret);
+    ctx.insert("grafana_token_secret", &secrets::GRAFANA_TOKEN.secret);
+    ctx.insert("scoped_token_key", &secrets::SCOPED_TOKEN_KEY);
+    ctx.insert(
+        "token_generation_annotation",
+        &secrets::GENERATION_ANNOTATION,
+    );
+    ctx.insert(
+        "telegraf_token_generation",
+        &facts.token_generations[0].to_string(),
+    );
+    ctx.insert(
+        "grafana_token_generation",
+        &facts.token_generations[1].to_string(),
+    );
     ctx.insert("grafana_secret", &secrets::GRAFANA_SECRET);
     ctx.insert("grafana_user_key", &secrets::GRAFANA_USER_KEY);
     ctx.insert("grafana_password_key", &secrets::GRAFANA_PASSWORD_KEY);

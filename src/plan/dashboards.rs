@@ -26,11 +26,23 @@ pub struct Dashboard {
     pub json: String,
 }
 
-/// What install learned from the cluster that the dashboards use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What install learned from the cluster that the rendering uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterFacts {
     /// Namespaces that existed at install time.
     pub namespaces: Vec<String>,
+    /// The generation of each scoped InfluxDB token install will leave (telegraf's, Grafana's),
+    /// rendered into the pod templates of their holders; 1 when unknown.
+    pub token_generations: [u64; 2],
+}
+
+impl Default for ClusterFacts {
+    fn default() -> Self {
+        ClusterFacts {
+            namespaces: Vec::new(),
+            token_generations: [1, 1],
+        }
+    }
 }
 
 /// The dashboards kovenant provisions, sorted by file name: UID, template, output file name.

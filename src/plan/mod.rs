@@ -68,7 +68,7 @@ pub fn render_all_with(
     image_ref: &str,
     facts: &ClusterFacts,
 ) -> Result<Rendered> {
-    let ctx = context::build(config, image_ref);
+    let ctx = context::build(config, image_ref, facts);
     let mut files = BTreeMap::new();
     templates::render_dir(assets, "templates/values", "values", &ctx, &mut files)?;
     templates::render_dir(

@@ -19,6 +19,37 @@ pub const INFLUXDB_SECRET: &str = "kovenant-influxdb";
 pub const INFLUXDB_PASSWORD_KEY: &str = "admin-password";
 pub const INFLUXDB_TOKEN_KEY: &str = "admin-token";
 
+/// An InfluxDB token scoped to one use, in its own Secret (key [`SCOPED_TOKEN_KEY`]): install
+/// creates it through InfluxDB's API once InfluxDB runs, and only the pods of that use read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub secret: &'static str,
+    /// Who holds it, for the authorization's description.
+    pub holder: &'static str,
+    /// `write` or `read`, on the bucket and on the pod-level bucket.
+    pub action: &'static str,
+}
+
+/// telegraf on every node: write on the two buckets.
+pub const TELEGRAF_TOKEN: Scope = Scope {
+    secret: "kovenant-influxdb-telegraf",
+    holder: "telegraf",
+    action: "write",
+};
+/// Grafana's InfluxDB data source: read on the two buckets.
+pub const GRAFANA_TOKEN: Scope = Scope {
+    secret: "kovenant-influxdb-grafana",
+    holder: "grafana",
+    action: "read",
+};
+pub const SCOPES: [Scope; 2] = [TELEGRAF_TOKEN, GRAFANA_TOKEN];
+pub const SCOPED_TOKEN_KEY: &str = "token";
+/// On a scoped token's Secret: how many times it was made. The pods that read it carry the same
+/// number in their template, so a new token rolls exactly them.
+pub const GENERATION_ANNOTATION: &str = "kovenant.io/token-generation";
+/// On a scoped token's Secret: the ID of its InfluxDB authorization (deleted when rotated).
+pub const AUTHORIZATION_ANNOTATION: &str = "kovenant.io/influxdb-authorization";
+
 /// Secret of Grafana's admin login (the chart's `admin.existingSecret`).
 pub const GRAFANA_SECRET: &str = "kovenant-grafana";
 pub const GRAFANA_USER_KEY: &str = "admin-user";

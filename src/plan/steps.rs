@@ -248,13 +248,11 @@ fn secrets(config: &Config) -> Vec<SecretStep> {
     let mut out: Vec<SecretStep> = Vec::new();
     let external = config.influxdb.url.is_some();
     for k in super::secrets::SECRET_KEYS {
+        // With an InfluxDB of the user's own there is nothing to set up and no operator token.
+        if external && k.secret == super::secrets::INFLUXDB_SECRET {
+            continue;
+        }
         let value = match k.config_key {
-            // With an InfluxDB of the user's own there is nothing to set up: its token is the
-            // one telegraf and Grafana read, under the same key, and it is never generated.
-            "DOCKER_INFLUXDB_INIT_PASSWORD" if external => continue,
-            "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN" if external => {
-                config.influxdb.external_token.clone()
-            }
             "DOCKER_INFLUXDB_INIT_PASSWORD" => config.influxdb.password.clone(),
             "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN" => config.influxdb.admin_token.clone(),
             "GRAFANA_ADMIN_USER" => Some(Secret::new(config.grafana.admin_user.clone())),
@@ -269,6 +267,20 @@ fn secrets(config: &Config) -> Vec<SecretStep> {
                 namespace: config.namespace.clone(),
                 keys: vec![key],
             }),
+        }
+    }
+    // Its one token (never generated) is what telegraf and Grafana each read from their own
+    // Secret; with the pipeline's InfluxDB, install makes scoped tokens instead (apply::tokens).
+    if external {
+        for scope in super::secrets::SCOPES {
+            out.push(SecretStep {
+                name: scope.secret,
+                namespace: config.namespace.clone(),
+                keys: vec![SecretKey {
+                    key: super::secrets::SCOPED_TOKEN_KEY,
+                    value: config.influxdb.external_token.clone(),
+                }],
+            });
         }
     }
     out

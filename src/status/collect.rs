@@ -272,9 +272,18 @@ pub(crate) async fn influx_query(
         .append_pair("q", q)
         .finish();
     let ns = config.namespace.as_str();
-    let token = kube
-        .secret_value(ns, secrets::INFLUXDB_SECRET, secrets::INFLUXDB_TOKEN_KEY)
-        .await;
+    // Grafana's read-only token: status and top only read. The operator token only where there
+    // is none yet (an install from before scoped tokens).
+    let token = match kube
+        .secret_value(ns, secrets::GRAFANA_TOKEN.secret, secrets::SCOPED_TOKEN_KEY)
+        .await
+    {
+        Some(t) => Some(t),
+        None => {
+            kube.secret_value(ns, secrets::INFLUXDB_SECRET, secrets::INFLUXDB_TOKEN_KEY)
+                .await
+        }
+    };
     if let Some(url) = &config.influxdb.url {
         // The user's own InfluxDB: straight there, with the token of the configuration (the
         // one install put in the Secret when the configuration has none).

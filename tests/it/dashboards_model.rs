@@ -161,6 +161,7 @@ fn namespaces_seen_at_install_preselect_the_namespace_variables() {
         namespaces: ["team-b", "kube-system", "kovenant", "team-a", "kube-public"]
             .map(String::from)
             .to_vec(),
+        ..ClusterFacts::default()
     };
     let config = Config::default();
     let with = dashboards::render_with(&config, &Assets::embedded(), &facts).expect("render");

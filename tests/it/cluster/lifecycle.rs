@@ -13,7 +13,8 @@ const RELEASES: [&str; 4] = [
     "kube-system/tetragon",
 ];
 
-/// Every release at `revisions` (in RELEASES order), deployed.
+/// Every release at `revisions` (in RELEASES order), deployed. A first install leaves the pipeline
+/// at revision 2: InfluxDB alone first, then, once kovenant made its scoped tokens, the agent.
 fn assert_releases(s: &Session, revisions: [u32; 4]) {
     let want: Vec<(String, u32, String)> = RELEASES
         .iter()
@@ -93,7 +94,7 @@ fn lifecycle(major: HelmMajor) {
 
     let run = s.install(&[]);
     assert_eq!(run.code, 0, "first install: {run}");
-    assert_releases(&s, [1, 1, 1, 1]);
+    assert_releases(&s, [1, 2, 1, 1]);
     assert_all_ready(&s);
     assert_eq!(policy_names(&s), ["kovenant-io", "kovenant-tcp"]);
     assert_eq!(
@@ -140,13 +141,13 @@ fn lifecycle(major: HelmMajor) {
         again.stderr.contains("nothing to do"),
         "no-op install: {again}"
     );
-    assert_releases(&s, [1, 1, 1, 1]);
+    assert_releases(&s, [1, 2, 1, 1]);
 
     // One key of one release: exactly that release is upgraded.
     s.write_env(&["GRAFANA_PORT=3001"]);
     let changed = s.install(&[]);
     assert_eq!(changed.code, 0, "install after a .env change: {changed}");
-    assert_releases(&s, [2, 1, 1, 1]);
+    assert_releases(&s, [2, 2, 1, 1]);
     let svc = s.get(&["service", "-n", "kovenant", "grafana"]);
     assert_eq!(svc["spec"]["ports"][0]["port"], 3001, "{svc}");
     assert_eq!(
@@ -195,7 +196,7 @@ fn lifecycle(major: HelmMajor) {
     );
     let fresh = s.install(&[]);
     assert_eq!(fresh.code, 0, "install right after --purge: {fresh}");
-    assert_releases(&s, [1, 1, 1, 1]);
+    assert_releases(&s, [1, 2, 1, 1]);
     assert_all_ready(&s);
 }
 

@@ -24,6 +24,7 @@ mod prompt;
 mod recovery;
 mod security;
 mod status;
+mod tokens;
 mod top;
 mod truth;
 mod validity;
@@ -82,11 +83,16 @@ impl Session {
             helm,
             plugins: PathBuf::from(service("KOVENANT_TEST_HELM_PLUGINS")),
             kubectl,
-            influxdb: service("KOVENANT_TEST_INFLUXDB"),
+            influxdb: service("KOVENANT_TEST_INFLUXDB2"),
             home,
             env_file,
             bucket,
         };
+        // What the InfluxDB pod's postStart hook makes on a real cluster: the session's bucket
+        // and its pod-level bucket (tests/it/cluster/tokens.rs runs the hook itself).
+        for name in [s.bucket.clone(), format!("{}/pods", s.bucket)] {
+            create_bucket(&s.influxdb, &name);
+        }
         s.write_env(&[]);
         s.cleanup();
         s
@@ -103,6 +109,23 @@ impl Session {
             ));
         }
         text.push_str(&format!("DOCKER_INFLUXDB_INIT_BUCKET={}\n", self.bucket));
+        // The credentials the test InfluxDB was set up with (.ci/cluster.sh), as the InfluxDB
+        // pod would have been set up from the Secret install makes of them.
+        // (unless `extra` sets them).
+        for (key, var) in [
+            (
+                "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN",
+                "KOVENANT_TEST_INFLUXDB2_TOKEN",
+            ),
+            (
+                "DOCKER_INFLUXDB_INIT_PASSWORD",
+                "KOVENANT_TEST_INFLUXDB2_PASSWORD",
+            ),
+        ] {
+            if !extra.iter().any(|l| l.starts_with(&format!("{key}="))) {
+                text.push_str(&format!("{key}={}\n", service(var)));
+            }
+        }
         for l in extra {
             text.push_str(l);
             text.push('\n');
@@ -293,8 +316,6 @@ impl Session {
     /// session's bucket of the real InfluxDB, which kwok's port-forward puts behind
     /// kovenant-influxdb-0:8086.
     pub fn write_points(&self, age: Duration) {
-        let q = format!("CREATE DATABASE \"{}\"", self.bucket);
-        influx(&self.influxdb, "/query", &[("q", &q)], "");
         let ts = SystemTime::now()
             .checked_sub(age)
             .expect("clock")
@@ -353,13 +374,79 @@ impl Drop for Session {
     }
 }
 
-/// One request to the test InfluxDB 1.x (form-encoded parameters, a body); panics unless 2xx.
-/// A just-started InfluxDB can refuse its first requests for a moment, so this tries for 10 s.
+/// The operator token the test InfluxDB 2.7 was set up with.
+pub fn operator_token() -> String {
+    service("KOVENANT_TEST_INFLUXDB2_TOKEN")
+}
+
+/// One JSON request to the test InfluxDB 2.7's own API with the operator token; the answer.
+pub fn influx_api(base: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let url = format!("{base}{path}");
+    let auth = format!("Token {}", operator_token());
+    let res = match (method, body) {
+        ("GET", _) => ureq::get(&url).header("Authorization", &auth).call(),
+        ("DELETE", _) => ureq::delete(&url).header("Authorization", &auth).call(),
+        (_, Some(b)) => ureq::post(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(b.to_string().as_bytes()),
+        (_, None) => ureq::post(&url)
+            .header("Authorization", &auth)
+            .send(&[] as &[u8]),
+    };
+    match res {
+        Ok(mut r) => {
+            let code = r.status().as_u16();
+            let text = r.body_mut().read_to_string().unwrap_or_default();
+            (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+        }
+        Err(ureq::Error::StatusCode(code)) => (code, Value::Null),
+        Err(e) => panic!("InfluxDB {method} {path}: {e}"),
+    }
+}
+
+/// The ID of organisation `kovenant` of the test InfluxDB.
+pub fn org_id(base: &str) -> String {
+    let (_, v) = influx_api(base, "GET", "/api/v2/orgs?org=kovenant", None);
+    v["orgs"][0]["id"]
+        .as_str()
+        .expect("org kovenant")
+        .to_owned()
+}
+
+/// Creates bucket `name` (kept forever) in the test InfluxDB.
+pub fn create_bucket(base: &str, name: &str) {
+    let body = serde_json::json!({"orgID": org_id(base), "name": name, "retentionRules": []});
+    let (code, v) = influx_api(base, "POST", "/api/v2/buckets", Some(&body));
+    assert_eq!(code, 201, "create bucket {name}: {v}");
+}
+
+/// Deletes the points of `measurement` (with `predicate`, InfluxDB's delete syntax, if given)
+/// from `bucket`: InfluxDB 2's InfluxQL has no DROP SERIES.
+pub fn influx_delete(base: &str, bucket: &str, measurement: &str, predicate: &str) {
+    let mut p = format!("_measurement=\"{measurement}\"");
+    if !predicate.is_empty() {
+        p.push_str(" AND ");
+        p.push_str(predicate);
+    }
+    let body = serde_json::json!({"start": "1970-01-01T00:00:00Z", "stop": "2100-01-01T00:00:00Z", "predicate": p});
+    let path = format!(
+        "/api/v2/delete?org=kovenant&bucket={}",
+        url::form_urlencoded::byte_serialize(bucket.as_bytes()).collect::<String>()
+    );
+    let (code, v) = influx_api(base, "POST", &path, Some(&body));
+    assert_eq!(code, 204, "delete from {bucket}: {v}");
+}
+
+/// One request to the test InfluxDB's v1 API (`/write`, `/query`) with the operator token
+/// (form-encoded parameters, a body); panics unless 2xx. A just-started InfluxDB can refuse its
+/// first requests for a moment, so this tries for 10 s.
 pub fn influx(base: &str, path: &str, params: &[(&str, &str)], body: &str) {
     let url = format!("{base}{path}");
+    let auth = format!("Token {}", operator_token());
     let mut last = String::new();
     for _ in 0..40 {
-        let mut req = ureq::post(&url);
+        let mut req = ureq::post(&url).header("Authorization", &auth);
         for (k, v) in params {
             req = req.query(*k, *v);
         }

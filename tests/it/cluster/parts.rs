@@ -160,7 +160,7 @@ fn dry_run_confirmation_keep_tetragon_and_a_second_machine() {
     assert!(fetched < previewed, "{other}");
     let want: Vec<(String, u32, String)> = [
         ("kovenant/grafana", 2),
-        ("kovenant/kovenant-pipeline", 1),
+        ("kovenant/kovenant-pipeline", 2),
         ("kovenant/prometheus", 1),
         ("kube-system/tetragon", 1),
     ]
@@ -409,24 +409,33 @@ fn no_secret_reaches_output_helm_arguments_configmaps_or_the_influxdb_url() {
     let status = run(&["status", "-o", "json", "-v", "--env-file", &env]);
     assert_eq!(status.code, 0, "{status}");
     let mut secrets: Vec<String> = Vec::new();
-    for name in ["kovenant-influxdb", "kovenant-grafana"] {
+    for name in [
+        "kovenant-influxdb",
+        "kovenant-grafana",
+        "kovenant-influxdb-telegraf",
+        "kovenant-influxdb-grafana",
+    ] {
         for (key, value) in decoded_secret_values(&s, name) {
             if key != "admin-user" {
                 secrets.push(value);
             }
         }
     }
-    let token = decoded_secret_values(&s, "kovenant-influxdb")
-        .into_iter()
-        .find(|(k, _)| k == "admin-token")
-        .map(|(_, v)| v)
-        .expect("the operator token");
+    let one = |secret: &str, key: &str| {
+        decoded_secret_values(&s, secret)
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{secret}/{key}"))
+    };
+    let operator = one("kovenant-influxdb", "admin-token");
+    let reader = one("kovenant-influxdb-grafana", "token");
     let uninstall = run(&["uninstall", "--yes", "-v", "--env-file", &env]);
     assert_eq!(uninstall.code, 0, "{uninstall}");
     assert_eq!(
         secrets.len(),
-        3,
-        "two InfluxDB secrets and Grafana's password"
+        5,
+        "InfluxDB's password and operator token, the two scoped tokens, Grafana's password"
     );
     assert!(secrets.contains(&"given-Pa55word-xyz".to_string()));
     let helm_calls = std::fs::read_to_string(&log).expect("helm was run");
@@ -447,24 +456,42 @@ fn no_secret_reaches_output_helm_arguments_configmaps_or_the_influxdb_url() {
         }
     }
 
-    // status reads the newest point through the port-forward with the operator token in a
-    // header, never in the URL (kwok forwards to an observer in front of the real InfluxDB).
+    // status reads the newest point through the port-forward with Grafana's read-only token in
+    // a header; install made the scoped tokens with the operator token, in a header too; no
+    // token is ever in a URL (kwok forwards to an observer in front of the real InfluxDB).
     let seen = std::fs::read_to_string(&requests).expect("InfluxDB's request log");
-    let queries: Vec<Value> = seen[before..]
+    let requests: Vec<Value> = seen[before..]
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let queries: Vec<&Value> = requests
+        .iter()
         .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with("/query")))
         .collect();
     assert!(!queries.is_empty(), "status queried InfluxDB: {seen}");
     for q in &queries {
         assert_eq!(
             q["headers"]["authorization"],
-            format!("Token {token}"),
+            format!("Token {reader}"),
             "{q}"
         );
-        assert!(
-            !q["path"].as_str().unwrap_or_default().contains(&token),
-            "{q}"
+    }
+    let made: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r["path"] == "/api/v2/authorizations")
+        .collect();
+    assert!(!made.is_empty(), "install made tokens: {seen}");
+    for r in &made {
+        assert_eq!(
+            r["headers"]["authorization"],
+            format!("Token {operator}"),
+            "{r}"
         );
+    }
+    for r in &requests {
+        let path = r["path"].as_str().unwrap_or_default();
+        for secret in &secrets {
+            assert!(!path.contains(secret.as_str()), "a secret in a URL: {r}");
+        }
     }
 }

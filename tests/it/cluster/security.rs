@@ -391,9 +391,9 @@ fn nobody_the_stack_creates_can_read_a_secret_and_the_agent_only_reads_what_attr
         ]
     );
 
-    // Which pod holds which credential. The operator (all-access) token is still held by the
-    // agent's telegraf and by Grafana: scoped tokens need InfluxDB 2.x's authorization API, which
-    // the test InfluxDB (1.x) lacks (docs/security.md, "Open").
+    // Which pod holds which credential: the operator (all-access) token only InfluxDB's pod;
+    // telegraf its write token, Grafana its read token (made through the real InfluxDB 2.7's
+    // authorization API; tests/it/cluster/tokens.rs checks their rights).
     let refs = secret_refs(&s);
     let held: Vec<String> = refs
         .iter()
@@ -402,8 +402,8 @@ fn nobody_the_stack_creates_can_read_a_secret_and_the_agent_only_reads_what_attr
     assert_eq!(
         held,
         [
-            "grafana: kovenant-grafana/admin-password kovenant-grafana/admin-user kovenant-influxdb/admin-token",
-            "kovenant-agent: kovenant-influxdb/admin-token",
+            "grafana: kovenant-grafana/admin-password kovenant-grafana/admin-user kovenant-influxdb-grafana/token",
+            "kovenant-agent: kovenant-influxdb-telegraf/token",
             "kovenant-influxdb: kovenant-influxdb/admin-password kovenant-influxdb/admin-token",
             "prometheus-kube-state-metrics: ",
             "prometheus-prometheus-node-exporter: ",

@@ -41,8 +41,12 @@ fn status_exits_3_naming_what_is_unhealthy_and_why() {
     assert_eq!(v["influxdb"]["stale_after_seconds"], 30);
 
     // An agent that stopped writing: kwok-node-1's newest point is older than three windows.
-    let q = "DROP SERIES FROM \"kovenant_agent\" WHERE \"node\" = 'kwok-node-1'".to_string();
-    super::influx(&s.influxdb, "/query", &[("db", &s.bucket), ("q", &q)], "");
+    super::influx_delete(
+        &s.influxdb,
+        &s.bucket,
+        "kovenant_agent",
+        "node=\"kwok-node-1\"",
+    );
     let old = std::time::SystemTime::now()
         .checked_sub(Duration::from_secs(95))
         .expect("clock")

@@ -60,14 +60,8 @@ fn top_by_release_prints_the_ground_truth_totals() {
         &["--cluster-snapshot", &snapshot.to_string_lossy()],
         Some(&dir.path().join("events.jsonl")),
     );
-    let q = format!("CREATE DATABASE \"{}\"", s.bucket);
-    super::influx(&s.influxdb, "/query", &[("q", &q)], "");
-    // The bucket "<bucket>/pods" as InfluxQL sees it, and telegraf's routing into it.
-    let q = format!(
-        "CREATE RETENTION POLICY \"pods\" ON \"{}\" DURATION 1d REPLICATION 1",
-        s.bucket
-    );
-    super::influx(&s.influxdb, "/query", &[("q", &q)], "");
+    // telegraf's routing: pod_activity into the bucket "<bucket>/pods", which InfluxDB's v1
+    // API reaches as retention policy "pods" of database "<bucket>" (the session made both).
     let (pods, rest): (Vec<&str>, Vec<&str>) =
         lp.lines().partition(|l| l.starts_with("pod_activity,"));
     let pods_rp = [("db", s.bucket.as_str()), ("rp", "pods")];

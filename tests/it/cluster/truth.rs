@@ -8,8 +8,12 @@ use crate::support::service;
 
 /// A `kovenant_agent` point for `node`, `age` ago, in the session's bucket.
 fn agent_point(s: &Session, node: &str, age: Duration) {
-    let q = format!("DROP SERIES FROM \"kovenant_agent\" WHERE \"node\" = '{node}'");
-    super::influx(&s.influxdb, "/query", &[("db", &s.bucket), ("q", &q)], "");
+    super::influx_delete(
+        &s.influxdb,
+        &s.bucket,
+        "kovenant_agent",
+        &format!("node=\"{node}\""),
+    );
     let ts = SystemTime::now()
         .checked_sub(age)
         .expect("clock")
