@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 agent=$(realpath "${1:-target/release/kovenant}")
 dir=$(mktemp -d /tmp/kovenant-live.XXXXXX)
 trap '[ -n "${agent_pid:-}" ] && kill "$agent_pid" 2>/dev/null; .ci/cluster.sh stop "$dir"' EXIT
-KOVENANT_CLUSTER_QPS=500 .ci/cluster.sh start "$dir" "${KOVENANT_TEST_INFLUXDB:-http://127.0.0.1:9}" >/dev/null
+KOVENANT_CLUSTER_QPS=500 .ci/cluster.sh start "$dir" >/dev/null
 # shellcheck disable=SC1091
 source "$dir/env"
 k() { "$KOVENANT_TEST_KUBECTL" --kubeconfig "$KOVENANT_TEST_KUBECONFIG" "$@"; }

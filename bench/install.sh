@@ -22,7 +22,7 @@ if [ -z "${KOVENANT_TEST_INFLUXDB:-}" ]; then
 else
   trap '"$root/.ci/cluster.sh" stop "$work/cluster"; rm -rf "$work"' EXIT
 fi
-.ci/cluster.sh start "$work/cluster" "$KOVENANT_TEST_INFLUXDB" >/dev/null
+.ci/cluster.sh start "$work/cluster" >/dev/null
 # shellcheck disable=SC1091
 source "$work/cluster/env"
 cd "$work"

@@ -292,7 +292,8 @@ async fn external_influxdb(url: &url::Url, config: &Config, list: &mut Checklist
     let checks = [
         (
             format!("bucket {bucket} can be read with KOVENANT_INFLUXDB_TOKEN"),
-            "SHOW MEASUREMENTS LIMIT 1".to_owned(),
+            // A SELECT, not SHOW: InfluxDB 2 answers SHOW MEASUREMENTS to a write-only token.
+            "SELECT * FROM \"kovenant_agent\" LIMIT 1".to_owned(),
             bucket.clone(),
         ),
         (
@@ -314,9 +315,10 @@ async fn external_influxdb(url: &url::Url, config: &Config, list: &mut Checklist
         let answer =
             crate::backend::http::get(url, &format!("/query?{query}"), &[("Authorization", &auth)])
                 .await;
+        // InfluxDB 2 says "not found" of a bucket the token may not read, too.
         let create = format!(
-            "create it in that InfluxDB (influx bucket create -n {name} -r <retention>), \
-             or set DOCKER_INFLUXDB_INIT_BUCKET to the bucket you have"
+            "create it in that InfluxDB (influx bucket create -n {name} -r <retention>) and give \
+             the token read and write on it, or set DOCKER_INFLUXDB_INIT_BUCKET to the bucket you have"
         );
         match answer {
             Ok((200, body)) => match influxql_error(&body) {

@@ -215,8 +215,13 @@ fn the_agent_daemonset_runs_the_image_and_reads_the_export_read_only() {
     );
     assert_eq!(env[1]["name"], "INFLUX_TOKEN");
     let token_ref = &env[1]["valueFrom"]["secretKeyRef"];
-    assert_eq!(token_ref["name"], "kovenant-influxdb");
-    assert_eq!(token_ref["key"], "admin-token");
+    // telegraf's own write token, never the operator's; its generation rolls the pods.
+    assert_eq!(token_ref["name"], "kovenant-influxdb-telegraf");
+    assert_eq!(token_ref["key"], "token");
+    assert_eq!(
+        ds["spec"]["template"]["metadata"]["annotations"]["kovenant.io/token-generation"],
+        "1"
+    );
     let mount = &container["volumeMounts"][0];
     assert_eq!(mount["mountPath"], "/var/log/tetragon");
     assert_eq!(mount["readOnly"], true);

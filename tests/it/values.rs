@@ -15,6 +15,8 @@ use crate::support::shared;
 const COMMENTED: &[(&str, &str)] = &[
     ("grafana", "ingress.ingressClassName"),
     ("grafana", "rbac.useExistingRole"),
+    // deployment.yaml reads it (`with .Values.podAnnotations`); values.yaml only comments it.
+    ("grafana", "podAnnotations"),
 ];
 
 /// (values file, subchart): Helm gives a subchart the parent's values under the subchart's name,
@@ -204,9 +206,14 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
         sources[1]["secureJsonData"]["httpHeaderValue1"],
         "Token ${INFLUX_TOKEN}"
     );
+    // Grafana's own read token (optional: Grafana alone still starts), and its generation.
+    let token = &grafana["envValueFrom"]["INFLUX_TOKEN"]["secretKeyRef"];
+    assert_eq!(token["name"], "kovenant-influxdb-grafana");
+    assert_eq!(token["key"], "token");
+    assert_eq!(token["optional"], true);
     assert_eq!(
-        grafana["envValueFrom"]["INFLUX_TOKEN"]["secretKeyRef"]["name"],
-        "kovenant-influxdb"
+        grafana["podAnnotations"]["kovenant.io/token-generation"],
+        "1"
     );
     assert_eq!(
         grafana["sidecar"]["dashboards"]["label"],

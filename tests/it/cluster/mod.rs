@@ -17,6 +17,7 @@ use crate::support::Run;
 use crate::support::{kovenant, service};
 
 mod dashboard;
+mod external;
 mod lifecycle;
 mod parts;
 mod preflight;
@@ -108,7 +109,12 @@ impl Session {
                 self.chart_repo
             ));
         }
-        text.push_str(&format!("DOCKER_INFLUXDB_INIT_BUCKET={}\n", self.bucket));
+        if !extra
+            .iter()
+            .any(|l| l.starts_with("DOCKER_INFLUXDB_INIT_BUCKET="))
+        {
+            text.push_str(&format!("DOCKER_INFLUXDB_INIT_BUCKET={}\n", self.bucket));
+        }
         // The credentials the test InfluxDB was set up with (.ci/cluster.sh), as the InfluxDB
         // pod would have been set up from the Secret install makes of them.
         // (unless `extra` sets them).

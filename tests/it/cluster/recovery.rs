@@ -20,7 +20,8 @@ fn no_release_pending(s: &Session) {
 
 /// Starts `kovenant install` in its own process group (as a shell runs a foreground job) with
 /// the agent's image under slow.invalid/ (it "pulls" for 30 s, kwok stage pod-ready), and returns
-/// once helm has stored the pipeline release as pending-install: helm is waiting for it.
+/// once helm has stored the pipeline release as pending-upgrade: helm is waiting for the agent
+/// (a first install puts InfluxDB in alone first, revision 1, for its tokens).
 fn install_until_helm_waits(s: &Session) -> std::process::Child {
     s.write_env(&["KOVENANT_IMAGE_REGISTRY=slow.invalid"]);
     let env = s.env_arg();
@@ -32,7 +33,7 @@ fn install_until_helm_waits(s: &Session) -> std::process::Child {
         .spawn()
         .expect("start kovenant");
     s.eventually(
-        "helm is waiting for the pipeline release",
+        "helm is waiting for the pipeline release's agent",
         Duration::from_secs(180),
         || {
             if let Ok(Some(code)) = child.try_wait() {
@@ -44,7 +45,7 @@ fn install_until_helm_waits(s: &Session) -> std::process::Child {
             }
             s.releases()
                 .iter()
-                .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install")
+                .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-upgrade")
         },
     );
     child
@@ -165,7 +166,7 @@ fn a_release_a_killed_helm_left_pending_is_unlocked_by_the_next_install() {
     let s = Session::new(HelmMajor::V4);
     let mut child = install_until_helm_waits(&s);
     // The helm process dies without a word (the OOM killer, a closed laptop): the release stays
-    // pending-install in helm's storage.
+    // pending-upgrade in helm's storage.
     let killed = Command::new("pkill")
         .args(["-KILL", "-f", "upgrade --install kovenant-pipeline"])
         .status()
@@ -176,7 +177,7 @@ fn a_release_a_killed_helm_left_pending_is_unlocked_by_the_next_install() {
     assert!(
         s.releases()
             .iter()
-            .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-install"),
+            .any(|(r, _, st)| r == "kovenant/kovenant-pipeline" && st == "pending-upgrade"),
         "{:?}",
         s.releases()
     );
@@ -189,7 +190,7 @@ fn a_release_a_killed_helm_left_pending_is_unlocked_by_the_next_install() {
     assert!(
         again
             .stderr
-            .contains("release kovenant/kovenant-pipeline was left pending-install"),
+            .contains("release kovenant/kovenant-pipeline was left pending-upgrade"),
         "{again}"
     );
     no_release_pending(&s);
