@@ -126,6 +126,10 @@ async fn inventory(
         Ok(l) => items.extend(
             names(l.items)
                 .into_iter()
+                // InfluxDB's volume outlives an uninstall without --purge, and its data answers
+                // only the operator token it was set up with: that Secret stays with the volume,
+                // so the next install finds both.
+                .filter(|n| args.purge || n != crate::plan::secrets::INFLUXDB_SECRET)
                 .map(|n| obj("Secret", Some(ns), n)),
         ),
         Err(e) if is_not_found(&e) => {}
@@ -256,7 +260,10 @@ pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -
         printer.info(format!("  {}", i.label()));
     }
     if !args.purge {
-        printer.info("Persistent volume claims and the namespace are kept (--purge removes them).");
+        printer.info(
+            "Persistent volume claims, InfluxDB's credentials (Secret kovenant-influxdb) and the \
+             namespace are kept (--purge removes them).",
+        );
     }
     let question = "Remove these?";
     if !crate::ui::prompt::confirm(printer, question, args.yes)? {

@@ -163,6 +163,7 @@ fn lifecycle(major: HelmMajor) {
     assert_eq!(policy_names(&s), Vec::<String>::new());
     assert_eq!(dashboard_configmaps(&s), Vec::<String>::new());
     assert!(s.exists(&["namespace", "kovenant"]));
+    // InfluxDB's credentials stay with its volume: its data answers only that operator token.
     assert_eq!(
         s.names(&[
             "secrets",
@@ -171,7 +172,7 @@ fn lifecycle(major: HelmMajor) {
             "-l",
             "app.kubernetes.io/managed-by=kovenant"
         ]),
-        Vec::<String>::new()
+        ["kovenant-influxdb"]
     );
     // The CRD belongs to Tetragon's operator, not to kovenant or helm: it stays.
     assert!(s.exists(&["crd", "tracingpolicies.cilium.io"]));
