@@ -63,10 +63,20 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         Some(kube) => cluster_facts(kube, printer).await,
         None => ClusterFacts::default(),
     };
-    facts.token_generations = [
-        tokens.generation(&secrets_plan::TELEGRAF_TOKEN),
-        tokens.generation(&secrets_plan::GRAFANA_TOKEN),
-    ];
+    facts.token_generations = match &config.influxdb.external_token {
+        // An InfluxDB of the user's own: its one token, from .env. Its holders carry a digest of
+        // it (64 bits of SHA-256 of a token: nothing to learn the token from), so a new token in
+        // .env restarts exactly them.
+        Some(t) if config.influxdb.url.is_some() => {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(t.expose().as_bytes());
+            let g = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+            [g, g]
+        }
+        _ => [
+            tokens.generation(&secrets_plan::TELEGRAF_TOKEN),
+            tokens.generation(&secrets_plan::GRAFANA_TOKEN),
+        ],
+    };
     let rendered = crate::plan::render_all_with(&config, &assets, &image_ref, &facts)?;
     let plan = steps::build(&config, &rendered, &args.only)?;
     if args.check_only {
