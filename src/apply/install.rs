@@ -204,6 +204,26 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         ),
         None => None,
     };
+    // Grafana takes its admin password only when its database is new: a changed one in .env
+    // reaches the Secret, not the running Grafana (no Grafana can run in kovenant's tests to
+    // check a reset through its API, so install says what to run instead of doing it).
+    let grafana_password_changed = match &config.grafana.admin_password {
+        Some(wanted)
+            if plan
+                .secrets
+                .iter()
+                .any(|s| s.name == secrets_plan::GRAFANA_SECRET) =>
+        {
+            kube.secret_value(
+                &config.namespace,
+                secrets_plan::GRAFANA_SECRET,
+                secrets_plan::GRAFANA_PASSWORD_KEY,
+            )
+            .await
+            .is_some_and(|kept| kept != wanted.expose())
+        }
+        _ => false,
+    };
     // --timeout bounds everything that waits on the cluster from here: helm's own --timeout for
     // each release, the CRD, and readiness.
     let deadline = Deadline::after(args.timeout);
@@ -238,6 +258,19 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
             tokens::retire(&kube, &config, &retired).await,
             "deleted",
         )?;
+    }
+    if grafana_password_changed {
+        let ns = &config.namespace;
+        printer.warn(format!(
+            "GRAFANA_ADMIN_PASSWORD changed: Secret {ns}/{} holds the new one, but a running \
+             Grafana keeps the password its database was made with. Set it there too: \
+             kubectl -n {ns} get secret {} -o jsonpath='{{.data.{}}}' | base64 -d | kubectl -n {ns} \
+             exec -i deploy/grafana -c grafana -- grafana cli admin reset-admin-password \
+             --password-from-stdin",
+            secrets_plan::GRAFANA_SECRET,
+            secrets_plan::GRAFANA_SECRET,
+            secrets_plan::GRAFANA_PASSWORD_KEY
+        ));
     }
     summary::print(printer, &config, &plan, &preview, ensured.as_ref());
     timing(printer, started, &helm);

@@ -227,6 +227,22 @@ fn scoped_tokens_do_only_their_job_survive_a_reinstall_and_rotate() {
         both(&refused)
     );
     assert!(!both(&refused).contains("another-operator-token"));
+    // A new Grafana admin password reaches the Secret; a running Grafana keeps its own (no
+    // Grafana runs here to reset it through): install says so, and how, without the password.
+    s.write_env(&[
+        &format!("DOCKER_INFLUXDB_INIT_PASSWORD={new}"),
+        "GRAFANA_ADMIN_PASSWORD=a-new-grafana-password",
+    ]);
+    let grafana = s.install(&[]);
+    assert_eq!(grafana.code, 0, "{}", both(&grafana));
+    assert!(
+        grafana.stderr.contains(
+            "GRAFANA_ADMIN_PASSWORD changed: Secret kovenant/kovenant-grafana holds the new one"
+        ),
+        "{}",
+        both(&grafana)
+    );
+    assert!(!both(&grafana).contains("a-new-grafana-password"));
     // Back as .ci/cluster.sh set it up, for the sessions after this one.
     s.write_env(&[]);
     let back = s.install(&[]);
