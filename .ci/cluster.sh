@@ -216,6 +216,10 @@ start)
   INFLUX_TOKEN=$influxdb2_token "$INFLUX_CLI" setup --host "http://127.0.0.1:$influxdb2_port" \
     --username admin --password "$influxdb2_password" --org kovenant --bucket tetragon \
     --retention 168h --configs-path "$dir/influx-configs" --force >/dev/null
+  # and the pod-level bucket its pod's postStart hook makes (tests/it/cluster/tokens.rs runs the
+  # hook itself; sessions make their own buckets).
+  INFLUX_TOKEN=$influxdb2_token "$INFLUX_CLI" bucket create --host "http://127.0.0.1:$influxdb2_port" \
+    --org kovenant --name tetragon/pods --retention 24h --configs-path "$dir/influx-configs" >/dev/null
   # kwok forwards the InfluxDB pod's port to an observer in front of it, which logs each
   # request's headers to $dir/influxdb-requests.log (see influx_observer.py).
   observer_port=$(free_port)
