@@ -3,8 +3,8 @@
 # and a no-op install, kovenant's wall time beside the time helm itself ran (the union of the
 # helm processes' spans, from `-v`), and each release's own `helm diff` timed alone, so the no-op
 # install can be held to "the slowest single helm diff plus one second".
-# Usage: bench/install.sh [RUNS]   (default 3; starts its own cluster, and its own services
-# unless their env is already sourced)
+# Usage: bench/install.sh [RUNS]   (default 3; starts its own cluster, whose InfluxDB is a real
+# influxd 2.7 that kovenant makes its scoped tokens in)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -12,16 +12,7 @@ runs=${1:-3}
 cargo build --release --quiet --bin kovenant
 k=$PWD/target/release/kovenant
 work=$(mktemp -d /tmp/kovenant-bench.XXXXXX)
-# Services already running (KOVENANT_TEST_INFLUXDB set, as after sourcing .ci/services.sh's env)
-# are reused: one dockerd per machine.
-if [ -z "${KOVENANT_TEST_INFLUXDB:-}" ]; then
-  trap '"$root/.ci/cluster.sh" stop "$work/cluster"; "$root/.ci/services.sh" stop "$work/services"; rm -rf "$work"' EXIT
-  .ci/services.sh start "$work/services" >/dev/null
-  # shellcheck disable=SC1091
-  source "$work/services/env"
-else
-  trap '"$root/.ci/cluster.sh" stop "$work/cluster"; rm -rf "$work"' EXIT
-fi
+trap '"$root/.ci/cluster.sh" stop "$work/cluster"; rm -rf "$work"' EXIT
 .ci/cluster.sh start "$work/cluster" >/dev/null
 # shellcheck disable=SC1091
 source "$work/cluster/env"
