@@ -383,6 +383,11 @@ pub async fn ensure(kube: &Kube, config: &Config, tokens: &Tokens) -> Result<Ens
         });
     }
     let (org_id, buckets) = influx.ids(config).await?;
+    // Authorizations kovenant made before, for the same use and buckets: after an uninstall
+    // (which deletes the Secrets, not InfluxDB's data) their tokens are in no Secret any more.
+    let before = influx
+        .call(Method::GET, "/api/v2/authorizations", None)
+        .await?;
     for state in changing {
         let scope = &state.scope;
         let description = format!(
@@ -411,11 +416,18 @@ pub async fn ensure(kube: &Kube, config: &Config, tokens: &Tokens) -> Result<Ens
         };
         let generation = state.generation();
         write_secret(kube, &config.namespace, scope, token, id, generation).await?;
-        // The old token keeps working until its holders run with the new one: `retire`.
-        if let Some(old) = &state.authorization
-            && old != id
-        {
-            retired.push(old.clone());
+        // The old token keeps working until its holders run with the new one: `retire`. So do
+        // older ones of the same use that no Secret holds.
+        let same_use = before["authorizations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["description"].as_str() == Some(description.as_str()))
+            .filter_map(|a| a["id"].as_str().map(str::to_owned));
+        for old in state.authorization.iter().cloned().chain(same_use) {
+            if old != id && !retired.contains(&old) {
+                retired.push(old);
+            }
         }
         let change = if state.current == 0 {
             Change::Create

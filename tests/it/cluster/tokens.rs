@@ -184,6 +184,23 @@ fn scoped_tokens_do_only_their_job_survive_a_reinstall_and_rotate() {
     assert_eq!(read(&s, &grafana).0, 401, "the old token still reads");
     assert_eq!(write(&s, &telegraf2, &s.bucket), 204);
     assert_eq!(read(&s, &grafana2), (200, false));
+    // One authorization per use is left in InfluxDB: the new one.
+    let (_, list) = influx_api(&s.influxdb, "GET", "/api/v2/authorizations", None);
+    let mut ours: Vec<String> = list["authorizations"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|a| {
+            a["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("kovenant ") && d.ends_with(&format!(" {pods}")))
+        })
+        .map(|a| a["token"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    ours.sort();
+    let mut want = vec![telegraf2.clone(), grafana2.clone()];
+    want.sort();
+    assert_eq!(ours, want);
     let after = pod_uids(&s);
     for (workload, uids) in &before {
         let restarted = after.get(workload) != Some(uids);
