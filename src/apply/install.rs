@@ -55,7 +55,17 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     // templates of their holders, so the preview shows the restart a new token brings.
     let tokens = match &checks.kube {
         Some(kube) if wants_tokens(&args.only) && checks.failures == 0 && !args.check_only => {
-            tokens::inspect(kube, &config, args.rotate_credentials).await?
+            let holder = |scope: &secrets_plan::Scope| {
+                let part = if *scope == secrets_plan::TELEGRAF_TOKEN {
+                    Part::Pipeline
+                } else {
+                    Part::Grafana
+                };
+                args.only.is_empty() || args.only.contains(&part)
+            };
+            tokens::inspect(kube, &config, args.rotate_credentials)
+                .await?
+                .only_for(holder)
         }
         _ => tokens::Tokens::none(),
     };

@@ -80,6 +80,17 @@ impl Tokens {
             .map_or(1, TokenState::generation)
     }
 
+    /// Leaves alone the tokens whose holders this install does not touch (`--only`): a new
+    /// token for a pod that is not restarted would leave it holding a deleted one.
+    pub fn only_for(mut self, touched: impl Fn(&Scope) -> bool) -> Self {
+        for s in &mut self.states {
+            if !touched(&s.scope) {
+                s.verdict = Verdict::Keep;
+            }
+        }
+        self
+    }
+
     pub fn changing(&self) -> impl Iterator<Item = &TokenState> {
         self.states.iter().filter(|s| s.verdict != Verdict::Keep)
     }

@@ -213,6 +213,18 @@ fn scoped_tokens_do_only_their_job_survive_a_reinstall_and_rotate() {
         );
     }
 
+    // `--only grafana`: only Grafana's token turns; telegraf's, whose pods this install does not
+    // touch, stays as it is, and keeps working.
+    let partial = s.install(&["--only", "grafana", "--rotate-credentials"]);
+    assert_eq!(partial.code, 0, "{}", both(&partial));
+    assert_eq!(token(&s, TELEGRAF), (telegraf2.clone(), "2".into()));
+    let (grafana3, g2) = token(&s, GRAFANA);
+    assert_eq!(g2, "3");
+    assert_ne!(grafana3, grafana2);
+    assert_eq!(write(&s, &telegraf2, &s.bucket), 204);
+    assert_eq!(read(&s, &grafana2).0, 401);
+    assert_eq!(read(&s, &grafana3), (200, false));
+
     // A new InfluxDB password in .env reaches InfluxDB (which took its first only at setup).
     let old = service("KOVENANT_TEST_INFLUXDB2_PASSWORD");
     let new = "a-new-password-for-influxdb";
