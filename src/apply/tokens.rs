@@ -370,15 +370,18 @@ pub async fn ensure(kube: &Kube, config: &Config, tokens: &Tokens) -> Result<Ens
         Error::step(
             "InfluxDB tokens",
             format!(
-                "InfluxDB ({}-0 in {}) does not answer the operator token of Secret {INFLUXDB_SECRET}",
+                "InfluxDB ({}-0 in {}) did not answer the operator token of Secret \
+                 {INFLUXDB_SECRET} within 60 s",
                 names::INFLUXDB_NAME,
                 config.namespace
             ),
         )
-        .with_hint(
-            "InfluxDB takes the operator token only at its first setup: if \
-             DOCKER_INFLUXDB_INIT_ADMIN_TOKEN changed, put the old value back (or delete the line)",
-        )
+        .with_hint(format!(
+            "if InfluxDB is still starting (kubectl -n {} get pod {}-0), run install again; \
+             its volume answers only the operator token it was set up with",
+            config.namespace,
+            names::INFLUXDB_NAME
+        ))
     })?;
     if let Some(change) = password(&influx, kube, config).await? {
         done.push((

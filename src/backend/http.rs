@@ -41,7 +41,9 @@ pub async fn get(
         let response = client
             .request(request)
             .await
-            .map_err(|e| format!("{shown}: {}", chain(&e)))?;
+            // hyper's own words ("client error (Connect)") say little; the cause ("Connection
+            // refused", "invalid peer certificate: UnknownIssuer") says it.
+            .map_err(|e| format!("{shown}: {}", super::kube::chain(&e)))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
@@ -55,22 +57,6 @@ pub async fn get(
         Ok(out) => out,
         Err(_) => Err(format!("{shown}: no answer within {}s", TIMEOUT.as_secs())),
     }
-}
-
-/// An error and its causes, innermost last: hyper's own words ("client error (Connect)") say
-/// little, the cause ("Connection refused", "invalid peer certificate: UnknownIssuer") says it.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 #[cfg(test)]

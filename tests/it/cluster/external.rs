@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{HelmMajor, Session, both, influx_api, org_id};
+use super::{HelmMajor, Session, both, influx_api, org_id, says};
 
 /// A token with `actions` on the session's two buckets.
 fn token(s: &Session, actions: &[&str]) -> String {
@@ -42,20 +42,13 @@ fn an_influxdb_of_ones_own_is_used_and_none_is_installed() {
     s.write_env(&[&url, &format!("KOVENANT_INFLUXDB_TOKEN={writer}")]);
     let refused = s.install(&["--check-only"]);
     assert_eq!(refused.code, 1, "{}", both(&refused));
-    assert!(
-        refused
-            .stderr
-            .contains(&format!("√ InfluxDB answers: {}", s.influxdb)),
-        "{}",
-        both(&refused)
-    );
-    assert!(
-        refused.stderr.contains(&format!(
+    says(&refused, &format!("√ InfluxDB answers: {}", s.influxdb));
+    says(
+        &refused,
+        &format!(
             "× bucket {} can be read with KOVENANT_INFLUXDB_TOKEN: {}",
             s.bucket, s.influxdb
-        )),
-        "{}",
-        both(&refused)
+        ),
     );
     assert!(!both(&refused).contains(&writer));
     // A bucket that is not there: preflight says to make it.
@@ -66,13 +59,10 @@ fn an_influxdb_of_ones_own_is_used_and_none_is_installed() {
     ]);
     let missing = s.install(&["--check-only"]);
     assert_eq!(missing.code, 1, "{}", both(&missing));
-    assert!(
-        missing.stderr.contains(
-            "create it in that InfluxDB (influx bucket create -n nowhere -r <retention>) and give \
-             the token read and write on it"
-        ),
-        "{}",
-        both(&missing)
+    says(
+        &missing,
+        "create it in that InfluxDB (influx bucket create -n nowhere -r <retention>) and give \
+             the token read and write on it",
     );
 
     s.write_env(&[&url, &format!("KOVENANT_INFLUXDB_TOKEN={own}")]);
@@ -211,13 +201,23 @@ fn an_influxdb_of_ones_own_over_tls_is_checked_against_ssl_cert_file() {
         p = d.display()
     );
     std::fs::write(d.join("influxdb.conf"), conf).expect("conf");
-    let mut server = std::process::Command::new(influxd)
-        .args(["run", "-config"])
-        .arg(d.join("influxdb.conf"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start influxd 1.8");
+    // Stopped when the test ends, however it ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        std::process::Command::new(influxd)
+            .args(["run", "-config"])
+            .arg(d.join("influxdb.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start influxd 1.8"),
+    );
     let base = format!("https://127.0.0.1:{port}");
     // Its database and the pod-level retention policy: buckets "<bucket>" and "<bucket>/pods".
     let ca = d.join("ca.pem");
@@ -264,37 +264,19 @@ fn an_influxdb_of_ones_own_over_tls_is_checked_against_ssl_cert_file() {
     };
     let untrusted = check(None);
     let trusted = check(Some(&ca));
-    let _ = server.kill();
-    let _ = server.wait();
     assert_eq!(untrusted.code, 1, "{}", both(&untrusted));
-    assert!(
-        untrusted
-            .stderr
-            .contains(&format!("× InfluxDB answers: {base}/ping: ")),
-        "{}",
-        both(&untrusted)
-    );
-    assert!(
-        untrusted.stderr.contains(
-            "trust its certificate authority: SSL_CERT_FILE=/path/to/ca.pem kovenant ..."
-        ),
-        "{}",
-        both(&untrusted)
+    says(&untrusted, &format!("× InfluxDB answers: {base}/ping: "));
+    says(
+        &untrusted,
+        "trust its certificate authority: SSL_CERT_FILE=/path/to/ca.pem kovenant ...",
     );
     assert_eq!(trusted.code, 0, "{}", both(&trusted));
-    assert!(
-        trusted
-            .stderr
-            .contains(&format!("√ InfluxDB answers: {base}")),
-        "{}",
-        both(&trusted)
-    );
-    assert!(
-        trusted.stderr.contains(&format!(
+    says(&trusted, &format!("√ InfluxDB answers: {base}"));
+    says(
+        &trusted,
+        &format!(
             "√ bucket {}/pods can be read with KOVENANT_INFLUXDB_TOKEN: {base}",
             s.bucket
-        )),
-        "{}",
-        both(&trusted)
+        ),
     );
 }

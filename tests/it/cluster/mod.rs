@@ -466,6 +466,11 @@ pub fn influx(base: &str, path: &str, params: &[(&str, &str)], body: &str) {
     panic!("InfluxDB {path} did not answer: {last}");
 }
 
+/// Asserts that the run's stderr holds `text`, showing the whole run when it does not.
+pub fn says(run: &Run, text: &str) {
+    assert!(run.stderr.contains(text), "no `{text}` in:\n{}", both(run));
+}
+
 /// A run's stdout and stderr, for messages.
 pub fn both(run: &Run) -> String {
     format!("{}{}", run.stdout, run.stderr)

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{HelmMajor, Session, both, influx_api};
+use super::{HelmMajor, Session, both, influx_api, says};
 use crate::support::{service, tool};
 
 const TELEGRAF: &str = "kovenant-influxdb-telegraf";
@@ -153,7 +153,7 @@ fn scoped_tokens_do_only_their_job_survive_a_reinstall_and_rotate() {
     // A re-install keeps them: nothing to do.
     let again = s.install(&[]);
     assert_eq!(again.code, 0, "{}", both(&again));
-    assert!(again.stderr.contains("nothing to do"), "{}", both(&again));
+    says(&again, "nothing to do");
     assert_eq!(token(&s, TELEGRAF), (telegraf.clone(), "1".into()));
 
     // Rotation: new tokens, the old ones refused, telegraf's and Grafana's pods (and only they)
@@ -231,13 +231,7 @@ fn scoped_tokens_do_only_their_job_survive_a_reinstall_and_rotate() {
     s.write_env(&[&format!("DOCKER_INFLUXDB_INIT_PASSWORD={new}")]);
     let changed = s.install(&[]);
     assert_eq!(changed.code, 0, "{}", both(&changed));
-    assert!(
-        changed
-            .stderr
-            .contains("InfluxDB password of admin updated"),
-        "{}",
-        both(&changed)
-    );
+    says(&changed, "InfluxDB password of admin updated");
     assert_eq!(signin(&s, new), 204);
     assert_eq!(signin(&s, &old), 401);
     // A new operator token cannot be taken: install stops before it changes anything.
@@ -247,13 +241,10 @@ fn scoped_tokens_do_only_their_job_survive_a_reinstall_and_rotate() {
     ]);
     let refused = s.install(&[]);
     assert_eq!(refused.code, 2, "{}", both(&refused));
-    assert!(
-        refused.stderr.contains(
-            "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN is not the operator token the running InfluxDB was \
-             set up with"
-        ),
-        "{}",
-        both(&refused)
+    says(
+        &refused,
+        "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN is not the operator token the running InfluxDB was \
+             set up with",
     );
     assert!(!both(&refused).contains("another-operator-token"));
     // A new Grafana admin password reaches the Secret; a running Grafana keeps its own (no
@@ -264,12 +255,9 @@ fn scoped_tokens_do_only_their_job_survive_a_reinstall_and_rotate() {
     ]);
     let grafana = s.install(&[]);
     assert_eq!(grafana.code, 0, "{}", both(&grafana));
-    assert!(
-        grafana.stderr.contains(
-            "GRAFANA_ADMIN_PASSWORD changed: Secret kovenant/kovenant-grafana holds the new one"
-        ),
-        "{}",
-        both(&grafana)
+    says(
+        &grafana,
+        "GRAFANA_ADMIN_PASSWORD changed: Secret kovenant/kovenant-grafana holds the new one",
     );
     assert!(!both(&grafana).contains("a-new-grafana-password"));
     // Back as .ci/cluster.sh set it up, for the sessions after this one.
