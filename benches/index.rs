@@ -7,12 +7,14 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use kovenant::agent::cluster::Info;
 use kovenant::agent::cluster::{
     ClusterObjects, ControllerInfo, NodeInfo, OwnerRef, PodInfo, ServiceInfo,
 };
-use kovenant::agent::index::Index;
+use kovenant::agent::index::{Delta, Index};
 
 const T0: i64 = 1_767_225_600_000_000_000;
+const DELETED_AT: i64 = T0 + 20_000 * 1_000_000_000;
 
 fn ip(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
@@ -82,7 +84,7 @@ fn cluster() -> ClusterObjects {
                 };
                 // Every eleventh pod was deleted (1,000 of them), the rest are live (10,000).
                 if p == 10 {
-                    c.deleted_pods.push((pod, T0 + 20_000 * 1_000_000_000));
+                    c.deleted_pods.push((pod, DELETED_AT));
                 } else {
                     c.pods.push(pod);
                 }
@@ -92,22 +94,50 @@ fn cluster() -> ClusterObjects {
     c
 }
 
-fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
+/// The best of `runs` timings of `f` on a fresh value from `setup` (not timed).
+fn best_of<T>(runs: usize, mut setup: impl FnMut() -> T, mut f: impl FnMut(T)) -> Duration {
     (0..runs)
         .map(|_| {
+            let input = setup();
             let t = Instant::now();
-            f();
+            f(input);
             t.elapsed()
         })
         .min()
         .expect("at least one run")
 }
 
+/// Makes the changes one case applies.
+type Changes = fn(&ClusterObjects) -> Vec<Delta>;
+
+/// Time per change of applying `deltas` (made by `make`) to the index of `c`, best of 5.
+fn per_change(
+    c: &ClusterObjects,
+    make: impl Fn(&ClusterObjects) -> Vec<Delta>,
+) -> (usize, Duration) {
+    let n = make(c).len();
+    let total = best_of(
+        5,
+        || (Index::build(c.clone()), make(c)),
+        |(mut ix, deltas)| {
+            for d in deltas {
+                ix.apply(d);
+            }
+            std::hint::black_box(&ix);
+        },
+    );
+    (n, total / n as u32)
+}
+
 fn main() {
     let c = cluster();
-    let build = best_of(20, || {
-        std::hint::black_box(Index::build(&c));
-    });
+    let build = best_of(
+        20,
+        || c.clone(),
+        |c| {
+            std::hint::black_box(Index::build(c));
+        },
+    );
     println!(
         "full build, {} pods + {} deleted, {} services, {} controllers: {:.2} ms",
         c.pods.len(),
@@ -116,4 +146,58 @@ fn main() {
         c.controllers.len(),
         build.as_secs_f64() * 1e3
     );
+    let cases: [(&str, Changes); 4] = [
+        (
+            "a pod changes (new address), each of the 10,000 once",
+            |c| {
+                let pods = c.pods.iter().enumerate();
+                pods.map(|(i, p)| {
+                    let mut p = p.clone();
+                    p.ips = vec![ip(200_000 + i as u32)];
+                    Delta::Upsert(Info::Pod(p))
+                })
+                .collect()
+            },
+        ),
+        ("a pod is added (10,000 new pods)", |c| {
+            let pods = c.pods.iter().enumerate();
+            pods.map(|(i, p)| {
+                let mut p = p.clone();
+                p.name = format!("{}-new", p.name).into();
+                p.ips = vec![ip(200_000 + i as u32)];
+                Delta::Upsert(Info::Pod(p))
+            })
+            .collect()
+        }),
+        (
+            "a pod is deleted (10,000, to tombstones past the cap)",
+            |c| {
+                let pods = c.pods.iter().enumerate();
+                pods.map(|(i, p)| {
+                    Delta::Delete(Info::Pod(p.clone()), DELETED_AT + i as i64 * 1_000_000)
+                })
+                .collect()
+            },
+        ),
+        (
+            "a ReplicaSet's release changes (10 pods re-labelled)",
+            |c| {
+                let rs = c.controllers.iter().filter(|x| &*x.kind == "ReplicaSet");
+                rs.map(|x| {
+                    let mut x = x.clone();
+                    x.release = Some("changed".into());
+                    Delta::Upsert(Info::Controller(x))
+                })
+                .collect()
+            },
+        ),
+    ];
+    for (what, make) in cases {
+        let (n, each) = per_change(&c, make);
+        println!(
+            "{what}: {:.2} us per change ({n} changes; {:.0}x less than a full build)",
+            each.as_secs_f64() * 1e6,
+            build.as_secs_f64() / each.as_secs_f64()
+        );
+    }
 }

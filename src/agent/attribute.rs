@@ -83,11 +83,11 @@ pub fn classify_peer(ix: &Index, ip: IpAddr, time: Option<i64>) -> PeerRef {
     if ip.is_loopback() {
         PeerRef::Loopback
     } else if let Some(s) = ix.service_at(&ip) {
-        PeerRef::Service(s)
+        PeerRef::Service(ix.service_ref(s))
     } else if let Some(p) = ix.pod_at(&ip, time) {
-        PeerRef::Workload(ix.pods[p as usize].peer)
+        PeerRef::Workload(ix.workload_ref(ix.pods[p as usize].peer))
     } else if let Some(n) = ix.node_at(&ip) {
-        PeerRef::Node(n)
+        PeerRef::Node(ix.node_ref(n))
     } else if is_private(&ip) {
         PeerRef::Unresolved(ip)
     } else {
@@ -100,16 +100,16 @@ pub fn render_peer(ix: &Index, peer: &PeerRef) -> Box<str> {
     let get = |v: &[(Box<str>, Box<str>)], i: u32| v.get(i as usize).cloned().unwrap_or_default();
     match *peer {
         PeerRef::Loopback => peer_tags("loopback", "", "localhost"),
-        PeerRef::Service(i) => {
-            let (ns, name) = get(&ix.services, i);
+        PeerRef::Service(r) => {
+            let (ns, name) = get(&ix.services, r.id);
             peer_tags("service", &ns, &name)
         }
-        PeerRef::Workload(i) => {
-            let (ns, name) = get(&ix.workloads, i);
+        PeerRef::Workload(r) => {
+            let (ns, name) = get(&ix.workloads, r.id);
             peer_tags("pod", &ns, &name)
         }
-        PeerRef::Node(i) => {
-            let name = ix.nodes.get(i as usize).cloned().unwrap_or_default();
+        PeerRef::Node(r) => {
+            let name = ix.nodes.get(r.id as usize).cloned().unwrap_or_default();
             peer_tags("node", "", &name)
         }
         PeerRef::Unresolved(ip) => peer_tags("unresolved", "", &ip.to_string()),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use super::index::Index;
+use super::index::Delta;
 use super::lines::{Line, MAX_LINE, Splitter};
 use super::pipeline::Agent;
 
@@ -20,7 +20,7 @@ pub struct Driver<W: Write> {
     splitter: Splitter,
     pub out: W,
     stop: Arc<AtomicBool>,
-    updates: Option<Receiver<Arc<Index>>>,
+    updates: Option<Receiver<Delta>>,
     window: Duration,
     last_input: Instant,
     last_flush: Instant,
@@ -31,7 +31,7 @@ impl<W: Write> Driver<W> {
         agent: Agent,
         out: W,
         stop: Arc<AtomicBool>,
-        updates: Option<Receiver<Arc<Index>>>,
+        updates: Option<Receiver<Delta>>,
         window: Duration,
     ) -> Self {
         Driver {
@@ -65,7 +65,7 @@ impl<W: Write> Driver<W> {
         self.splitter.finish(&mut |line| feed(agent, out, line))
     }
 
-    /// Called when live input has nothing to give: new indexes, and the wall-clock flush of a
+    /// Called when live input has nothing to give: index changes, and the wall-clock flush of a
     /// window when input is quiet (so an idle stream still reports every window).
     pub fn idle(&mut self) -> io::Result<()> {
         self.take_updates();
@@ -97,14 +97,12 @@ impl<W: Write> Driver<W> {
         self.out.flush()
     }
 
+    /// Applies the changes the live watches saw since the last call, between chunks (never
+    /// within a line).
     fn take_updates(&mut self) {
         let Some(rx) = &self.updates else { return };
-        let mut newest = None;
-        while let Ok(ix) = rx.try_recv() {
-            newest = Some(ix);
-        }
-        if let Some(ix) = newest {
-            self.agent.set_index(ix);
+        while let Ok(delta) = rx.try_recv() {
+            self.agent.apply(delta);
         }
     }
 }

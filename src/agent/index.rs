@@ -1,13 +1,44 @@
 //! The attribution index: pod names, pod IPs (with lifetimes, for IP reuse), Service
-//! ClusterIPs and node addresses, built from the small records of `cluster` and then only read.
+//! ClusterIPs and node addresses. Built once from a snapshot, or kept up to date one change at
+//! a time (`Delta`) from the live watches, by the thread that attributes with it.
+//!
+//! Ids: pods, peer workloads, Services and nodes have ids, positions in the public vectors.
+//! An id stays with its object for as long as the object is in the index (a deleted pod's
+//! tombstone keeps its pod's id). The per-window tag caches of the aggregator keep references
+//! as `Ref` (id, version). When an object leaves the index its id is freed and may be handed
+//! out again at once, but its version moves on; a pod's version also moves on when what it is
+//! tagged as changes (its owner chain changed under it). So a cached reference only ever
+//! matches the object it was taken for: keys already counted keep their tag text (interned
+//! when they were counted), and the next event of the id's new occupant, or of the re-labelled
+//! pod, misses the cache and is tagged afresh. This was chosen over deferring reuse until the
+//! window is written: that would tie the index to the aggregator's windows, and re-labelled
+//! pods would still need their references invalidated.
+//!
+//! Owner changes re-derive only the pods whose owner chain looks the changed controller up
+//! (`Owners` keeps the reverse links).
+use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use super::cluster::{ClusterObjects, NodeInfo, PodInfo, ServiceInfo};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+
+use self::pods::{IpClaim, NameEntry, Slot};
+use self::tables::{ByAddr, Ids, Shared};
+use super::cluster::{ClusterObjects, Info};
 use super::owners::Owners;
-use hashbrown::{Equivalent, HashMap};
+
+mod pods;
+#[cfg(test)]
+mod reference;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+/// How many deleted pods, and for how long (ns), are remembered: late events and IP reuse.
+pub const TOMBSTONES: usize = 10_000;
+pub const TOMBSTONE_NS: i64 = 600 * 1_000_000_000;
 
 /// A pod as the contract tags it: namespace, name, top workload, kind, release.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PodIdentity {
     pub namespace: Box<str>,
     pub name: Box<str>,
@@ -19,140 +50,178 @@ pub struct PodIdentity {
     pub peer: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct IpClaim {
-    pod: u32,
-    from: i64,
-    to: i64,
-    running: bool,
+/// An id with the version it had when the reference was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ref {
+    pub id: u32,
+    pub version: u32,
 }
 
-#[derive(Hash)]
-struct NameRef<'a>(&'a str, &'a str);
-
-impl Equivalent<(Box<str>, Box<str>)> for NameRef<'_> {
-    fn equivalent(&self, key: &(Box<str>, Box<str>)) -> bool {
-        *key.0 == *self.0 && *key.1 == *self.1
-    }
+/// One change the live watches saw.
+#[derive(Debug, Clone)]
+pub enum Delta {
+    /// An object was added or changed.
+    Upsert(Info),
+    /// An object was deleted, at a time (ns since the epoch): a pod becomes a tombstone.
+    Delete(Info, i64),
+    /// A watch listed `kind` afresh: `all` is everything there is of it. Pods not among them
+    /// were deleted at `at`.
+    Replace {
+        kind: &'static str,
+        all: Vec<Info>,
+        at: i64,
+    },
 }
 
-/// Read-only lookups for attribution. Ids are positions in the public vectors.
+/// Lookups for attribution, and the changes that keep them up to date.
 #[derive(Default)]
 pub struct Index {
+    /// Pods by id; a free id holds an empty identity.
     pub pods: Vec<PodIdentity>,
     /// (namespace, workload) pairs that pods appear as when they are a peer.
     pub workloads: Vec<(Box<str>, Box<str>)>,
     /// (namespace, name) of services.
     pub services: Vec<(Box<str>, Box<str>)>,
     pub nodes: Vec<Box<str>>,
-    pod_by_name: HashMap<(Box<str>, Box<str>), u32>,
+    /// Per pod id: what re-deriving and removing the pod needs.
+    slots: Vec<Slot>,
+    pod_ids: Ids,
+    names_hasher: DefaultHashBuilder,
+    /// (namespace, name) -> the live pod and the tombstones of that name.
+    pod_names: HashTable<NameEntry>,
     pod_by_ip: HashMap<IpAddr, Vec<IpClaim>>,
-    service_by_ip: HashMap<IpAddr, u32>,
-    node_by_ip: HashMap<IpAddr, u32>,
+    /// Tombstones, oldest first, with the time they were deleted.
+    tombstones: VecDeque<(u32, i64)>,
+    peers: Shared,
+    service_tab: ByAddr,
+    node_tab: ByAddr,
+    owners: Owners,
 }
 
 impl Index {
     /// The index of a snapshot's objects.
-    pub fn build(c: &ClusterObjects) -> Index {
-        let owners = Owners::new(&c.controllers);
-        let live = c.pods.iter().map(|p| (p, None));
-        let gone = c.deleted_pods.iter().map(|(p, t)| (p, Some(*t)));
-        Index::from_parts(live.chain(gone), &c.services, &c.nodes, &owners)
-    }
-
-    /// The index of pods (with the time they were deleted, for deleted ones), services, nodes
-    /// and the owner chain.
-    pub fn from_parts<'a>(
-        pods: impl Iterator<Item = (&'a PodInfo, Option<i64>)>,
-        services: impl IntoIterator<Item = &'a ServiceInfo>,
-        nodes: impl IntoIterator<Item = &'a NodeInfo>,
-        owners: &Owners,
-    ) -> Index {
+    pub fn build(c: ClusterObjects) -> Index {
         let mut ix = Index::default();
-        let mut workload_ids: HashMap<(Box<str>, Box<str>), u32> = HashMap::new();
-        for (pod, deleted_at) in pods {
-            let w = owners.workload_of(pod);
-            let namespace = pod.namespace.clone();
-            let wkey = (namespace.clone(), Box::<str>::from(w.name.as_str()));
-            let next = workload_ids.len() as u32;
-            let peer = *workload_ids.entry(wkey.clone()).or_insert_with(|| {
-                ix.workloads.push(wkey);
-                next
-            });
-            let id = ix.pods.len() as u32;
-            let running = deleted_at.is_none() && pod.running;
-            let from = pod.created.unwrap_or(i64::MIN);
-            let to = deleted_at
-                .or(pod.deleting)
-                .unwrap_or(if running { i64::MAX } else { from });
-            ix.pods.push(PodIdentity {
-                name: pod.name.clone(),
-                workload: w.name.into(),
-                kind: w.kind.into(),
-                release: w.release.into(),
-                node: pod.node.clone(),
-                namespace,
-                peer,
-            });
-            let key = (pod.namespace.clone(), pod.name.clone());
-            // A recreated pod (same name) wins over the one it replaced.
-            match ix.pod_by_name.get(&key) {
-                Some(&old) if deleted_at.is_some() && old != id => {}
-                _ => {
-                    ix.pod_by_name.insert(key, id);
-                }
-            }
-            if pod.host_network {
-                continue;
-            }
-            for ip in &pod.ips {
-                let claim = IpClaim {
-                    pod: id,
-                    from,
-                    to,
-                    running,
-                };
-                ix.pod_by_ip.entry(*ip).or_default().push(claim);
-            }
+        let mut affected = Vec::new();
+        for ctl in c.controllers {
+            ix.owners.upsert(ctl, &mut affected);
         }
-        for svc in services {
-            let id = ix.services.len() as u32;
-            ix.services.push((svc.namespace.clone(), svc.name.clone()));
-            for ip in &svc.ips {
-                ix.service_by_ip.insert(*ip, id);
-            }
+        for p in c.pods {
+            ix.upsert_pod(p);
         }
-        for node in nodes {
-            let id = ix.nodes.len() as u32;
-            ix.nodes.push(node.name.clone());
-            for ip in &node.ips {
-                ix.node_by_ip.insert(*ip, id);
-            }
+        for (p, at) in c.deleted_pods {
+            ix.insert_tombstone(p, at);
+        }
+        for s in c.services {
+            let key = (s.namespace, s.name);
+            ix.service_tab.upsert(&mut ix.services, key, s.ips);
+        }
+        for n in c.nodes {
+            ix.node_tab.upsert(&mut ix.nodes, n.name, n.ips);
         }
         ix
     }
 
+    /// Applies one change.
+    pub fn apply(&mut self, d: Delta) {
+        let mut affected = Vec::new();
+        match d {
+            Delta::Upsert(Info::Pod(p)) => {
+                self.upsert_pod(p);
+            }
+            Delta::Upsert(Info::Service(s)) => {
+                let key = (s.namespace, s.name);
+                self.service_tab.upsert(&mut self.services, key, s.ips);
+            }
+            Delta::Upsert(Info::Node(n)) => {
+                self.node_tab.upsert(&mut self.nodes, n.name, n.ips);
+            }
+            Delta::Upsert(Info::Controller(c)) => self.owners.upsert(c, &mut affected),
+            Delta::Delete(Info::Pod(p), at) => self.delete_pod(p, at),
+            Delta::Delete(Info::Service(s), _) => {
+                let key = (s.namespace, s.name);
+                self.service_tab.remove(&mut self.services, &key);
+            }
+            Delta::Delete(Info::Node(n), _) => self.node_tab.remove(&mut self.nodes, &n.name),
+            Delta::Delete(Info::Controller(c), _) => self.owners.remove(&c, &mut affected),
+            Delta::Replace { kind, all, at } => match kind {
+                "Pod" => self.replace_pods(all, at),
+                "Service" => {
+                    let all = all.into_iter().filter_map(|i| match i {
+                        Info::Service(s) => Some(((s.namespace, s.name), s.ips)),
+                        _ => None,
+                    });
+                    self.service_tab.replace(&mut self.services, all.collect());
+                }
+                "Node" => {
+                    let all = all.into_iter().filter_map(|i| match i {
+                        Info::Node(n) => Some((n.name, n.ips)),
+                        _ => None,
+                    });
+                    self.node_tab.replace(&mut self.nodes, all.collect());
+                }
+                _ => {
+                    let all = all.into_iter().filter_map(|i| match i {
+                        Info::Controller(c) => Some(c),
+                        _ => None,
+                    });
+                    self.owners.replace_kind(kind, all.collect(), &mut affected);
+                }
+            },
+        }
+        self.relabel_all(affected);
+    }
+
     pub fn pod(&self, namespace: &str, name: &str) -> Option<u32> {
-        self.pod_by_name.get(&NameRef(namespace, name)).copied()
+        self.name_entry(namespace, name).map(NameEntry::answer)
     }
 
     pub fn service_at(&self, ip: &IpAddr) -> Option<u32> {
-        self.service_by_ip.get(ip).copied()
+        self.service_tab.at(ip)
     }
 
     pub fn node_at(&self, ip: &IpAddr) -> Option<u32> {
-        self.node_by_ip.get(ip).copied()
+        self.node_tab.at(ip)
     }
 
     /// The non-hostNetwork pod that held `ip` at `time`: one whose lifetime covers the time
-    /// (running ones first), else a running one, else the most recently created.
+    /// (running ones first), else a running one, else the most recently created. Among equals,
+    /// the one that lived longer, then the (namespace, name) that sorts last: never the order
+    /// the objects came in.
     pub fn pod_at(&self, ip: &IpAddr, time: Option<i64>) -> Option<u32> {
         let claims = self.pod_by_ip.get(ip)?;
         if let [only] = claims.as_slice() {
             return Some(only.pod);
         }
-        let covers = |c: &&IpClaim| time.is_some_and(|t| c.from <= t && t < c.to);
-        let rank = |c: &&IpClaim| (covers(c), c.running, c.from);
-        claims.iter().max_by_key(rank).map(|c| c.pod)
+        let covers = |c: &IpClaim| time.is_some_and(|t| c.from <= t && t < c.to);
+        let rank = |c: &IpClaim| (covers(c), c.running, c.from, c.to);
+        let name = |c: &IpClaim| {
+            let p = &self.pods[c.pod as usize];
+            (&p.namespace, &p.name)
+        };
+        let best = claims
+            .iter()
+            .max_by(|a, b| (rank(a).cmp(&rank(b))).then_with(|| name(a).cmp(&name(b))));
+        best.map(|c| c.pod)
+    }
+
+    pub fn pod_ref(&self, id: u32) -> Ref {
+        let version = self.pod_ids.version(id);
+        Ref { id, version }
+    }
+
+    pub fn workload_ref(&self, id: u32) -> Ref {
+        let version = self.peers.ids.version(id);
+        Ref { id, version }
+    }
+
+    pub fn service_ref(&self, id: u32) -> Ref {
+        let version = self.service_tab.ids.version(id);
+        Ref { id, version }
+    }
+
+    pub fn node_ref(&self, id: u32) -> Ref {
+        let version = self.node_tab.ids.version(id);
+        Ref { id, version }
     }
 }

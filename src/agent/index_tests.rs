@@ -31,7 +31,7 @@ fn index(items: Vec<serde_json::Value>, deleted: Vec<(serde_json::Value, i64)>) 
     for (p, at) in deleted {
         objects.deleted_pods.push((pod_info(p), at));
     }
-    Index::build(&objects)
+    Index::build(objects)
 }
 
 fn pod_info(p: serde_json::Value) -> PodInfo {

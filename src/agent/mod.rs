@@ -209,7 +209,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
             let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
             let objects = ClusterObjects::from_list_reader(io::BufReader::new(file))
                 .map_err(|e| Error::step("agent", format!("{}: {e}", path.display())))?;
-            (Arc::new(Index::build(&objects)), None)
+            (Index::build(objects), None)
         }
         (None, Some((rt, client))) => {
             printer.debug("agent: listing the cluster's objects");
@@ -218,7 +218,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
                 .map_err(|e| Error::step("agent: watch the cluster", e))?;
             (first, Some(rx))
         }
-        (None, None) => (Arc::new(Index::default()), None),
+        (None, None) => (Index::default(), None),
     };
     let window_ns = i64::try_from(args.window.as_nanos())
         .unwrap_or(i64::MAX)

@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use super::aggregate::{Aggregator, FlowKey, Stats};
 use super::attribute::{Op, bytes, classify_peer, render_peer, role_port};
 use super::event::{Envelope, Kprobe, parse_line};
-use super::index::Index;
+use super::index::{Delta, Index};
 use super::owners::release_from_labels;
 use super::scalars::FlexU64;
 use super::scan_cache::PodMemo;
@@ -32,7 +32,7 @@ pub struct Limits {
 
 /// The agent's state: the index it attributes with and the open window.
 pub struct Agent {
-    index: Arc<Index>,
+    index: Index,
     agg: Aggregator,
     default_node: Arc<str>,
     node_syms: HashMap<Box<str>, u32>,
@@ -40,7 +40,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(index: Arc<Index>, window_ns: i64, limits: Limits, node: &str) -> Self {
+    pub fn new(index: Index, window_ns: i64, limits: Limits, node: &str) -> Self {
         Agent {
             index,
             agg: Aggregator::new(window_ns, limits.max_keys, limits.top_peers, node),
@@ -50,10 +50,15 @@ impl Agent {
         }
     }
 
-    /// Swaps in a newer index (live watches); keys already counted keep their tags.
-    pub fn set_index(&mut self, index: Arc<Index>) {
-        self.index = index;
-        self.agg.tags.forget_refs();
+    /// Applies a change the live watches saw, between lines. Keys already counted keep their
+    /// tags: the tag caches hold versioned ids (`index::Ref`), which a change never makes
+    /// stand for another object.
+    pub fn apply(&mut self, delta: Delta) {
+        self.index.apply(delta);
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
     }
 
     pub fn has_open_window(&self) -> bool {
@@ -157,7 +162,7 @@ impl Agent {
         let r = match name {
             Some((ns, name)) => match self.index.pod(ns, name) {
                 Some(pod) => SrcRef::Pod {
-                    pod,
+                    pod: self.index.pod_ref(pod),
                     node: node_sym,
                 },
                 None if self.agg.tags_full() => return self.agg.overflow(),
@@ -193,10 +198,9 @@ impl Agent {
         if let Some(id) = self.agg.tags.cached_src(&r) {
             return id;
         }
-        let ix = Arc::clone(&self.index);
         let values = match r {
             SrcRef::Pod { pod, .. } => {
-                let p = &ix.pods[pod as usize];
+                let p = &self.index.pods[pod.id as usize];
                 SrcValues {
                     node,
                     namespace: &p.namespace,

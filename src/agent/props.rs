@@ -1,6 +1,4 @@
 //! Property tests: whatever the lines, the agent never panics and its counters add up.
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::index::Index;
@@ -29,7 +27,7 @@ fn agent(max_keys: usize, top_peers: usize) -> Agent {
         max_keys,
         top_peers,
     };
-    Agent::new(Arc::new(Index::default()), 10_000_000_000, limits, "n")
+    Agent::new(Index::default(), 10_000_000_000, limits, "n")
 }
 
 fn run(lines: &[Vec<u8>]) -> (super::aggregate::Stats, String) {

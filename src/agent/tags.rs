@@ -4,13 +4,15 @@ use std::net::IpAddr;
 
 use hashbrown::HashMap;
 
+use super::index::Ref;
 use super::line_protocol::push_tag;
 
-/// Where an event came from, as cheap-to-hash references.
+/// Where an event came from, as cheap-to-hash references. Index ids carry their version
+/// (`index::Ref`): a reference cached in this window never stands for an id's later occupant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SrcRef {
     /// A pod of the index, on a node (node-name symbol).
-    Pod { pod: u32, node: u32 },
+    Pod { pod: Ref, node: u32 },
     /// A host process on a node.
     Host { node: u32 },
 }
@@ -19,9 +21,9 @@ pub enum SrcRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeerRef {
     Loopback,
-    Service(u32),
-    Workload(u32),
-    Node(u32),
+    Service(Ref),
+    Workload(Ref),
+    Node(Ref),
     Unresolved(IpAddr),
     External(IpAddr),
     Other,
@@ -166,7 +168,7 @@ impl TagTables {
         self.srcs.len() + self.peers.len()
     }
 
-    /// Forgets what references meant (the index changed); interned texts stay valid.
+    /// Forgets what references meant; interned texts stay valid.
     pub fn forget_refs(&mut self) {
         self.src_cache.clear();
         self.peer_cache.clear();
