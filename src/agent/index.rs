@@ -18,14 +18,17 @@
 //! (`Owners` keeps the reverse links).
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
-use self::pods::{IpClaim, NameEntry, Slot};
-use self::tables::{ByAddr, Ids, Shared};
+use self::claims::{Claims, IpClaim};
+use self::pods::{NameEntry, Slot};
+use self::tables::{ByAddr, Ids, Shared, Strings};
 use super::cluster::{ClusterObjects, Info};
 use super::owners::Owners;
 
+mod claims;
 mod pods;
 #[cfg(test)]
 mod reference;
@@ -37,15 +40,16 @@ mod tests;
 pub const TOMBSTONES: usize = 10_000;
 pub const TOMBSTONE_NS: i64 = 600 * 1_000_000_000;
 
-/// A pod as the contract tags it: namespace, name, top workload, kind, release.
+/// A pod as the contract tags it: namespace, name, top workload, kind, release. All but the
+/// name are shared with the other pods that have them (`Strings`).
 #[derive(Debug, Clone, Default)]
 pub struct PodIdentity {
-    pub namespace: Box<str>,
+    pub namespace: Arc<str>,
     pub name: Box<str>,
-    pub workload: Box<str>,
-    pub kind: Box<str>,
-    pub release: Box<str>,
-    pub node: Box<str>,
+    pub workload: Arc<str>,
+    pub kind: Arc<str>,
+    pub release: Arc<str>,
+    pub node: Arc<str>,
     /// Index into `Index::workloads`: the peer this pod appears as.
     pub peer: u32,
 }
@@ -89,17 +93,19 @@ pub struct Index {
     names_hasher: DefaultHashBuilder,
     /// (namespace, name) -> the live pod and the tombstones of that name.
     pod_names: HashTable<NameEntry>,
-    pod_by_ip: HashMap<IpAddr, Vec<IpClaim>>,
+    pod_by_ip: HashMap<IpAddr, Claims>,
     /// Tombstones, oldest first, with the time they were deleted.
     tombstones: VecDeque<(u32, i64)>,
     peers: Shared,
     service_tab: ByAddr,
     node_tab: ByAddr,
     owners: Owners,
+    strings: Strings,
 }
 
 impl Index {
-    /// The index of a snapshot's objects.
+    /// The index of a snapshot's objects. Every object listed is one record, even when two
+    /// share a name (generated snapshots have such), so each keeps its addresses.
     pub fn build(c: ClusterObjects) -> Index {
         let mut ix = Index::default();
         let mut affected = Vec::new();
@@ -107,17 +113,17 @@ impl Index {
             ix.owners.upsert(ctl, &mut affected);
         }
         for p in c.pods {
-            ix.upsert_pod(p);
+            ix.add_pod(p);
         }
         for (p, at) in c.deleted_pods {
             ix.insert_tombstone(p, at);
         }
         for s in c.services {
             let key = (s.namespace, s.name);
-            ix.service_tab.upsert(&mut ix.services, key, s.ips);
+            ix.service_tab.add(&mut ix.services, key, s.ips);
         }
         for n in c.nodes {
-            ix.node_tab.upsert(&mut ix.nodes, n.name, n.ips);
+            ix.node_tab.add(&mut ix.nodes, n.name, n.ips);
         }
         ix
     }
@@ -189,8 +195,8 @@ impl Index {
     /// the one that lived longer, then the (namespace, name) that sorts last: never the order
     /// the objects came in.
     pub fn pod_at(&self, ip: &IpAddr, time: Option<i64>) -> Option<u32> {
-        let claims = self.pod_by_ip.get(ip)?;
-        if let [only] = claims.as_slice() {
+        let claims = self.pod_by_ip.get(ip)?.as_slice();
+        if let [only] = claims {
             return Some(only.pod);
         }
         let covers = |c: &IpClaim| time.is_some_and(|t| c.from <= t && t < c.to);

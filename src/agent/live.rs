@@ -20,6 +20,8 @@ use crate::backend;
 
 /// How long the first listing of every kind may take.
 const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often, while the kinds are listed, what was listed so far is applied.
+const APPLY_EVERY: Duration = Duration::from_millis(50);
 
 /// What a watch tells `start` about its first listing.
 enum Report {
@@ -124,13 +126,23 @@ pub async fn start(client: Client) -> Result<(Index, mpsc::Receiver<Delta>), Str
     watch::<Job, true>(&client, &shared, "jobs");
     watch::<CronJob, true>(&client, &shared, "cronjobs");
     drop(shared);
+    // Each listing is applied as it comes, so the records of one kind are not held twice
+    // (as listed, and in the index) for longer than it takes to apply them.
+    let mut index = Index::default();
     let listed = async {
         let mut n = 0;
         while n < WATCHES {
-            match rx.recv().await {
-                Some(Report::Listed) => n += 1,
-                Some(Report::Failed(plural, why)) => return Err(format!("list {plural}: {why}")),
-                None => return Err("a watch ended before listing its objects".to_string()),
+            let report = tokio::time::timeout(APPLY_EVERY, rx.recv()).await;
+            while let Ok(delta) = changes.try_recv() {
+                index.apply(delta);
+            }
+            match report {
+                Err(_) => {}
+                Ok(Some(Report::Listed)) => n += 1,
+                Ok(Some(Report::Failed(plural, why))) => {
+                    return Err(format!("list {plural}: {why}"));
+                }
+                Ok(None) => return Err("a watch ended before listing its objects".to_string()),
             }
         }
         Ok(())
@@ -146,7 +158,6 @@ pub async fn start(client: Client) -> Result<(Index, mpsc::Receiver<Delta>), Str
         }
     }
     // Every watch sent its listing before it reported it: all of them are in the channel.
-    let mut index = Index::default();
     while let Ok(delta) = changes.try_recv() {
         index.apply(delta);
     }

@@ -2,6 +2,8 @@
 //! The owner chain is kept as a map of small entries, updated one object at a time, with the
 //! reverse links that say which pods a change of one controller can re-label: controller ->
 //! the controllers it controls, and direct controller -> its pods.
+use std::sync::Arc;
+
 use hashbrown::{Equivalent, HashMap, HashSet};
 
 use super::cluster::{ControllerInfo, OwnerRef};
@@ -14,16 +16,17 @@ pub struct Workload<'a> {
     pub release: &'a str,
 }
 
-/// What a pod says of its place in the owner chain.
-#[derive(Debug, Clone, Default)]
+/// What a pod says of its place in the owner chain. The pods of one controller say the same,
+/// so the strings are shared (`index` interns them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lineage {
-    pub owner: Option<OwnerRef>,
+    pub owner: Option<Owner>,
     /// The `meta.helm.sh/release-name` annotation.
-    pub release: Option<Box<str>>,
+    pub release: Option<Arc<str>>,
     /// `app.kubernetes.io/instance` of a Helm-managed pod.
-    pub label_release: Option<Box<str>>,
+    pub label_release: Option<Arc<str>>,
     /// The `pod-template-hash` label: names the Deployment of an unknown ReplicaSet.
-    pub template_hash: Option<Box<str>>,
+    pub template_hash: Option<Arc<str>>,
 }
 
 /// A controller's own controller and its release annotation.
@@ -69,6 +72,9 @@ fn key(c: &ControllerInfo) -> Key {
 fn parent(namespace: &str, o: &OwnerRef) -> Key {
     (o.kind.clone(), namespace.into(), o.name.clone())
 }
+
+/// (kind, name) of a pod's controller.
+pub type Owner = (Arc<str>, Arc<str>);
 
 /// Removes one `v` from the list at `k`, and the list when it is empty.
 fn unlist<T: PartialEq>(map: &mut HashMap<Key, Vec<T>>, k: KeyRef<'_>, v: &T) {
@@ -136,24 +142,18 @@ impl Owners {
     }
 
     /// Records that pod `id` (in `namespace`) has `owner` as its direct controller.
-    pub fn link(&mut self, id: u32, namespace: &str, owner: &OwnerRef) {
-        match self
-            .pods
-            .get_mut(&KeyRef(&owner.kind, namespace, &owner.name))
-        {
+    pub fn link(&mut self, id: u32, namespace: &str, (kind, name): &Owner) {
+        match self.pods.get_mut(&KeyRef(kind, namespace, name)) {
             Some(list) => list.push(id),
             None => {
-                self.pods.insert(parent(namespace, owner), vec![id]);
+                let key = ((**kind).into(), namespace.into(), (**name).into());
+                self.pods.insert(key, vec![id]);
             }
         }
     }
 
-    pub fn unlink(&mut self, id: u32, namespace: &str, owner: &OwnerRef) {
-        unlist(
-            &mut self.pods,
-            KeyRef(&owner.kind, namespace, &owner.name),
-            &id,
-        );
+    pub fn unlink(&mut self, id: u32, namespace: &str, (kind, name): &Owner) {
+        unlist(&mut self.pods, KeyRef(kind, namespace, name), &id);
     }
 
     /// The pods whose walk up the chain looks `k` up: those it directly controls, and those of
@@ -188,7 +188,7 @@ impl Owners {
                 release: l.release.as_deref().or(label_release).unwrap_or(""),
             };
         };
-        let (mut kind, mut name): (&str, &str) = (&first.kind, &first.name);
+        let (mut kind, mut name): (&str, &str) = (&first.0, &first.1);
         let mut release = None;
         for _ in 0..HOPS {
             match self.objects.get(&KeyRef(kind, namespace, name)) {

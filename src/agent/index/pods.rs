@@ -1,24 +1,17 @@
 //! Pods in the index: one record per pod (live or tombstone) with a stable id, its IP claims,
 //! its name entry, and its workload, re-derived when its owner chain changes.
 use std::hash::BuildHasher;
-use std::net::IpAddr;
 
-use super::tables::put;
+use hashbrown::hash_map::Entry;
+
+use super::claims::{Addrs, Claims, IpClaim};
+use super::tables::{Strings, put};
 use super::{Index, PodIdentity, TOMBSTONE_NS, TOMBSTONES};
 use crate::agent::cluster::{Info, PodInfo};
 use crate::agent::owners::Lineage;
 
 /// No pod.
 const NONE: u32 = u32::MAX;
-
-/// A pod's hold on an address, with its lifetime (ns).
-#[derive(Debug, Clone, Copy)]
-pub struct IpClaim {
-    pub pod: u32,
-    pub from: i64,
-    pub to: i64,
-    pub running: bool,
-}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -34,7 +27,7 @@ pub struct Slot {
     state: State,
     lineage: Lineage,
     /// The addresses it claims (none for hostNetwork pods).
-    ips: Vec<IpAddr>,
+    ips: Addrs,
     /// The next newer tombstone of the same name.
     next_dead: u32,
 }
@@ -69,8 +62,9 @@ fn lifetime(p: &PodInfo) -> (i64, i64, bool) {
     (from, to, p.running)
 }
 
-/// Splits a pod into its identity (workload still to derive), lineage and claimed addresses.
-fn split(p: PodInfo) -> (PodIdentity, Lineage, Vec<IpAddr>) {
+/// Splits a pod into its identity (workload still to derive), lineage and claimed addresses,
+/// with the strings pods share taken from `strings`.
+fn split(p: PodInfo, strings: &mut Strings) -> (PodIdentity, Lineage, Addrs) {
     let PodInfo {
         namespace,
         name,
@@ -84,18 +78,19 @@ fn split(p: PodInfo) -> (PodIdentity, Lineage, Vec<IpAddr>) {
         ..
     } = p;
     let ident = PodIdentity {
-        namespace,
+        namespace: strings.get(&namespace),
         name,
-        node,
+        node: strings.get(&node),
         ..PodIdentity::default()
     };
     let lineage = Lineage {
-        owner,
-        release,
-        label_release,
-        template_hash,
+        owner: owner.map(|o| (strings.get(&o.kind), strings.get(&o.name))),
+        release: strings.get_opt(release),
+        label_release: strings.get_opt(label_release),
+        template_hash: strings.get_opt(template_hash),
     };
-    (ident, lineage, if host_network { Vec::new() } else { ips })
+    let ips = if host_network { Vec::new() } else { ips };
+    (ident, lineage, Addrs::new(ips))
 }
 
 impl Index {
@@ -150,6 +145,13 @@ impl Index {
         id
     }
 
+    /// A live pod, as a snapshot lists it: a new record even if one of that name is there
+    /// (which is then no longer found by name, as in a build in list order).
+    pub(super) fn add_pod(&mut self, p: PodInfo) {
+        let id = self.new_pod(p);
+        self.name_entry_mut(id).live = id;
+    }
+
     /// A pod was deleted at `at`: it becomes a tombstone, and old tombstones go.
     pub(super) fn delete_pod(&mut self, p: PodInfo, at: i64) {
         match self.live_pod(&p) {
@@ -194,7 +196,7 @@ impl Index {
 
     fn new_pod(&mut self, p: PodInfo) -> u32 {
         let life = lifetime(&p);
-        let (ident, lineage, ips) = split(p);
+        let (ident, lineage, ips) = split(p, &mut self.strings);
         let id = self.pod_ids.alloc();
         if let Some(o) = &lineage.owner {
             self.owners.link(id, &ident.namespace, o);
@@ -203,7 +205,7 @@ impl Index {
         let slot = Slot {
             state: State::Live,
             lineage,
-            ips: Vec::new(),
+            ips: Addrs::None,
             next_dead: NONE,
         };
         put(&mut self.slots, id, slot);
@@ -215,7 +217,7 @@ impl Index {
     /// A newer state of pod `id` (same namespace and name).
     fn refill(&mut self, id: u32, p: PodInfo) {
         let life = lifetime(&p);
-        let (ident, lineage, ips) = split(p);
+        let (ident, lineage, ips) = split(p, &mut self.strings);
         let slot = &mut self.slots[id as usize];
         let old = std::mem::replace(&mut slot.lineage, lineage);
         let new_owner = &slot.lineage.owner;
@@ -236,9 +238,12 @@ impl Index {
     /// Pod `id` is a tombstone from `at` on.
     fn kill(&mut self, id: u32, at: i64) {
         self.slots[id as usize].state = State::Dead;
-        for ip in &self.slots[id as usize].ips {
-            let claims = self.pod_by_ip.get_mut(ip).into_iter().flatten();
-            for c in claims.filter(|c| c.pod == id) {
+        for ip in self.slots[id as usize].ips.as_slice() {
+            let claims = self.pod_by_ip.get_mut(ip).into_iter();
+            for c in claims
+                .flat_map(|c| c.as_mut_slice())
+                .filter(|c| c.pod == id)
+            {
                 (c.to, c.running) = (at, false);
             }
         }
@@ -314,26 +319,29 @@ impl Index {
         self.pod_ids.free(id);
     }
 
-    fn claim(&mut self, id: u32, (from, to, running): (i64, i64, bool), ips: Vec<IpAddr>) {
-        for ip in &ips {
+    fn claim(&mut self, id: u32, (from, to, running): (i64, i64, bool), ips: Addrs) {
+        for ip in ips.as_slice() {
             let claim = IpClaim {
                 pod: id,
                 from,
                 to,
                 running,
             };
-            self.pod_by_ip.entry(*ip).or_default().push(claim);
+            match self.pod_by_ip.entry(*ip) {
+                Entry::Occupied(e) => e.into_mut().push(claim),
+                Entry::Vacant(e) => {
+                    e.insert(Claims::One(claim));
+                }
+            }
         }
         self.slots[id as usize].ips = ips;
     }
 
     fn unclaim(&mut self, id: u32) {
-        for ip in std::mem::take(&mut self.slots[id as usize].ips) {
-            if let Some(claims) = self.pod_by_ip.get_mut(&ip) {
-                claims.retain(|c| c.pod != id);
-                if claims.is_empty() {
-                    self.pod_by_ip.remove(&ip);
-                }
+        let ips = std::mem::take(&mut self.slots[id as usize].ips);
+        for ip in ips.as_slice() {
+            if self.pod_by_ip.get_mut(ip).is_some_and(|c| c.remove(id)) {
+                self.pod_by_ip.remove(ip);
             }
         }
     }
@@ -362,8 +370,9 @@ impl Index {
         if !fresh && same_name && *p.kind == *w.kind && *p.release == *w.release {
             return;
         }
-        let (name, kind, release): (Box<str>, Box<str>, Box<str>) =
-            (w.name.into(), w.kind.into(), w.release.into());
+        let (name, kind, release) = (w.name, w.kind, w.release);
+        let name = self.strings.get(name);
+        let (kind, release) = (self.strings.get(kind), self.strings.get(release));
         if fresh || !same_name {
             let ns = &self.pods[id as usize].namespace;
             let peer = self.peers.acquire(&mut self.workloads, ns, &name);

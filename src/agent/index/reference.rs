@@ -1,6 +1,7 @@
 //! The index as it was built before it took changes (every change rebuilt it from all the
 //! objects), kept for the tests to hold the incremental index to: same answers.
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 
@@ -46,11 +47,12 @@ impl Reference {
         let live = c.pods.iter().map(|p| (p, None));
         let gone = c.deleted_pods.iter().map(|(p, t)| (p, Some(*t)));
         for (pod, deleted_at) in live.chain(gone) {
+            let arc = |s: &Option<Box<str>>| s.as_deref().map(Arc::from);
             let lineage = Lineage {
-                owner: pod.owner.clone(),
-                release: pod.release.clone(),
-                label_release: pod.label_release.clone(),
-                template_hash: pod.template_hash.clone(),
+                owner: (pod.owner.as_ref()).map(|o| (Arc::from(&*o.kind), Arc::from(&*o.name))),
+                release: arc(&pod.release),
+                label_release: arc(&pod.label_release),
+                template_hash: arc(&pod.template_hash),
             };
             let w = owners.workload(&pod.namespace, &pod.name, &lineage);
             let id = r.pods.len();

@@ -1,9 +1,10 @@
 //! The index's tables of Services, nodes and peer workloads: stable ids with versions, lookups
-//! by name that keep no second copy of the names, and addresses.
+//! by name that keep no second copy of the names, and addresses; and the strings pods share.
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
 /// Ids of one table. An id stays with its object while the object is in the index. A freed id
 /// is handed out again, but its version moves on when it is freed: a reference kept as (id,
@@ -103,19 +104,26 @@ impl ByAddr {
                 self.drop_ips(id, old.into_iter().filter(|ip| !ips.contains(ip)));
                 id
             }
-            None => {
-                let id = self.ids.alloc();
-                put(keys, id, key);
-                put(&mut self.ips, id, Vec::new());
-                put(&mut self.live, id, true);
-                self.names.insert(keys, id);
-                id
-            }
+            None => return self.add(keys, key, ips),
         };
         for ip in &ips {
             self.by_ip.insert(*ip, id);
         }
         self.ips[id as usize] = ips;
+        id
+    }
+
+    /// Adds an object as a new one, even if one of that name is there: a snapshot is taken as
+    /// it lists its objects.
+    pub fn add<K: Hash + Eq>(&mut self, keys: &mut Vec<K>, key: K, ips: Vec<IpAddr>) -> u32 {
+        let id = self.ids.alloc();
+        put(keys, id, key);
+        put(&mut self.live, id, true);
+        self.names.insert(keys, id);
+        for ip in &ips {
+            self.by_ip.insert(*ip, id);
+        }
+        put(&mut self.ips, id, ips);
         id
     }
 
@@ -211,5 +219,33 @@ impl Shared {
             keys[id as usize] = Pair::default();
             self.ids.free(id);
         }
+    }
+}
+
+/// One shared copy of each string that many pods repeat (namespaces, nodes, workloads,
+/// controllers, releases, template hashes): one allocation each, however many pods hold it.
+/// Strings no pod holds any more are swept out when the set has doubled since the last sweep.
+#[derive(Default)]
+pub struct Strings {
+    set: HashSet<Arc<str>>,
+    sweep_at: usize,
+}
+
+impl Strings {
+    pub fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = s.into();
+        self.set.insert(Arc::clone(&a));
+        if self.set.len() >= self.sweep_at {
+            self.set.retain(|s| Arc::strong_count(s) > 1);
+            self.sweep_at = (2 * self.set.len()).max(1024);
+        }
+        a
+    }
+
+    pub fn get_opt(&mut self, s: Option<Box<str>>) -> Option<Arc<str>> {
+        s.map(|s| self.get(&s))
     }
 }

@@ -422,6 +422,21 @@ proptest! {
         check_tables(&ix, &objects)?;
         let built = Index::build(objects.clone());
         check(&built, &objects)?;
+        // Generated snapshots list objects of one name twice (tetragon_corpus.py does): each is
+        // its own record, with its own addresses.
+        let mut twice = objects.clone();
+        for (i, p) in objects.pods.iter().enumerate() {
+            let mut p = p.clone();
+            p.ips = vec![ip(POD_IPS[(i + 1) % POD_IPS.len()])];
+            p.created = p.created.map(|t| t + 1);
+            twice.pods.push(p);
+        }
+        for s in &objects.services {
+            let mut s = s.clone();
+            s.ips = service_ips(2, 1, true);
+            twice.services.push(s);
+        }
+        check(&Index::build(twice.clone()), &twice)?;
     }
 }
 
