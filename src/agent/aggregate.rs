@@ -146,16 +146,21 @@ impl Aggregator {
     /// Makes the window of event time `t` (or, without one, the open window or the wall
     /// clock's) the open one, writing the previous window when time moved past it. Late
     /// events stay in the open window.
-    pub fn advance(&mut self, t: Option<i64>, wall: i64, out: &mut dyn Write) -> io::Result<()> {
+    pub fn advance(
+        &mut self,
+        t: Option<i64>,
+        wall: impl Fn() -> i64,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
         let start = match (t, self.open) {
             (Some(t), _) => self.align(t),
             (None, Some(_)) => return Ok(()),
-            (None, None) => self.align(wall),
+            (None, None) => self.align(wall()),
         };
         match self.open {
             Some(open) if start <= open => {}
             Some(_) => {
-                self.flush(wall, out)?;
+                self.flush(wall(), out)?;
                 self.open = Some(start.max(self.min_start));
             }
             None => self.open = Some(start.max(self.min_start)),

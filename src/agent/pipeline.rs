@@ -101,7 +101,7 @@ impl Agent {
             Kind::Counted(k, op, bytes, peer) => {
                 let time = env.time.as_ref().and_then(|t| parse_rfc3339_ns(t.as_str()));
                 // First move the window, so this line counts in the one it belongs to.
-                self.agg.advance(time, wall_ns(), out)?;
+                self.agg.advance(time, wall_ns, out)?;
                 self.agg.stats.lines += 1;
                 self.agg.stats.events += 1;
                 let fallback;
