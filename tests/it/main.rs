@@ -4,6 +4,7 @@ mod agent_fixtures;
 mod agent_follow;
 mod agent_influx;
 mod agent_kube;
+mod agent_rotation;
 mod agent_support;
 mod chart;
 mod cli;
