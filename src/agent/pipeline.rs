@@ -60,9 +60,14 @@ impl Agent {
         self.agg.open.is_some()
     }
 
-    /// Lines counted since the last written window.
-    pub fn pending_lines(&self) -> u64 {
-        self.agg.stats.lines
+    /// Whether anything was counted since the last written window.
+    pub fn has_pending(&self) -> bool {
+        self.agg.stats != Stats::default()
+    }
+
+    /// The counters of the open window, for what the sources count (rotation, truncation).
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.agg.stats
     }
 
     /// Whether the wall clock is `grace` past the end of the open window.
