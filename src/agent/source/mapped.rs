@@ -107,11 +107,16 @@ pub fn feed<W: Write>(file: &mut File, d: &mut Driver<W>) -> io::Result<bool> {
         let size = WINDOW.min(len - done);
         // SAFETY: the lease holds back every writer and truncation of the file for as long as
         // the map is read (see the module's comment): the mapped bytes stay there, unchanged.
-        let map: Mmap = unsafe {
+        let map: Mmap = match unsafe {
             MmapOptions::new()
                 .offset(start + done as u64)
                 .len(size)
-                .map(&*file)?
+                .map(&*file)
+        } {
+            Ok(map) => map,
+            // A file that cannot be mapped (a filesystem without mmap): read(2) takes over
+            // from here.
+            Err(_) => break,
         };
         // Read once, front to back: the kernel reads ahead.
         let _ = map.advise(Advice::Sequential);
