@@ -6,7 +6,8 @@
 #   speaks the v2 write API of telegraf's outputs.influxdb_v2, which Debian's InfluxDB 1.6 does
 #   not; 1.9 and later need flux's Rust libflux through cgo, 1.8 is pure Go), InfluxDB 2.7's influxd
 #   (cgo, with flux's Rust libflux built by cargo: it needs gcc, pkg-config and a Rust toolchain)
-#   and the influx CLI.
+#   and the influx CLI; and lumberjack-writer, a few lines of Go (.ci/lumberjack/main.go) that write
+#   stdin through the lumberjack Logger Tetragon writes its export file with.
 #   .ci/tools.sh [NAME...]   -> builds what is missing; prints NAME=PATH lines
 # The cache is $KOVENANT_TOOLS_CACHE (default ~/.cache/kovenant/tools), one folder per tool and version.
 set -euo pipefail
@@ -31,9 +32,14 @@ INFLUX_CLI_VERSION=v2.5.0
 INFLUX_CLI_MODULE_VERSION=v2.2.1-0.20221028161653-3285a03e9e28
 # The checksum database does not list helm-diff's module, so its hash is pinned here instead
 # (as `go mod download -json` reported them).
+# Tetragon v1.7.0's exporter writes its export file through cilium's fork of natefinch/lumberjack,
+# at the version its go.mod pins.
+LUMBERJACK_MODULE=github.com/cilium/lumberjack/v2
+LUMBERJACK_VERSION=v2.4.2
 HELM_DIFF_SUM="h1:F7kOKV72i5S6FZilOOnntN0n2Alp0FJovk1Wr8cx+t8="
 HELM_DIFF_MOD_SUM="h1:eG4IhpHOv3TnPnghRi7UXBrPSc19iyxXdZrZ39NmCsY="
 
+here=$(cd "$(dirname "$0")" && pwd)
 cache=${KOVENANT_TOOLS_CACHE:-$HOME/.cache/kovenant/tools}
 mkdir -p "$cache"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
@@ -213,8 +219,29 @@ build_influx_cli() {
   rm -rf "$dir"
 }
 
+# Keyed by lumberjack's version and by the program's own text, which lives in the repository.
+lumberjack_out() {
+  echo "$cache/lumberjack-$LUMBERJACK_VERSION-$(sha256sum "$here/lumberjack/main.go" | cut -c1-12)"
+}
+
+build_lumberjack() {
+  local out dir
+  out=$(lumberjack_out)
+  [ -x "$out/lumberjack-writer" ] && return
+  log "building lumberjack-writer ($LUMBERJACK_MODULE $LUMBERJACK_VERSION)"
+  dir=$(wrapper "$LUMBERJACK_MODULE" "$LUMBERJACK_VERSION")
+  cp "$here/lumberjack/main.go" "$dir/main.go"
+  (cd "$dir"
+   go mod tidy >/dev/null
+   mkdir -p "$out.tmp"
+   go build -trimpath -ldflags "-s -w" -o "$out.tmp/lumberjack-writer" .)
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(etcd kube kwok helm4 helm3 helm-diff telegraf influxdb18 influxdb2 influx-cli)
+[ ${#want[@]} -gt 0 ] || want=(etcd kube kwok helm4 helm3 helm-diff telegraf influxdb18 influxdb2 influx-cli lumberjack)
 for t in "${want[@]}"; do
   case "$t" in
   etcd) build_etcd; echo "ETCD=$cache/etcd-$ETCD_VERSION/etcd" ;;
@@ -233,6 +260,7 @@ for t in "${want[@]}"; do
   influxdb18) build_influxdb18; echo "INFLUXD18=$cache/influxdb-$INFLUXDB18_VERSION/influxd" ;;
   influxdb2) build_influxdb2; echo "INFLUXD2=$cache/influxdb-$INFLUXDB2_VERSION/influxd" ;;
   influx-cli) build_influx_cli; echo "INFLUX_CLI=$cache/influx-cli-$INFLUX_CLI_VERSION/influx" ;;
+  lumberjack) build_lumberjack; echo "LUMBERJACK=$(lumberjack_out)/lumberjack-writer" ;;
   *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done

@@ -30,7 +30,7 @@ pub const POD_FIELDS: [&str; 10] = {
     }
     out
 };
-const AGENT_FIELDS: [&str; 8] = [
+const AGENT_FIELDS: [&str; 11] = [
     "lines",
     "events",
     "bad_lines",
@@ -38,6 +38,9 @@ const AGENT_FIELDS: [&str; 8] = [
     "unresolved_peers",
     "keys",
     "dropped_keys",
+    "rotated_files_read",
+    "rotated_files_lost",
+    "truncations",
     "lag_ms",
 ];
 
@@ -59,6 +62,12 @@ pub struct Stats {
     pub ignored: u64,
     pub unresolved_peers: u64,
     pub dropped_keys: u64,
+    /// `file:PATH`: rotated files read from their backup because the agent was behind.
+    pub rotated_files_read: u64,
+    /// `file:PATH`: rotated files deleted (by lumberjack's MaxBackups) before they were read.
+    pub rotated_files_lost: u64,
+    /// `file:PATH`: times the file was truncated in place and read again from its start.
+    pub truncations: u64,
 }
 
 /// Counters of the open window and the rules that open and close windows.
@@ -124,6 +133,9 @@ impl Aggregator {
             ignored: a.ignored + b.ignored,
             unresolved_peers: a.unresolved_peers + b.unresolved_peers,
             dropped_keys: a.dropped_keys + b.dropped_keys,
+            rotated_files_read: a.rotated_files_read + b.rotated_files_read,
+            rotated_files_lost: a.rotated_files_lost + b.rotated_files_lost,
+            truncations: a.truncations + b.truncations,
         }
     }
 
@@ -146,16 +158,21 @@ impl Aggregator {
     /// Makes the window of event time `t` (or, without one, the open window or the wall
     /// clock's) the open one, writing the previous window when time moved past it. Late
     /// events stay in the open window.
-    pub fn advance(&mut self, t: Option<i64>, wall: i64, out: &mut dyn Write) -> io::Result<()> {
+    pub fn advance(
+        &mut self,
+        t: Option<i64>,
+        wall: impl Fn() -> i64,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
         let start = match (t, self.open) {
             (Some(t), _) => self.align(t),
             (None, Some(_)) => return Ok(()),
-            (None, None) => self.align(wall),
+            (None, None) => self.align(wall()),
         };
         match self.open {
             Some(open) if start <= open => {}
             Some(_) => {
-                self.flush(wall, out)?;
+                self.flush(wall(), out)?;
                 self.open = Some(start.max(self.min_start));
             }
             None => self.open = Some(start.max(self.min_start)),
@@ -381,6 +398,9 @@ impl Aggregator {
             s.unresolved_peers,
             keys,
             s.dropped_keys,
+            s.rotated_files_read,
+            s.rotated_files_lost,
+            s.truncations,
             lag_ms,
         ];
         self.line.clear();

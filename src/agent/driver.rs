@@ -91,7 +91,7 @@ impl<W: Write> Driver<W> {
     /// End of input or stop signal: the last line, the open window, everything to stdout.
     pub fn finish(&mut self) -> io::Result<()> {
         self.end_of_stream()?;
-        if self.agent.has_open_window() || self.agent.pending_lines() > 0 {
+        if self.agent.has_open_window() || self.agent.has_pending() {
             self.flush()?;
         }
         self.out.flush()

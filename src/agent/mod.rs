@@ -232,7 +232,15 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
     let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut d = Driver::new(agent, out, stop, updates, args.window);
     let result = match &source {
-        Source::Stdin => source::stdin::run(io::stdin(), &mut d),
+        Source::Stdin => {
+            // A regular file on stdin (`agent < tetragon.log`) is replayed through a map
+            // where it can be; the rest (or all of it) is read.
+            let mapped = match io::stdin().as_fd().try_clone_to_owned() {
+                Ok(fd) => source::mapped::feed(&mut std::fs::File::from(fd), &mut d),
+                Err(_) => Ok(false),
+            };
+            mapped.and_then(|_| source::stdin::run(io::stdin(), &mut d))
+        }
         Source::File(path) => {
             let follow = source::file::Follow {
                 // Stopping at the end of a file read from its end would read nothing.

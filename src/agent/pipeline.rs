@@ -65,9 +65,14 @@ impl Agent {
         self.agg.open.is_some()
     }
 
-    /// Lines counted since the last written window.
-    pub fn pending_lines(&self) -> u64 {
-        self.agg.stats.lines
+    /// Whether anything was counted since the last written window.
+    pub fn has_pending(&self) -> bool {
+        self.agg.stats != Stats::default()
+    }
+
+    /// The counters of the open window, for what the sources count (rotation, truncation).
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.agg.stats
     }
 
     /// Whether the wall clock is `grace` past the end of the open window.
@@ -106,7 +111,7 @@ impl Agent {
             Kind::Counted(k, op, bytes, peer) => {
                 let time = env.time.as_ref().and_then(|t| parse_rfc3339_ns(t.as_str()));
                 // First move the window, so this line counts in the one it belongs to.
-                self.agg.advance(time, wall_ns(), out)?;
+                self.agg.advance(time, wall_ns, out)?;
                 self.agg.stats.lines += 1;
                 self.agg.stats.events += 1;
                 let fallback;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::agent_support::*;
 
-fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+pub fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
     let mut child = crate::support::kovenant()
         .arg("agent")
         .args(args)
@@ -25,7 +25,7 @@ fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
 }
 
 /// SIGTERM, then the agent must flush and exit 0.
-fn stop(mut child: Child, reader: std::thread::JoinHandle<String>) -> String {
+pub fn stop(mut child: Child, reader: std::thread::JoinHandle<String>) -> String {
     let pid = child.id().to_string();
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -133,7 +133,18 @@ fn agent_follows_appends_rotation_and_truncation_without_loss() {
     pause();
     wait_read(child.id(), &log);
     let out = stop(child, reader);
-    assert_ground_truth(&parse_lp(&out), &c.expected());
+    let points = parse_lp(&out);
+    assert_ground_truth(&points, &c.expected());
+    // `tetragon.log.1` is not a name lumberjack gives: nothing to read from backups.
+    let t = agent_totals(&points);
+    assert_eq!(
+        (
+            t["truncations"],
+            t["rotated_files_read"],
+            t["rotated_files_lost"]
+        ),
+        (1, 0, 0)
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub const FLOW_FIELDS: [&str; 6] = [
 ];
 pub const IO_KEY: [&str; 4] = ["namespace", "workload", "kind", "release"];
 pub const IO_FIELDS: [&str; 4] = ["reads", "read_bytes", "writes", "write_bytes"];
-pub const AGENT_FIELDS: [&str; 8] = [
+pub const AGENT_FIELDS: [&str; 11] = [
     "lines",
     "events",
     "bad_lines",
@@ -35,6 +35,9 @@ pub const AGENT_FIELDS: [&str; 8] = [
     "unresolved_peers",
     "keys",
     "dropped_keys",
+    "rotated_files_read",
+    "rotated_files_lost",
+    "truncations",
     "lag_ms",
 ];
 

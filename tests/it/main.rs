@@ -5,6 +5,8 @@ mod agent_follow;
 mod agent_influx;
 mod agent_kube;
 mod agent_kube_watch;
+mod agent_mapped;
+mod agent_rotation;
 mod agent_support;
 mod chart;
 mod cli;

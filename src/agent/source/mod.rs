@@ -1,6 +1,9 @@
 //! Where events come from: `stdin`, `file:PATH` (followed like `tail -F`) or `kube-logs`.
+pub mod backups;
 pub mod file;
 pub mod kube;
+pub mod lost;
+pub mod mapped;
 pub mod stdin;
 
 use std::path::PathBuf;
