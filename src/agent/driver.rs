@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use super::index::Delta;
-use super::lines::{Line, MAX_LINE, Splitter};
+use super::lines::{Line, MAX_LINE, Sink, Splitter};
 use super::pipeline::Agent;
 
 /// How long live input must be quiet before the wall clock closes a window.
@@ -46,6 +46,12 @@ impl<W: Write> Driver<W> {
         }
     }
 
+    /// The longest line kept (tests use short ones).
+    #[cfg(test)]
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.splitter = Splitter::new(max_line);
+    }
+
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -54,9 +60,11 @@ impl<W: Write> Driver<W> {
     pub fn chunk(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.take_updates();
         self.last_input = Instant::now();
-        let (agent, out) = (&mut self.agent, &mut self.out);
-        self.splitter
-            .push(bytes, &mut |line| feed(agent, out, line))
+        let mut sink = Feed {
+            agent: &mut self.agent,
+            out: &mut self.out,
+        };
+        self.splitter.push_to(bytes, &mut sink)
     }
 
     /// The stream ended (or was replaced by a rotated file): its last line ends here.
@@ -114,5 +122,23 @@ fn feed(agent: &mut Agent, out: &mut dyn Write, line: Line<'_>) -> io::Result<()
             agent.bad_line();
             Ok(())
         }
+    }
+}
+
+/// The agent as the splitter's sink: the usual lines are scanned where they start in the chunk.
+struct Feed<'d> {
+    agent: &'d mut Agent,
+    out: &'d mut dyn Write,
+}
+
+impl Sink for Feed<'_> {
+    type Error = io::Error;
+
+    fn line(&mut self, line: Line<'_>) -> io::Result<()> {
+        feed(self.agent, self.out, line)
+    }
+
+    fn prefix(&mut self, text: &str, max: usize) -> io::Result<Option<usize>> {
+        self.agent.feed_prefix(text, max, self.out)
     }
 }

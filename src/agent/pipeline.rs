@@ -12,6 +12,7 @@ use super::event::{Envelope, Kprobe, parse_line};
 use super::index::{Delta, Index};
 use super::owners::release_from_labels;
 use super::scalars::FlexU64;
+use super::scan::scan_prefix;
 use super::scan_cache::PodMemo;
 use super::tags::{PeerRef, SrcRef, SrcValues};
 use super::time::parse_rfc3339_ns;
@@ -101,7 +102,31 @@ impl Agent {
             self.bad_line();
             return Ok(());
         }
-        match classify(&env) {
+        self.count(&env, out)
+    }
+
+    /// `feed` for the line at the start of `text` (UTF-8 that may go on past the line), when the
+    /// fast scanner takes it whole, with nothing but spaces after the event and then a newline,
+    /// at most `max` bytes before it: that line's length with its newline. `None` (nothing
+    /// counted): the line is to be fed on its own.
+    pub fn feed_prefix(
+        &mut self,
+        text: &str,
+        max: usize,
+        out: &mut dyn Write,
+    ) -> io::Result<Option<usize>> {
+        let mut env = Envelope::default();
+        match scan_prefix(text, &mut env, &mut self.pod_memo) {
+            Some(end) if end <= max && text.as_bytes().get(end) == Some(&b'\n') => {
+                self.count(&env, out)?;
+                Ok(Some(end + 1))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn count(&mut self, env: &Envelope<'_>, out: &mut dyn Write) -> io::Result<()> {
+        match classify(env) {
             Kind::Bad => self.bad_line(),
             Kind::Ignored => {
                 self.agg.stats.lines += 1;

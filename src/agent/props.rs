@@ -251,3 +251,81 @@ fn top_peers_folds_the_long_tail_of_addresses() {
         "{out}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The scanner reading a line where it starts in a longer text stops where it stops on the
+    /// line alone, with the same answer: it never reads past the newline.
+    #[test]
+    fn the_scanner_reads_no_further_than_its_line(
+        w in 0usize..3, cut in 0usize..700, flips in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az\r\t".to_vec())), 0..4),
+        next in 0usize..3, spaces in 0usize..3,
+    ) {
+        let mut line = mangle([RECV, WRITE, EXEC][w], cut, &flips);
+        line.extend(std::iter::repeat_n(b' ', spaces));
+        let mut text = line.clone();
+        text.push(b'\n');
+        text.extend_from_slice([RECV, WRITE, EXEC][next].as_bytes());
+        if let (Ok(alone), Ok(text)) = (std::str::from_utf8(&line), std::str::from_utf8(&text)) {
+            let mut memo = super::scan_cache::PodMemo::default();
+            let mut env = super::event::Envelope::default();
+            let whole = super::scan::scan_into(alone, &mut env, &mut memo).map(|()| env);
+            let mut env = super::event::Envelope::default();
+            let at = super::scan::scan_prefix(text, &mut env, &mut memo);
+            let took = at.filter(|&n| text.as_bytes()[n] == b'\n').map(|_| env);
+            prop_assert_eq!(took, whole);
+            prop_assert!(at.is_none_or(|n| n <= line.len()));
+        }
+    }
+
+    /// A stream cut into chunks anywhere gives what its lines give fed one by one: the same
+    /// counters and the same points.
+    #[test]
+    fn chunked_streams_count_as_their_lines(
+        picks in prop::collection::vec((0usize..4, 0usize..700, prop::collection::vec((any::<usize>(), any::<u8>()), 0..2), prop::sample::select(vec!["", "", " ", "  x", "}", "\r", "\t"])), 1..40),
+        cuts in prop::collection::vec(0usize..4000, 0..12),
+        max_line in prop::sample::select(vec![300usize, 1 << 20]),
+    ) {
+        let base = [RECV, WRITE, EXEC, RECV];
+        // (Points are compared as sets: a window's points come in the order of its hash map.)
+        // The fourth pick is the clean RECV line: most lines of a real stream are usual.
+        // What follows the event on its line: nothing, spaces, or what makes it not JSON.
+        let lines: Vec<Vec<u8>> = picks.iter().map(|(w, cut, flips, after)| {
+            let flips: &[(usize, u8)] = if *w == 3 { &[] } else { flips };
+            let cut = if *w == 3 { usize::MAX } else { *cut };
+            let mut l = mangle(base[*w], cut, flips);
+            l.extend_from_slice(after.as_bytes());
+            l.into_iter().filter(|&c| c != b'\n').collect()
+        }).collect();
+        let stream: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+
+        let mut one = agent(8, 0);
+        let mut want = Vec::new();
+        for l in &lines {
+            if l.len() > max_line {
+                one.bad_line();
+            } else {
+                one.feed(l, &mut want).expect("writing to a Vec");
+            }
+        }
+        one.flush(&mut want).expect("writing to a Vec");
+
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut d = super::driver::Driver::new(agent(8, 0), Vec::new(), stop, None, std::time::Duration::from_secs(10));
+        d.set_max_line(max_line);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+        cuts.sort_unstable();
+        let mut from = 0;
+        for c in cuts.into_iter().chain([stream.len()]) {
+            d.chunk(&stream[from..c]).expect("writing to a Vec");
+            from = c;
+        }
+        d.end_of_stream().expect("writing to a Vec");
+        d.agent.flush(&mut d.out).expect("writing to a Vec");
+        prop_assert_eq!(d.agent.totals(), one.totals());
+        let strip = |o: &[u8]| String::from_utf8(o.to_vec()).expect("UTF-8").lines()
+            .filter(|l| !l.starts_with("kovenant_agent")).map(str::to_owned).collect::<std::collections::BTreeSet<_>>();
+        prop_assert_eq!(strip(&d.out), strip(&want));
+    }
+}

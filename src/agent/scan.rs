@@ -16,14 +16,22 @@ type R<T> = Option<T>;
 /// Fills `env` from a line of the usual shape; `None` when the line is not of that shape
 /// (serde then parses it, into a fresh `Envelope`: `env` may be half-filled).
 pub fn scan_into<'a>(line: &'a str, env: &mut Envelope<'a>, memo: &mut PodMemo) -> Option<()> {
+    (scan_prefix(line, env, memo)? == line.len()).then_some(())
+}
+
+/// `scan_into` on the line at the start of `text`, which may go on past the line: where the
+/// event and the spaces after it end. The scanner never takes a newline (it is neither a
+/// space nor allowed raw in a string), so it cannot read past the end of the line; the caller
+/// checks that a newline is what comes next.
+pub fn scan_prefix<'a>(text: &'a str, env: &mut Envelope<'a>, memo: &mut PodMemo) -> Option<usize> {
     let mut p = P {
-        s: line,
-        b: line.as_bytes(),
+        s: text,
+        b: text.as_bytes(),
         i: 0,
     };
     p.envelope(env, memo)?;
     p.ws();
-    (p.i == p.b.len()).then_some(())
+    Some(p.i)
 }
 
 /// `scan_into` for the tests that compare the scanner with serde.
