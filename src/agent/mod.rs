@@ -2,30 +2,14 @@
 //! who owns the host network namespace's sockets) -> attributed, windowed InfluxDB line
 //! protocol.
 mod aggregate;
-mod attribute;
+mod attribution;
 pub mod cluster;
-mod driver;
-mod event;
-pub mod index;
-#[cfg(test)]
-mod index_tests;
 mod kernel;
-mod line_protocol;
-mod lines;
-mod live;
-mod objects;
-mod owners;
+mod output;
 mod pipeline;
-#[cfg(test)]
-mod props;
-mod scalars;
-mod scan;
-mod scan_cache;
-mod scan_event;
-mod socket_owners;
-pub mod source;
-mod tags;
-mod time;
+mod tetragon;
+
+pub use self::cluster::index;
 
 use std::io::{self, BufWriter};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -38,11 +22,13 @@ use crate::cli::{AgentArgs, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::ui::Printer;
 
+use self::attribution::socket_owners;
 use self::cluster::ClusterObjects;
-use self::driver::Driver;
+use self::cluster::watch as live;
 use self::index::Index;
 use self::pipeline::Agent;
-use self::source::Source;
+use self::tetragon::driver::Driver;
+use self::tetragon::source::{self, Source};
 
 pub use self::pipeline::{Agent as Pipeline, Limits};
 

@@ -6,18 +6,21 @@ use std::sync::Arc;
 
 use hashbrown::{HashMap, HashSet};
 
-use super::aggregate::{Aggregator, FlowCounts, FlowKey, Stats};
-use super::attribute::{Op, ROLE_CLIENT, ROLE_SERVER, classify_peer, render_peer, role_port};
-use super::event::{Envelope, Kprobe, parse_line};
-use super::index::{Delta, Index};
-use super::kernel::{Kernel, Pass};
-use super::owners::release_from_labels;
-use super::scalars::FlexU64;
-use super::scan::scan_prefix;
-use super::scan_cache::PodMemo;
-use super::socket_owners::{PodName, Shared};
-use super::tags::{PeerRef, SrcRef, SrcValues};
-use super::time::parse_rfc3339_ns;
+use crate::agent::aggregate::tags::{PeerRef, SrcRef, SrcValues};
+use crate::agent::aggregate::{Aggregator, FlowCounts, FlowKey, Stats};
+use crate::agent::attribution::socket_owners::{PodName, Shared};
+use crate::agent::attribution::{
+    Op, ROLE_CLIENT, ROLE_SERVER, classify_peer, render_peer, role_port,
+};
+use crate::agent::cluster::index::{Delta, Index};
+use crate::agent::cluster::owners::release_from_labels;
+use crate::agent::kernel::{Kernel, Pass};
+use crate::agent::tetragon::event::{Envelope, Kprobe};
+use crate::agent::tetragon::parse_line;
+use crate::agent::tetragon::scalars::FlexU64;
+use crate::agent::tetragon::scan::scan_prefix;
+use crate::agent::tetragon::scan_cache::PodMemo;
+use crate::agent::tetragon::time::parse_rfc3339_ns;
 
 /// The wall clock, in ns since the epoch.
 pub fn wall_ns() -> i64 {
@@ -550,8 +553,9 @@ fn classify<'e, 'a>(env: &'e Envelope<'a>) -> Kind<'e, 'a> {
     let Some(sock) = sock else {
         return Kind::Bad;
     };
-    let addr =
-        |a: Option<&super::scalars::Str<'_>>| a.and_then(|d| d.as_str().parse::<IpAddr>().ok());
+    let addr = |a: Option<&crate::agent::tetragon::scalars::Str<'_>>| {
+        a.and_then(|d| d.as_str().parse::<IpAddr>().ok())
+    };
     let Some(remote) = addr(sock.daddr.as_ref()) else {
         return Kind::Bad;
     };

@@ -2,7 +2,7 @@
 //! 3): cgroupfs `/kubepods[/burstable|/besteffort]/pod<uid>/<container>` and systemd
 //! `/kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid_with_underscores>.slice/...`,
 //! under cgroup v1 and v2 (a line of `/proc/<pid>/cgroup` per hierarchy).
-use crate::agent::objects::parse_uid;
+use crate::agent::cluster::objects::parse_uid;
 
 /// The pod UID one cgroup path names, if the path is under a kubelet's `kubepods` tree.
 pub fn pod_uid(path: &str) -> Option<u128> {

@@ -210,7 +210,7 @@ impl SocketTable {
                 },
             );
         }
-        (!counts.is_zero() || prev.is_none()).then(|| SocketDelta {
+        (!counts.is_zero() || prev.is_none()).then_some(SocketDelta {
             netns,
             cookie: r.cookie,
             local: r.local,

@@ -18,7 +18,7 @@ use flate2::read::MultiGzDecoder;
 use super::backups::{self, Backup, Pattern, gz_holds};
 use super::lost::{self, Left};
 use super::{CHUNK, mapped};
-use crate::agent::driver::Driver;
+use crate::agent::tetragon::driver::Driver;
 
 const POLL: Duration = Duration::from_millis(250);
 

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use super::index::Delta;
-use super::lines::{Line, MAX_LINE, Sink, Splitter};
-use super::pipeline::Agent;
+use crate::agent::cluster::index::Delta;
+use crate::agent::pipeline::Agent;
+use crate::agent::tetragon::lines::{Line, MAX_LINE, Sink, Splitter};
 
 /// How long live input must be quiet before the wall clock closes a window.
 const QUIET: Duration = Duration::from_secs(1);

@@ -4,8 +4,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::scalars::{FlexI64, FlexU64, Str};
-use super::scan_cache::PodMemo;
+use crate::agent::tetragon::scalars::{FlexI64, FlexU64, Str};
 
 /// One export line. `kprobe` is set when the line carries `process_kprobe`; `other_kind` when
 /// it carries another event object (`process_exec`, `process_exit`, ...).
@@ -198,29 +197,4 @@ impl<'de> Deserialize<'de> for IsObject {
         }
         d.deserialize_any(V)
     }
-}
-
-/// Parses one line into `env` (a fresh `Envelope::default()`, filled in place: it is large,
-/// and moving it costs); false when the line is not UTF-8, not JSON or not an object.
-pub fn parse_line<'a>(line: &'a [u8], env: &mut Envelope<'a>, memo: &mut PodMemo) -> bool {
-    // simdutf8 agrees with std on what is UTF-8, and is much faster on ASCII.
-    let Ok(text) = simdutf8::basic::from_utf8(line) else {
-        return false;
-    };
-    if super::scan::scan_into(text, env, memo).is_some() {
-        return true;
-    }
-    match serde_json::from_str(text) {
-        Ok(parsed) => {
-            *env = parsed;
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-/// serde alone, for the property test that holds the fast scanner to the same answers.
-#[cfg(test)]
-pub fn parse_line_serde(line: &[u8]) -> Option<Envelope<'_>> {
-    serde_json::from_str(std::str::from_utf8(line).ok()?).ok()
 }

@@ -1,8 +1,8 @@
 //! Property tests: whatever the lines, the agent never panics and its counters add up.
 use proptest::prelude::*;
 
-use super::index::Index;
-use super::pipeline::{Agent, Limits};
+use crate::agent::cluster::index::Index;
+use crate::agent::pipeline::{Agent, Limits};
 
 const RECV: &str = r#"{"process_kprobe":{"process":{"pid":312484,"pod":{"namespace":"team-3","name":"auth-0","pod_labels":{"app.kubernetes.io/instance":"shop-3","app.kubernetes.io/managed-by":"Helm"},"workload":"auth","workload_kind":"StatefulSet"}},"function_name":"tcp_recvmsg","args":[{"sock_arg":{"family":"AF_INET","saddr":"10.244.1.64","daddr":"10.244.2.9","sport":38281,"dport":8080,"cookie":"2791016250064148286"}},{"size_arg":"262144"}],"return":{"int_arg":87381}},"node_name":"node-1","time":"2026-01-01T00:00:00.030038622Z"}"#;
 const WRITE: &str = r#"{"process_kprobe":{"process":{"pid":7},"function_name":"__x64_sys_write","args":[{"int_arg":1},{"size_arg":"512"}],"return":{"long_arg":"-11"}},"node_name":"node-0","time":"2026-01-01T00:01:00Z"}"#;
@@ -30,7 +30,7 @@ fn agent(max_keys: usize, top_peers: usize) -> Agent {
     Agent::new(Index::default(), 10_000_000_000, limits, "n")
 }
 
-fn run(lines: &[Vec<u8>]) -> (super::aggregate::Stats, String) {
+fn run(lines: &[Vec<u8>]) -> (crate::agent::aggregate::Stats, String) {
     let mut agent = agent(8, 0);
     let mut out = Vec::new();
     for l in lines {
@@ -85,9 +85,9 @@ proptest! {
     ) {
         let line = mangle([RECV, WRITE, EXEC][w], cut, &flips);
         if let Ok(text) = std::str::from_utf8(&line)
-            && let Some(fast) = super::scan::scan(text)
+            && let Some(fast) = crate::agent::tetragon::scan::scan(text)
         {
-            prop_assert_eq!(Some(fast), super::event::parse_line_serde(&line));
+            prop_assert_eq!(Some(fast), crate::agent::tetragon::parse_line_serde(&line));
         }
     }
 }
@@ -101,12 +101,12 @@ proptest! {
     fn the_pod_memo_agrees_with_serde(
         lines in prop::collection::vec((0usize..700, prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az".to_vec())), 0..3)), 1..8)
     ) {
-        let mut memo = super::scan_cache::PodMemo::default();
+        let mut memo = crate::agent::tetragon::scan_cache::PodMemo::default();
         let mut feed = |line: &[u8]| -> Result<(), TestCaseError> {
             if let Ok(text) = std::str::from_utf8(line) {
-                let mut env = super::event::Envelope::default();
-                if super::scan::scan_into(text, &mut env, &mut memo).is_some() {
-                    prop_assert_eq!(Some(env), super::event::parse_line_serde(line));
+                let mut env = crate::agent::tetragon::event::Envelope::default();
+                if crate::agent::tetragon::scan::scan_into(text, &mut env, &mut memo).is_some() {
+                    prop_assert_eq!(Some(env), crate::agent::tetragon::parse_line_serde(line));
                 }
             }
             Ok(())
@@ -129,11 +129,11 @@ fn the_fast_scanner_takes_the_usual_lines() {
         "{}",
         r#" {"time":null,"x":[1,-2.5e3,true,{"a":"\u00e9\n"}]} "#,
     ] {
-        let fast = super::scan::scan(line);
+        let fast = crate::agent::tetragon::scan::scan(line);
         assert!(fast.is_some(), "{line}");
         assert_eq!(
             fast,
-            super::event::parse_line_serde(line.as_bytes()),
+            crate::agent::tetragon::parse_line_serde(line.as_bytes()),
             "{line}"
         );
     }
@@ -143,7 +143,7 @@ fn the_fast_scanner_takes_the_usual_lines() {
         r#"{"time":"\u0041"}"#,
         "{\"a\":1}x",
     ] {
-        assert!(super::scan::scan(odd).is_none(), "{odd}");
+        assert!(crate::agent::tetragon::scan::scan(odd).is_none(), "{odd}");
     }
 }
 
@@ -268,11 +268,11 @@ proptest! {
         text.push(b'\n');
         text.extend_from_slice([RECV, WRITE, EXEC][next].as_bytes());
         if let (Ok(alone), Ok(text)) = (std::str::from_utf8(&line), std::str::from_utf8(&text)) {
-            let mut memo = super::scan_cache::PodMemo::default();
-            let mut env = super::event::Envelope::default();
-            let whole = super::scan::scan_into(alone, &mut env, &mut memo).map(|()| env);
-            let mut env = super::event::Envelope::default();
-            let at = super::scan::scan_prefix(text, &mut env, &mut memo);
+            let mut memo = crate::agent::tetragon::scan_cache::PodMemo::default();
+            let mut env = crate::agent::tetragon::event::Envelope::default();
+            let whole = crate::agent::tetragon::scan::scan_into(alone, &mut env, &mut memo).map(|()| env);
+            let mut env = crate::agent::tetragon::event::Envelope::default();
+            let at = crate::agent::tetragon::scan::scan_prefix(text, &mut env, &mut memo);
             let took = at.filter(|&n| text.as_bytes()[n] == b'\n').map(|_| env);
             prop_assert_eq!(took, whole);
             prop_assert!(at.is_none_or(|n| n <= line.len()));
@@ -312,7 +312,7 @@ proptest! {
         one.flush(&mut want).expect("writing to a Vec");
 
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut d = super::driver::Driver::new(agent(8, 0), Vec::new(), stop, None, std::time::Duration::from_secs(10));
+        let mut d = crate::agent::tetragon::driver::Driver::new(agent(8, 0), Vec::new(), stop, None, std::time::Duration::from_secs(10));
         d.set_max_line(max_line);
         let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
         cuts.sort_unstable();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hashbrown::{Equivalent, HashMap, HashSet};
 
-use super::cluster::{ControllerInfo, OwnerRef};
+use crate::agent::cluster::info::{ControllerInfo, OwnerRef};
 
 /// The identity of a pod as the flow contract tags it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

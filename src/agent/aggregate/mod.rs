@@ -1,13 +1,15 @@
 //! Event-time windows: per-key counters, the key cap, and writing a window as line protocol.
+pub mod tags;
+
 use std::io::{self, Write};
 
 use hashbrown::HashMap;
 
-use super::attribute::ROLE_SERVER;
-use super::line_protocol::{push_fields, push_measurement, push_tag, push_timestamp};
-use super::tags::{PeerRef, SrcValues, TagTables, peer_tags};
+use crate::agent::aggregate::tags::{PeerRef, SrcValues, TagTables, peer_tags};
+use crate::agent::attribution::ROLE_SERVER;
+use crate::agent::output::{push_fields, push_measurement, push_tag, push_timestamp};
 
-pub use super::kernel::{FlowCounts, Io as IoCounts};
+pub use crate::agent::kernel::{FlowCounts, Io as IoCounts};
 
 /// `tcp_flow`'s fields (DESIGN.md section 3), in the order they are written.
 fn flow_fields(c: &FlowCounts) -> [(&'static str, u64); 8] {

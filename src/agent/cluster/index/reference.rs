@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use crate::agent::cluster::ClusterObjects;
-use crate::agent::owners::{Lineage, Owners};
+use crate::agent::cluster::owners::{Lineage, Owners};
 
 /// A pod as attribution answers with it: namespace, name, workload, kind, release, node, and
 /// the (namespace, workload) it appears as when it is a peer.

@@ -1,9 +1,9 @@
 //! Index tests: IP reuse by pod lifetimes, owner chains, hostNetwork pods, services.
 use serde_json::json;
 
-use super::cluster::{ClusterObjects, Info, PodInfo};
-use super::index::Index;
-use super::objects::RawObject;
+use crate::agent::cluster::index::Index;
+use crate::agent::cluster::objects::RawObject;
+use crate::agent::cluster::{ClusterObjects, Info, PodInfo};
 
 const T0: i64 = 1_767_225_600_000_000_000; // 2026-01-01T00:00:00Z
 

@@ -1,9 +1,11 @@
 //! The flow contract's rules: which kind of peer an address is, role and port of a socket,
 //! and which bytes an event counts.
+pub mod socket_owners;
+
 use std::net::IpAddr;
 
-use super::index::Index;
-use super::tags::{PeerRef, peer_tags};
+use crate::agent::aggregate::tags::{PeerRef, peer_tags};
+use crate::agent::cluster::index::Index;
 
 /// What a kovenant-tcp event says, by its function name; `None` for functions the policy does
 /// not hook (those events are `ignored`).

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use hashbrown::HashMap;
 
-use super::aggregate::Stats;
+use crate::agent::aggregate::Stats;
 
 /// Sockets remembered at most; the oldest go first (a socket's owner is looked up within a
 /// window or two of its event).

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::agent::time::parse_rfc3339_ns;
+use crate::agent::tetragon::time::parse_rfc3339_ns;
 
 /// How lumberjack names the backups of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use super::CHUNK;
-use crate::agent::driver::Driver;
+use crate::agent::tetragon::driver::Driver;
 
 /// What a chunked source has for the driver.
 pub enum Next {

@@ -7,8 +7,8 @@ use hashbrown::hash_map::Entry;
 use super::claims::{Addrs, Claims, IpClaim};
 use super::tables::{Strings, put};
 use super::{Index, PodIdentity, TOMBSTONE_NS, TOMBSTONES};
+use crate::agent::cluster::owners::Lineage;
 use crate::agent::cluster::{Info, PodInfo};
-use crate::agent::owners::Lineage;
 
 /// No pod.
 const NONE: u32 = u32::MAX;

@@ -13,45 +13,43 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
-use super::event::{HelmLabels, Pod};
-use super::scalars::Str;
-use super::scan::P;
+use crate::agent::tetragon::scalars::Str;
 
-type R<T> = Option<T>;
+pub(super) type R<T> = Option<T>;
 
 /// How many bytes of a pod object the lookup hashes: enough to reach the pod's name.
-const KEY_BYTES: usize = 64;
+pub(super) const KEY_BYTES: usize = 64;
 /// Distinct pod objects kept; a node runs a few hundred pods at most. When full, the memo
 /// starts over, so memory stays bounded whatever the input.
-const MAX_PODS: usize = 4096;
+pub(super) const MAX_PODS: usize = 4096;
 
 /// A field as a byte range inside the pod object.
-type Span = Option<(u32, u32)>;
+pub(super) type Span = Option<(u32, u32)>;
 
-struct Memo {
-    bytes: Box<[u8]>,
-    namespace: Span,
-    name: Span,
-    workload: Span,
-    workload_kind: Span,
-    labels: Option<(Span, Span)>,
+pub(super) struct Memo {
+    pub(super) bytes: Box<[u8]>,
+    pub(super) namespace: Span,
+    pub(super) name: Span,
+    pub(super) workload: Span,
+    pub(super) workload_kind: Span,
+    pub(super) labels: Option<(Span, Span)>,
 }
 
 #[derive(Default)]
 pub struct PodMemo {
     hasher: DefaultHashBuilder,
-    pods: HashMap<u64, Memo>,
+    pub(super) pods: HashMap<u64, Memo>,
     pub hits: u64,
 }
 
 impl PodMemo {
-    fn key(&self, rest: &[u8]) -> u64 {
+    pub(super) fn key(&self, rest: &[u8]) -> u64 {
         self.hasher.hash_one(&rest[..rest.len().min(KEY_BYTES)])
     }
 }
 
 /// Where `s` (a slice of `base`) sits, relative to `base`.
-fn span(base: &str, s: &Option<Str<'_>>) -> R<Span> {
+pub(super) fn span(base: &str, s: &Option<Str<'_>>) -> R<Span> {
     let Some(Str(Cow::Borrowed(s))) = s else {
         // The scanner only borrows; anything else is not memoised.
         return s.is_none().then_some(None);
@@ -64,64 +62,12 @@ fn span(base: &str, s: &Option<Str<'_>>) -> R<Span> {
     )))
 }
 
-impl<'a> P<'a> {
-    /// `pod` through the memo: a hit skips the object; a miss scans it and remembers it.
-    pub(super) fn pod_memo(&mut self, pod: &mut Pod<'a>, memo: &mut PodMemo) -> R<()> {
-        let start = self.i;
-        let rest = &self.b[start..];
-        let key = memo.key(rest);
-        if let Some(m) = memo.pods.get(&key)
-            && rest.starts_with(&m.bytes)
-        {
-            let obj = &self.s[start..start + m.bytes.len()];
-            let at =
-                |sp: Span| sp.map(|(f, n)| Str(Cow::Borrowed(&obj[f as usize..][..n as usize])));
-            pod.namespace = at(m.namespace);
-            pod.name = at(m.name);
-            pod.workload = at(m.workload);
-            pod.workload_kind = at(m.workload_kind);
-            pod.pod_labels = m.labels.map(|(instance, managed_by)| HelmLabels {
-                instance: at(instance),
-                managed_by: at(managed_by),
-            });
-            self.i = start + m.bytes.len();
-            memo.hits += 1;
-            return Some(());
-        }
-        self.pod(pod)?;
-        self.remember(memo, key, start, pod);
-        Some(())
-    }
-
-    fn remember(&self, memo: &mut PodMemo, key: u64, start: usize, pod: &Pod<'a>) {
-        let obj = &self.s[start..self.i];
-        let spans = || -> R<Memo> {
-            let labels = match &pod.pod_labels {
-                Some(l) => Some((span(obj, &l.instance)?, span(obj, &l.managed_by)?)),
-                None => None,
-            };
-            Some(Memo {
-                bytes: obj.as_bytes().into(),
-                namespace: span(obj, &pod.namespace)?,
-                name: span(obj, &pod.name)?,
-                workload: span(obj, &pod.workload)?,
-                workload_kind: span(obj, &pod.workload_kind)?,
-                labels,
-            })
-        };
-        let Some(m) = spans() else { return };
-        if memo.pods.len() >= MAX_PODS {
-            memo.pods.clear();
-        }
-        memo.pods.insert(key, m);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::PodMemo;
-    use crate::agent::event::{Envelope, parse_line_serde};
-    use crate::agent::scan::scan_into;
+    use crate::agent::tetragon::event::Envelope;
+    use crate::agent::tetragon::parse_line_serde;
+    use crate::agent::tetragon::scan::scan_into;
 
     const POD: &str = r#"{"namespace":"team-1","name":"api-7d9f-x2x","container":{"id":"containerd://00112233445566778899"},"pod_labels":{"app.kubernetes.io/instance":"shop-1","app.kubernetes.io/managed-by":"Helm"},"workload":"api","workload_kind":"Deployment"}"#;
 

@@ -12,10 +12,10 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
-use super::cluster::Info;
-use super::index::{Delta, Index};
-use super::objects::Lean;
-use super::pipeline::wall_ns;
+use crate::agent::cluster::Info;
+use crate::agent::cluster::index::{Delta, Index};
+use crate::agent::cluster::objects::Lean;
+use crate::agent::pipeline::wall_ns;
 use crate::backend;
 
 /// How long the first listing of every kind may take.

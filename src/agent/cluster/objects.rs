@@ -10,10 +10,10 @@ use std::net::IpAddr;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Deserialize;
 
-use super::cluster::{
+use crate::agent::cluster::info::{
     CONTROLLER_KINDS, ControllerInfo, Info, NodeInfo, OwnerRef, PodInfo, ServiceInfo,
 };
-use super::owners::release_from_labels;
+use crate::agent::cluster::owners::release_from_labels;
 
 /// The fields of any of the kinds, as one shape: the kinds' field names do not collide.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use memmap2::{Advice, Mmap, MmapOptions};
 
 use super::CHUNK;
-use crate::agent::driver::Driver;
+use crate::agent::tetragon::driver::Driver;
 
 /// How much of the file is mapped at a time.
 const WINDOW: usize = 4 << 20;

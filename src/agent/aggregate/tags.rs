@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use hashbrown::HashMap;
 
-use super::index::Ref;
-use super::line_protocol::push_tag;
+use crate::agent::cluster::index::Ref;
+use crate::agent::output::push_tag;
 
 /// Where an event came from, as cheap-to-hash references. Index ids carry their version
 /// (`index::Ref`): a reference cached in this window never stands for an id's later occupant.
@@ -29,22 +29,17 @@ pub enum PeerRef {
     Other,
 }
 
-/// Tag text of one source. `tcp_flow` and `pod_io` are kept at workload level (no pod tag:
-/// pods come and go with every rollout, workloads stay), so their series do not grow with pod
-/// churn; `pod_activity` carries the pod, for the short-retention bucket (DESIGN.md section 3,
-/// the series budget in docs/series-budget.md).
+/// Tag text of one source: `tcp_flow`'s `src_*` tags and `pod_io`'s tags, both with the pod
+/// (DESIGN.md section 3).
 #[derive(Debug, Clone)]
 pub struct SrcTags {
     /// `,node=...`, written first in `tcp_flow`.
     pub node: Box<str>,
-    /// The `tcp_flow` `src_*` tags, without `src_pod`.
+    /// The `tcp_flow` `src_*` tags.
     pub flow: Box<str>,
-    /// The `pod_io` tags, without `pod`.
+    /// The `pod_io` tags.
     pub io: Box<str>,
-    /// The `pod_activity` tags: those of `pod_io` plus `pod`.
-    pub pod: Box<str>,
-    /// The workload group (same node and workload-level tags) this source belongs to; set when
-    /// interned.
+    /// The key's group (the same node and tags) this source belongs to; set when interned.
     pub group: u32,
 }
 
@@ -65,23 +60,20 @@ impl SrcValues<'_> {
         let mut flow = String::new();
         push_tag(&mut flow, "src_kind", self.kind);
         push_tag(&mut flow, "src_namespace", self.namespace);
+        push_tag(&mut flow, "src_pod", self.pod);
         push_tag(&mut flow, "src_release", self.release);
         push_tag(&mut flow, "src_workload", self.workload);
         let mut io = String::new();
         push_tag(&mut io, "kind", self.kind);
         push_tag(&mut io, "namespace", self.namespace);
         push_tag(&mut io, "node", self.node);
-        let mut pod = io.clone();
-        push_tag(&mut pod, "pod", self.pod);
+        push_tag(&mut io, "pod", self.pod);
         push_tag(&mut io, "release", self.release);
         push_tag(&mut io, "workload", self.workload);
-        push_tag(&mut pod, "release", self.release);
-        push_tag(&mut pod, "workload", self.workload);
         SrcTags {
             node: node.into(),
             flow: flow.into(),
             io: io.into(),
-            pod: pod.into(),
             group: 0,
         }
     }
@@ -126,7 +118,7 @@ impl TagTables {
     /// Interns a source's tags; `cache_as` remembers the reference that produced them.
     pub fn intern_src(&mut self, mut tags: SrcTags, cache_as: Option<SrcRef>) -> u32 {
         let next = self.srcs.len() as u32;
-        let id = *self.src_by_text.entry(tags.pod.clone()).or_insert(next);
+        let id = *self.src_by_text.entry(tags.io.clone()).or_insert(next);
         if id == next {
             let groups = self.group_rep.len() as u32;
             let group_key = (tags.node.clone(), tags.flow.clone());

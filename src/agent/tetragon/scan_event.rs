@@ -1,7 +1,9 @@
 //! The event-shaped half of the fast scanner: which keys fill which fields of `Envelope`.
-use super::event::{Arg, Args, Envelope, HelmLabels, Kprobe, Pod, Process, Sock};
-use super::scan::{P, once};
-use super::scan_cache::PodMemo;
+use crate::agent::tetragon::event::{Arg, Args, Envelope, HelmLabels, Kprobe, Pod, Process, Sock};
+use crate::agent::tetragon::scalars::Str;
+use crate::agent::tetragon::scan::{P, once};
+use crate::agent::tetragon::scan_cache::{MAX_PODS, Memo, PodMemo, Span, span};
+use std::borrow::Cow;
 
 type R<T> = Option<T>;
 
@@ -159,5 +161,59 @@ impl<'a> P<'a> {
             }
             Some(())
         })
+    }
+}
+
+/// `process.pod` through the memo (scan_cache.rs says why a hit is exact).
+impl<'a> P<'a> {
+    /// `pod` through the memo: a hit skips the object; a miss scans it and remembers it.
+    pub(crate) fn pod_memo(&mut self, pod: &mut Pod<'a>, memo: &mut PodMemo) -> R<()> {
+        let start = self.i;
+        let rest = &self.b[start..];
+        let key = memo.key(rest);
+        if let Some(m) = memo.pods.get(&key)
+            && rest.starts_with(&m.bytes)
+        {
+            let obj = &self.s[start..start + m.bytes.len()];
+            let at =
+                |sp: Span| sp.map(|(f, n)| Str(Cow::Borrowed(&obj[f as usize..][..n as usize])));
+            pod.namespace = at(m.namespace);
+            pod.name = at(m.name);
+            pod.workload = at(m.workload);
+            pod.workload_kind = at(m.workload_kind);
+            pod.pod_labels = m.labels.map(|(instance, managed_by)| HelmLabels {
+                instance: at(instance),
+                managed_by: at(managed_by),
+            });
+            self.i = start + m.bytes.len();
+            memo.hits += 1;
+            return Some(());
+        }
+        self.pod(pod)?;
+        self.remember(memo, key, start, pod);
+        Some(())
+    }
+
+    fn remember(&self, memo: &mut PodMemo, key: u64, start: usize, pod: &Pod<'a>) {
+        let obj = &self.s[start..self.i];
+        let spans = || -> R<Memo> {
+            let labels = match &pod.pod_labels {
+                Some(l) => Some((span(obj, &l.instance)?, span(obj, &l.managed_by)?)),
+                None => None,
+            };
+            Some(Memo {
+                bytes: obj.as_bytes().into(),
+                namespace: span(obj, &pod.namespace)?,
+                name: span(obj, &pod.name)?,
+                workload: span(obj, &pod.workload)?,
+                workload_kind: span(obj, &pod.workload_kind)?,
+                labels,
+            })
+        };
+        let Some(m) = spans() else { return };
+        if memo.pods.len() >= MAX_PODS {
+            memo.pods.clear();
+        }
+        memo.pods.insert(key, m);
     }
 }

@@ -7,9 +7,9 @@ use std::borrow::Cow;
 
 use wide::u8x16;
 
-use super::event::Envelope;
-use super::scalars::{FlexI64, FlexU64, Str};
-use super::scan_cache::PodMemo;
+use crate::agent::tetragon::event::Envelope;
+use crate::agent::tetragon::scalars::{FlexI64, FlexU64, Str};
+use crate::agent::tetragon::scan_cache::PodMemo;
 
 type R<T> = Option<T>;
 

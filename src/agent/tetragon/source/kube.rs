@@ -11,7 +11,7 @@ use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::agent::lines::{Line, MAX_LINE, Splitter};
+use crate::agent::tetragon::lines::{Line, MAX_LINE, Splitter};
 
 /// Which pods to stream, and from which container.
 #[derive(Debug, Clone)]

@@ -25,8 +25,8 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use self::claims::{Claims, IpClaim};
 use self::pods::{NameEntry, Slot};
 use self::tables::{ByAddr, Ids, Shared, Strings};
-use super::cluster::{ClusterObjects, Info};
-use super::owners::Owners;
+use crate::agent::cluster::owners::Owners;
+use crate::agent::cluster::{ClusterObjects, Info};
 
 mod claims;
 mod pods;
