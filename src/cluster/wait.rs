@@ -126,8 +126,8 @@ impl Deadline {
             message.push_str(&format!(": {cause}"));
         }
         Err(Error::step(what, message).with_hint(
-            "run the same command again once the cause is fixed (a release left pending is \
-             unlocked then), or give a longer --timeout",
+            "run the same command again once the cause is fixed (install unlocks a release \
+             left pending then), or give a longer --timeout",
         ))
     }
 }

@@ -3,6 +3,8 @@
 //! server frozen (SIGSTOP of the real kube-apiserver) mid-upgrade, and a helm cache that is full.
 //! Each test prints what the fault cost (time to the error, time for the next run to converge):
 //! docs/install-notes.md keeps the table.
+// The measured costs go to stderr, for `--nocapture`.
+#![allow(clippy::print_stderr)]
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -140,12 +142,13 @@ fn lease_exists(s: &Session) -> bool {
     s.exists(&["lease", "-n", "kube-system", "kovenant-kovenant"])
 }
 
-/// What is left in a temp folder.
+/// The run folders kovenant left in a temp folder (helm's own temporary files aside).
 fn left_in(tmp: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(tmp)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("kovenant-"))
                 .collect()
         })
         .unwrap_or_default();
@@ -377,12 +380,17 @@ fn sigterm_mid_install_is_handled_as_ctrl_c_and_the_same_install_converges() {
     let (run, _) = a.wait();
     let stopped_in = sent.elapsed();
     assert_eq!(run.code, 143, "{run}");
-    says(
-        &run,
-        &format!(
-            "waiting for helm upgrade --install kovenant-pipeline (pid {helm_pid}) to stop: it \
-             was sent SIGTERM"
-        ),
+    // The wait names what it waits for (Prometheus's and Grafana's helm may still run too).
+    let waiting = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("waiting for helm upgrade --install "))
+        .unwrap_or_else(|| panic!("no wait for helm: {run}"));
+    assert!(
+        waiting.contains(&format!(
+            "helm upgrade --install kovenant-pipeline (pid {helm_pid})"
+        )) && waiting.contains(" to stop: it was sent SIGTERM and records its release as failed"),
+        "{run}"
     );
     assert!(!run.stderr.contains("record the interruption"), "{run}");
     says(&run, "error: terminated (SIGTERM)");
@@ -421,6 +429,9 @@ fn a_frozen_api_server_ends_install_at_its_timeout_naming_the_cause_and_the_reru
     let s = Session::new(HelmMajor::V4);
     let (helm, _log) = recording_helm(&s);
     let tmp = tempfile::tempdir().expect("tmp");
+    // Installed first, so that the run under test is an upgrade that reaches helm's wait soon.
+    let first = s.install(&[]);
+    assert_eq!(first.code, 0, "{first}");
     let slow = env_file(&s, "slow.env", &["KOVENANT_IMAGE_REGISTRY=slow.invalid"]);
     let timeout = Duration::from_secs(60);
     let mut a = Background::start(
@@ -494,8 +505,11 @@ impl FullDisk {
             .expect("mount");
         assert!(ok.success(), "mount a tmpfs (the tests run as root)");
         let disk = FullDisk(dir);
-        // helm's cache layout, then nothing left: its index files cannot be written.
-        std::fs::create_dir_all(disk.0.join("repository")).expect("mkdir");
+        // helm's cache layout (and helm 4's plugin compilation cache), then nothing left: its
+        // index files cannot be written.
+        for sub in ["repository", "wazero-build"] {
+            std::fs::create_dir_all(disk.0.join(sub)).expect("mkdir");
+        }
         let _ = Command::new("dd")
             .args(["if=/dev/zero", "bs=4k"])
             .arg(format!("of={}", disk.0.join("fill").display()))
