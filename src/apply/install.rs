@@ -627,17 +627,20 @@ fn every(results: Vec<Result<()>>) -> Result<()> {
     if errors.len() <= 1 {
         return errors.pop().map_or(Ok(()), Err);
     }
-    let mut message = String::new();
+    let mut lines: Vec<String> = Vec::new();
     let mut hints: Vec<String> = Vec::new();
     for e in &errors {
-        message.push_str(&format!("\n{e}"));
+        lines.push(e.to_string());
         if let Some(h) = e.hint()
             && !hints.contains(&h)
         {
             hints.push(h);
         }
     }
-    let err = Error::step(format!("{} releases failed", errors.len()), message);
+    let err = Error::step(
+        format!("{} releases failed", errors.len()),
+        format!("\n{}", lines.join("\n")),
+    );
     Err(if hints.is_empty() {
         err
     } else {
@@ -655,5 +658,30 @@ fn finish<T>(step: Step, out: Result<T>, done: &str) -> Result<T> {
             step.fail();
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_of_a_parallel_step_is_reported() {
+        let fail = |r: &str, why: &str| {
+            Err(
+                Error::step(format!("helm upgrade --install {r}"), why.to_string())
+                    .with_hint("fix it"),
+            )
+        };
+        assert!(every(vec![Ok(()), Ok(())]).is_ok());
+        let one = every(vec![Ok(()), fail("grafana", "exists")]).unwrap_err();
+        assert_eq!(one.to_string(), "helm upgrade --install grafana: exists");
+        let two = every(vec![fail("prometheus", "a"), Ok(()), fail("grafana", "b")]).unwrap_err();
+        assert_eq!(
+            two.to_string(),
+            "2 releases failed: \nhelm upgrade --install prometheus: a\nhelm upgrade --install \
+             grafana: b"
+        );
+        assert_eq!(two.hint().as_deref(), Some("fix it"));
     }
 }
