@@ -137,10 +137,19 @@ pub struct InstallArgs {
     /// Install only these parts (repeatable).
     #[arg(long = "only", value_name = "PART")]
     pub only: Vec<Part>,
-    /// Time limit for the releases to become ready: it bounds helm's own --timeout for every
-    /// release, the wait for Tetragon's CRD and the readiness wait.
+    /// Time limit for the whole install (the time the confirmation prompt waits for an answer
+    /// aside): helm's own --timeout for every release gets what is left, a helm still running at
+    /// the end gets SIGTERM then SIGKILL, and every wait ends there.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+    /// Refuse at once when another kovenant run holds the lock on a namespace this one writes
+    /// into, instead of waiting for it within --timeout.
+    #[arg(long, conflicts_with = "force_unlock")]
+    pub no_lock_wait: bool,
+    /// Take the lock even though another kovenant run holds it: only for a run known dead (a
+    /// dead run's lock expires by itself 30s after it died).
+    #[arg(long)]
+    pub force_unlock: bool,
     /// Replace InfluxDB's scoped tokens (telegraf's write token, Grafana's read token): new ones
     /// in InfluxDB and their Secrets, the old ones deleted once telegraf and Grafana restarted.
     #[arg(long)]
@@ -164,9 +173,17 @@ pub struct UninstallArgs {
     /// Leave Tetragon installed.
     #[arg(long)]
     pub keep_tetragon: bool,
-    /// Time limit for removals to finish.
+    /// Time limit for the whole uninstall (the confirmation prompt aside): a helm still
+    /// running at the end gets SIGTERM then SIGKILL, and every wait ends there.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+    /// Refuse at once when another kovenant run holds the lock on a namespace this one removes
+    /// from, instead of waiting for it within --timeout.
+    #[arg(long, conflicts_with = "force_unlock")]
+    pub no_lock_wait: bool,
+    /// Take the lock even though another kovenant run holds it: only for a run known dead.
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,7 +202,8 @@ pub struct StatusArgs {
     /// Poll until the stack is healthy or the timeout expires.
     #[arg(long)]
     pub wait: bool,
-    /// Time limit for --wait.
+    /// Time limit for the whole command, --wait's polling included: a check still waiting for
+    /// the API server then ends, and the last complete report is shown.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
 }

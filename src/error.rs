@@ -8,6 +8,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const UNHEALTHY: u8 = 3;
     pub const INTERRUPTED: u8 = 130;
+    /// SIGTERM (from `timeout`, CI, systemd): 128 + 15, as shells report it.
+    pub const TERMINATED: u8 = 143;
 }
 
 /// Every error kovenant shows a user. Each carries what failed; `hint` says what to do next.
@@ -40,6 +42,10 @@ pub enum Error {
     /// The user interrupted (Ctrl-C) (exit 130).
     #[error("interrupted")]
     Interrupted,
+    /// SIGTERM arrived (`timeout`, a CI runner cancelling the job) (exit 143); handled as
+    /// Ctrl-C is.
+    #[error("terminated (SIGTERM)")]
+    Terminated,
     /// `status` found the stack unhealthy (exit 3); the report has already been printed.
     #[error("the stack is not healthy")]
     Unhealthy,
@@ -82,6 +88,7 @@ impl Error {
             Error::Config(_) | Error::Usage { .. } => exit::USAGE,
             Error::Io { .. } | Error::Step { .. } => exit::FAILURE,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Terminated => exit::TERMINATED,
             Error::Unhealthy => exit::UNHEALTHY,
         }
     }
@@ -90,7 +97,7 @@ impl Error {
         match self {
             Error::Config(e) => e.hint(),
             Error::Usage { hint, .. } | Error::Step { hint, .. } => hint.clone(),
-            Error::Io { .. } | Error::Interrupted | Error::Unhealthy => None,
+            Error::Io { .. } | Error::Interrupted | Error::Terminated | Error::Unhealthy => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The runtime: parse the command line, dispatch to one function per command, render errors once.
 // No unsafe code but the agent's memory map of a replayed file, under a lease
-// (src/agent/source/mapped.rs, the one `allow`).
+// (src/agent/source/mapped.rs, the one `allow`), and the prctl that makes a helm child die with
+// kovenant (src/backend/helm/children.rs, `die_with_parent`).
 #![deny(unsafe_code)]
 
 pub mod agent;

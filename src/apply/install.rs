@@ -11,8 +11,8 @@ use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
 use crate::cli::{GlobalArgs, InstallArgs, Part};
-use crate::cluster::session;
 use crate::cluster::wait::{self, Deadline};
+use crate::cluster::{lease, session};
 use crate::error::{Error, Result};
 use crate::plan::Rendered;
 use crate::plan::dashboards::ClusterFacts;
@@ -25,7 +25,37 @@ use crate::ui::progress::Step;
 /// How long Tetragon's operator may take to establish its CRD (within `--timeout`).
 const CRD_WAIT: Duration = Duration::from_secs(120);
 
+/// `--timeout` bounds the whole run (but the time the user takes to answer the prompt): what
+/// still runs then is stopped, helm included.
 pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> Result<()> {
+    let deadline = Deadline::after(args.timeout);
+    deadline
+        .bound(
+            "install",
+            wait::HELM_OVERRUN,
+            within(global, args, printer, deadline),
+            || session::probe(global),
+        )
+        .await
+}
+
+/// What the lock step does, from the flags.
+fn take(args: &InstallArgs) -> lease::Take {
+    if args.force_unlock {
+        lease::Take::Force
+    } else if args.no_lock_wait {
+        lease::Take::Refuse
+    } else {
+        lease::Take::Wait
+    }
+}
+
+async fn within(
+    global: &GlobalArgs,
+    args: &InstallArgs,
+    printer: &Printer,
+    deadline: Deadline,
+) -> Result<()> {
     let started = Instant::now();
     if args.skip_image && args.only.contains(&Part::Image) {
         return Err(Error::usage(
@@ -35,6 +65,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
     }
     let config = session::config(global, &args.env, printer)?;
     let helm = session::helm(global, &config);
+    helm.stop_at(move || deadline.at());
     let wants_image =
         !args.skip_image && (args.only.is_empty() || args.only.contains(&Part::Image));
     // A dry run checks all a real install checks (Docker and the image's way into the cluster
@@ -120,6 +151,25 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         }
         (_, n) => return Err(preflight_failed(n)),
     };
+    // One run at a time on these namespaces: what helm has, the preview and the unlock of a
+    // pending release are read under the lock. A dry run changes nothing and only reads it.
+    let mut locked = namespaces_used(&plan);
+    if !locked.contains(&config.namespace.as_str()) {
+        locked.push(&config.namespace);
+    }
+    if args.dry_run {
+        for ns in &locked {
+            if let Some(h) = lease::holder(&kube, ns).await? {
+                printer.warn(format!(
+                    "another kovenant run holds the lock on namespace {ns}: {}; what it changes \
+                     may not show in this preview",
+                    h.describe(k8s_openapi::jiff::Timestamp::now())
+                ));
+            }
+        }
+    } else {
+        lease::acquire(&kube, &locked, "install", take(args), deadline, printer).await?;
+    }
     // A namespace still being deleted (say, just after `uninstall --purge`) refuses new content:
     // wait until it is gone, before the preview reads what it still holds.
     for ns in namespaces_used(&plan) {
@@ -130,7 +180,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
             );
             finish(
                 step,
-                wait::namespace_gone(&kube, ns, args.timeout).await,
+                wait::namespace_gone(&kube, ns, deadline.left()).await,
                 "gone",
             )?;
         }
@@ -150,7 +200,7 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         printer,
         "Previewing changes (helm diff, server-side dry run)",
     );
-    let preview = match preview::run(&kube, &helm, &plan, &existing, tree.path()).await {
+    let preview = match preview::run(&kube, &helm, &plan, &existing, &tree).await {
         Ok(p) => {
             step.finish("done");
             p
@@ -196,7 +246,10 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         "Apply these changes to context {} ({})?",
         kube.context, kube.server
     );
-    if !crate::ui::prompt::confirm(printer, &question, args.yes)? {
+    let asked = Instant::now();
+    let answer = crate::ui::prompt::confirm(printer, &question, args.yes);
+    wait::paused(asked.elapsed());
+    if !answer? {
         // A "no" is the user's answer, not a failure: exit 0 (README, exit codes).
         printer.always("cancelled: nothing was changed");
         return Ok(());
@@ -234,16 +287,13 @@ pub async fn run(global: &GlobalArgs, args: &InstallArgs, printer: &Printer) -> 
         }
         _ => false,
     };
-    // --timeout bounds everything that waits on the cluster from here: helm's own --timeout for
-    // each release, the CRD, and readiness.
-    let deadline = Deadline::after(args.timeout);
     let converging = Converging {
         kube: &kube,
         helm: &helm,
         plan: &plan,
         preview: &preview,
         existing: &existing,
-        tree: tree.path(),
+        tree: &tree,
         deadline,
         missing_repos: (!repos_fetched).then_some(&missing_repos),
         config: &config,
@@ -330,15 +380,13 @@ fn preflight_failed(n: usize) -> Error {
         .with_hint("fix what the failed checks say and run kovenant install again")
 }
 
-/// Writes the rendered tree to a private temporary folder: files 0600, so values never reach
-/// helm through its command line and no other user can read them.
-fn write_tree(rendered: &Rendered) -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
-        .prefix("kovenant-")
-        .tempdir()
-        .map_err(|e| Error::io("creating", std::env::temp_dir(), e))?;
+/// Writes the rendered tree to the run's private folder (removed when the run ends, however it
+/// ends): files 0600, so values never reach helm through its command line and no other user can
+/// read them.
+fn write_tree(rendered: &Rendered) -> Result<std::path::PathBuf> {
+    let dir = crate::cluster::run_dir::path()?.join("tree");
     for (rel, bytes) in &rendered.files {
-        let path = dir.path().join(rel);
+        let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
         }
@@ -397,16 +445,25 @@ async fn upgrade(
         err = wait::watch_for_fatal(kube, &r.namespace, &r.name) => return Err(err),
     };
     match out {
-        // helm's own words (a timeout, say) say little of why: add what is not ready.
+        // helm's own words (a timeout, say) say little of why: add what is not ready (when the
+        // API server answers at once: a frozen one must not hold the error up).
         Err(Error::Step {
             step,
             message,
             hint,
-        }) => Err(Error::Step {
-            message: message + &wait::not_ready_pods(kube, &r.namespace, &r.name).await,
-            step,
-            hint,
-        }),
+        }) => {
+            let pods = tokio::time::timeout(
+                Duration::from_secs(2),
+                wait::not_ready_pods(kube, &r.namespace, &r.name),
+            )
+            .await
+            .unwrap_or_default();
+            Err(Error::Step {
+                message: message + &pods,
+                step,
+                hint,
+            })
+        }
         out => out,
     }
 }
@@ -492,11 +549,7 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<Vec<String>> 
         );
         let results =
             futures::future::join_all(rest.iter().map(|r| upgrade(c, r, printer, None))).await;
-        finish(
-            step,
-            results.into_iter().collect::<Result<Vec<()>>>(),
-            "deployed",
-        )?;
+        finish(step, every(results), "deployed")?;
     }
     for (o, c) in plan.objects.iter().zip(&preview.objects) {
         if *c == Change::Unchanged {
@@ -568,6 +621,33 @@ fn wants_tokens_in(plan: &Plan) -> bool {
         || !plan.secrets.is_empty()
 }
 
+/// The outcome of steps run at once: every failure is reported, not only the first.
+fn every(results: Vec<Result<()>>) -> Result<()> {
+    let mut errors: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
+    if errors.len() <= 1 {
+        return errors.pop().map_or(Ok(()), Err);
+    }
+    let mut lines: Vec<String> = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
+    for e in &errors {
+        lines.push(e.to_string());
+        if let Some(h) = e.hint()
+            && !hints.contains(&h)
+        {
+            hints.push(h);
+        }
+    }
+    let err = Error::step(
+        format!("{} releases failed", errors.len()),
+        format!("\n{}", lines.join("\n")),
+    );
+    Err(if hints.is_empty() {
+        err
+    } else {
+        err.with_hint(hints.join("; "))
+    })
+}
+
 fn finish<T>(step: Step, out: Result<T>, done: &str) -> Result<T> {
     match out {
         Ok(v) => {
@@ -578,5 +658,30 @@ fn finish<T>(step: Step, out: Result<T>, done: &str) -> Result<T> {
             step.fail();
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_of_a_parallel_step_is_reported() {
+        let fail = |r: &str, why: &str| {
+            Err(
+                Error::step(format!("helm upgrade --install {r}"), why.to_string())
+                    .with_hint("fix it"),
+            )
+        };
+        assert!(every(vec![Ok(()), Ok(())]).is_ok());
+        let one = every(vec![Ok(()), fail("grafana", "exists")]).unwrap_err();
+        assert_eq!(one.to_string(), "helm upgrade --install grafana: exists");
+        let two = every(vec![fail("prometheus", "a"), Ok(()), fail("grafana", "b")]).unwrap_err();
+        assert_eq!(
+            two.to_string(),
+            "2 releases failed: \nhelm upgrade --install prometheus: a\nhelm upgrade --install \
+             grafana: b"
+        );
+        assert_eq!(two.hint().as_deref(), Some("fix it"));
     }
 }

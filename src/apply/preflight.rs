@@ -30,7 +30,7 @@ pub async fn run(
 ) -> Preflight {
     let mut list = Checklist::new(printer);
     // helm answers from its own files while the cluster checks run (they print as they go).
-    let helm_facts = async { tokio::join!(helm.version(), helm.has_diff_plugin()) };
+    let helm_facts = async { tokio::join!(helm.version(), helm.diff_plugin()) };
     let cluster_checks = async {
         list.section("kubernetes-api");
         let kube = cluster(global, &mut list).await;
@@ -114,7 +114,7 @@ async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
 async fn permissions(k: &Kube, config: &Config, list: &mut Checklist) {
     let ns = config.namespace.as_str();
     let tns = config.tetragon_namespace.as_str();
-    let wanted: [(&str, &str, &str, Option<&str>); 10] = [
+    let wanted: [(&str, &str, &str, Option<&str>); 11] = [
         ("create", "", "namespaces", None),
         ("create", "", "secrets", Some(ns)),
         ("create", "", "configmaps", Some(ns)),
@@ -130,6 +130,13 @@ async fn permissions(k: &Kube, config: &Config, list: &mut Checklist) {
             None,
         ),
         ("patch", names::POLICY_GROUP, names::POLICY_PLURAL, None),
+        // The lock of one run at a time (src/cluster/lease.rs).
+        (
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some(crate::cluster::lease::LEASE_NAMESPACE),
+        ),
     ];
     let answers = futures::future::join_all(
         wanted
@@ -412,7 +419,12 @@ async fn kernels(k: &Kube, list: &mut Checklist) {
     }
 }
 
-fn tools(version: Result<String>, diff_plugin: Result<bool>, list: &mut Checklist) {
+fn tools(
+    version: Result<String>,
+    diff_plugin: Result<crate::backend::helm::Plugin>,
+    list: &mut Checklist,
+) {
+    use crate::backend::helm::Plugin;
     match version {
         Ok(v) if v.trim_start_matches('v').starts_with(['3', '4']) => {
             list.ok("helm is at least v3", &v)
@@ -430,16 +442,25 @@ fn tools(version: Result<String>, diff_plugin: Result<bool>, list: &mut Checklis
         }
     }
     match diff_plugin {
-        Ok(true) => list.ok("the helm-diff plugin is installed", ""),
-        Ok(false) => list.fail(
+        Ok(Plugin::Present) => list.ok("the helm-diff plugin is installed", ""),
+        Ok(Plugin::Absent { helm_said }) if helm_said.is_empty() => list.fail(
             "the helm-diff plugin is installed",
             "`helm plugin list` does not show diff",
             "helm plugin install https://github.com/databus23/helm-diff",
         ),
+        // helm could not read something (its plugins folder, its cache): that is the reason,
+        // and installing the plugin again would not help.
+        Ok(Plugin::Absent { helm_said }) => list.fail(
+            "the helm-diff plugin is installed",
+            &format!("`helm plugin list` does not show diff, and helm said:\n{helm_said}"),
+            "fix what helm says (`helm env` names its plugins folder and cache), then \
+             `helm plugin list` should show diff",
+        ),
+        // helm failed: its own words are the reason.
         Err(e) => list.fail(
             "the helm-diff plugin is installed",
             &e.to_string(),
-            "helm plugin list",
+            "fix what helm says; `helm plugin list` should then show diff",
         ),
     }
 }

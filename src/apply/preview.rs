@@ -183,12 +183,16 @@ pub async fn run(
         .iter()
         .zip(futures::future::join_all(futures).await)
     {
-        let (change, diff) = out?;
+        let (mut change, diff) = out?;
         if let Some(existing) = existing.get(r)
             && let Some(how) = super::unlock::needed(existing)
         {
             p.pending
                 .insert(r.name.clone(), super::unlock::describe(existing, how));
+            // Uninstalled first, so installed afresh: the summary says "created", not "updated".
+            if how == super::unlock::Unlock::Uninstall {
+                change = Change::Create;
+            }
         }
         p.releases.push(change);
         if let Some(d) = diff {

@@ -4,7 +4,8 @@ use kube::api::{Api, DeleteParams, ListParams};
 
 use crate::backend::kube::{Kube, describe, is_not_found};
 use crate::cli::{GlobalArgs, UninstallArgs};
-use crate::cluster::{session, tracing_policy_gvk, wait};
+use crate::cluster::wait::Deadline;
+use crate::cluster::{lease, session, tracing_policy_gvk, wait};
 use crate::error::{Error, Result};
 use crate::plan::names::POLICY_KIND;
 use crate::plan::steps::{DASHBOARD_LABEL, MANAGED_BY, MANAGED_SELECTOR, release};
@@ -183,7 +184,7 @@ async fn remove(
     kube: &Kube,
     helm: &crate::backend::helm::Helm,
     item: &Item,
-    args: &UninstallArgs,
+    deadline: Deadline,
 ) -> Result<bool> {
     let c = kube.client.clone();
     let dp = DeleteParams::background();
@@ -196,7 +197,7 @@ async fn remove(
         )),
     };
     match item {
-        Item::Release { namespace, name } => helm.uninstall(name, namespace, args.timeout).await,
+        Item::Release { namespace, name } => helm.uninstall(name, namespace, deadline.left()).await,
         Item::Object {
             kind: POLICY_KIND,
             name,
@@ -239,11 +240,43 @@ async fn remove(
     }
 }
 
+/// `--timeout` bounds the whole run (but the time the user takes to answer the prompt).
 pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -> Result<()> {
+    let deadline = Deadline::after(args.timeout);
+    deadline
+        .bound(
+            "uninstall",
+            wait::HELM_OVERRUN,
+            within(global, args, printer, deadline),
+            || session::probe(global),
+        )
+        .await
+}
+
+async fn within(
+    global: &GlobalArgs,
+    args: &UninstallArgs,
+    printer: &Printer,
+    deadline: Deadline,
+) -> Result<()> {
     let config = session::config(global, &args.env, printer)?;
     let helm = session::helm(global, &config);
+    helm.stop_at(move || deadline.at());
     let kube = session::connect(global).await?;
     helm.version().await?;
+    // The same lock install takes: no release is removed under a run that is changing it.
+    let mut locked = vec![config.namespace.as_str()];
+    if !args.keep_tetragon {
+        locked.push(&config.tetragon_namespace);
+    }
+    let take = if args.force_unlock {
+        lease::Take::Force
+    } else if args.no_lock_wait {
+        lease::Take::Refuse
+    } else {
+        lease::Take::Wait
+    };
+    lease::acquire(&kube, &locked, "uninstall", take, deadline, printer).await?;
     let items = inventory(&kube, &helm, &config, args).await?;
     if items.is_empty() {
         printer.success(format!(
@@ -266,14 +299,17 @@ pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -
         );
     }
     let question = "Remove these?";
-    if !crate::ui::prompt::confirm(printer, question, args.yes)? {
+    let asked = std::time::Instant::now();
+    let answer = crate::ui::prompt::confirm(printer, question, args.yes);
+    wait::paused(asked.elapsed());
+    if !answer? {
         // A "no" is the user's answer, not a failure: exit 0 (README, exit codes).
         printer.always("cancelled: nothing was removed");
         return Ok(());
     }
     for i in &items {
         let step = Step::start(printer, format!("Removing {}", i.label()));
-        match remove(&kube, &helm, i, args).await {
+        match remove(&kube, &helm, i, deadline).await {
             Ok(true) => step.finish("removed"),
             Ok(false) => step.finish("already absent"),
             Err(e) => {
@@ -291,7 +327,7 @@ pub async fn run(global: &GlobalArgs, args: &UninstallArgs, printer: &Printer) -
     }) = items.last()
     {
         let step = Step::start(printer, format!("Waiting for namespace {name} to be gone"));
-        match wait::namespace_gone(&kube, name, args.timeout).await {
+        match wait::namespace_gone(&kube, name, deadline.left()).await {
             Ok(()) => step.finish("gone"),
             Err(e) => {
                 step.fail();

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// The helm executable and the cluster it talks to (passed through helm's own environment, so that
 /// plugins such as helm-diff see the same context).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Helm {
     exe: PathBuf,
     kubeconfig: Option<PathBuf>,
@@ -23,6 +23,21 @@ pub struct Helm {
     spans: Arc<Mutex<Vec<(Instant, Instant)>>>,
     /// helm's major version, asked once: helm 3 and 4 differ in a few flags.
     major: Arc<tokio::sync::OnceCell<u32>>,
+    /// When the command's `--timeout` ends (asked at each start: a prompt moves it): a helm
+    /// still running then is stopped.
+    deadline: Arc<Mutex<Option<DeadlineFn>>>,
+}
+
+type DeadlineFn = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// What a helm run gave: its exit code (-1 when a signal ended it), both streams, and whether
+/// the deadline stopped it.
+#[derive(Debug)]
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    stopped: Option<children::Stopped>,
 }
 
 /// One row of `helm list -o json`.
@@ -37,6 +52,16 @@ pub struct Release {
     pub chart: String,
     #[serde(default)]
     pub app_version: String,
+}
+
+/// What `helm plugin list` says of the diff plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plugin {
+    Present,
+    /// Not listed; `helm_said` is helm's stderr (empty when it said nothing).
+    Absent {
+        helm_said: String,
+    },
 }
 
 /// What `helm diff upgrade --detailed-exitcode` found.
@@ -65,6 +90,15 @@ impl Helm {
             context: context.map(str::to_owned),
             spans: Arc::default(),
             major: Arc::default(),
+            deadline: Arc::default(),
+        }
+    }
+
+    /// Every helm started from now on (by this value or a clone) is stopped at the instant
+    /// `at` gives when it starts: SIGTERM, then SIGKILL after [`children::KILL_GRACE`].
+    pub fn stop_at(&self, at: impl Fn() -> Instant + Send + Sync + 'static) {
+        if let Ok(mut d) = self.deadline.lock() {
+            *d = Some(Arc::new(at));
         }
     }
 
@@ -93,10 +127,10 @@ impl Helm {
         out
     }
 
-    /// Runs helm; `Ok((exit code, stdout, stderr))`, or an error when it cannot be started. A
-    /// caller that stops waiting makes it SIGTERM helm (see [`children`]), which helm answers by
-    /// recording the release as failed.
-    async fn run(&self, args: &[OsString]) -> Result<(i32, String, String)> {
+    /// Runs helm; what it gave, or an error when it cannot be started. A caller that stops
+    /// waiting makes it SIGTERM helm (see [`children`]), which helm answers by recording the
+    /// release as failed.
+    async fn run(&self, args: &[OsString]) -> Result<Ran> {
         let mut cmd = Command::new(&self.exe);
         cmd.args(args);
         if let Some(k) = &self.kubeconfig {
@@ -105,8 +139,13 @@ impl Helm {
         if let Some(c) = &self.context {
             cmd.env("HELM_KUBECONTEXT", c);
         }
+        let deadline = self
+            .deadline
+            .lock()
+            .ok()
+            .and_then(|d| d.as_ref().map(|at| at()));
         let started = Instant::now();
-        let out = children::output(cmd).await;
+        let out = children::output(cmd, self.label(args), deadline).await;
         if let Ok(mut spans) = self.spans.lock() {
             spans.push((started, Instant::now()));
         }
@@ -115,7 +154,8 @@ impl Helm {
             "{} -> {} in {}",
             self.display(args),
             match &out {
-                Ok(o) => o
+                Ok(f) => f
+                    .output
                     .status
                     .code()
                     .map_or("killed".to_string(), |c| format!("exit {c}")),
@@ -132,30 +172,83 @@ impl Helm {
             };
             Error::step("helm", message).with_hint(hint)
         })?;
-        let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if let Some(signal) = out.status.signal() {
+        let mut stderr = String::from_utf8_lossy(&out.output.stderr).into_owned();
+        if let Some(signal) = out.output.status.signal()
+            && out.stopped.is_none()
+        {
             stderr.push_str(&format!("\nhelm was killed by signal {signal}"));
         }
-        Ok((
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(Ran {
+            code: out.output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.output.stdout).into_owned(),
             stderr,
-        ))
+            stopped: out.stopped,
+        })
+    }
+
+    /// What a helm process does, for the messages that wait for it: `helm upgrade --install
+    /// grafana`, without flags and file names.
+    fn label(&self, args: &[OsString]) -> String {
+        let mut out = String::from("helm");
+        for a in args.iter().take(4) {
+            let a = a.to_string_lossy();
+            if a.starts_with('-') && a != "--install" || a.contains('/') {
+                break;
+            }
+            out.push(' ');
+            out.push_str(&a);
+        }
+        out
     }
 
     /// Runs helm and fails with its own message on a non-zero exit.
     async fn run_ok(&self, args: Vec<OsString>) -> Result<String> {
-        let (code, stdout, stderr) = self.run(&args).await?;
-        if code == 0 {
-            return Ok(stdout);
+        let ran = self.run(&args).await?;
+        if ran.code == 0 && ran.stopped.is_none() {
+            return Ok(ran.stdout);
         }
-        Err(self.failure(&args, &stderr))
+        Err(self.failure(&args, &ran))
     }
 
-    fn failure(&self, args: &[OsString], stderr: &str) -> Error {
-        let words: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = words[words.len().saturating_sub(5)..].join("\n");
-        Error::step(self.display(args), tail)
+    /// helm's own words for a failure: the lines of either stream that carry the cause (helm
+    /// puts some causes on stdout: `helm repo update` says `no space left on device` there), and
+    /// what the deadline did.
+    fn failure(&self, args: &[OsString], ran: &Ran) -> Error {
+        let mut lines = cause_lines(&ran.stdout);
+        let errs: Vec<&str> = ran
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        for l in &errs[errs.len().saturating_sub(5)..] {
+            if !lines.iter().any(|x| x == l) {
+                lines.push((*l).to_string());
+            }
+        }
+        let err = Error::step(self.display(args), lines.join("\n"));
+        let Some(how) = ran.stopped else {
+            return err;
+        };
+        let what = match how {
+            children::Stopped::Terminated => "stopped with SIGTERM".to_string(),
+            children::Stopped::Killed => format!(
+                "stopped with SIGTERM, then SIGKILL {}s later",
+                children::KILL_GRACE.as_secs()
+            ),
+        };
+        let Error::Step { step, message, .. } = err else {
+            return err;
+        };
+        let message = if message.is_empty() {
+            format!("still running at the end of --timeout: {what}")
+        } else {
+            format!("still running at the end of --timeout: {what}; its last words:\n{message}")
+        };
+        Error::step(step, message).with_hint(
+            "a release helm could not record is left pending: the next kovenant install unlocks \
+             it; if the API server was slow, check it (kubectl get --raw /readyz) or give a \
+             longer --timeout",
+        )
     }
 
     /// `helm version --short`, e.g. `v3.19.0+gabc`; also remembers the major version.
@@ -174,13 +267,33 @@ impl Helm {
             .copied()
     }
 
-    /// Whether `helm plugin list` shows the diff plugin.
-    pub async fn has_diff_plugin(&self) -> Result<bool> {
-        let out = self.run_ok(args(&["plugin", "list"])).await?;
-        Ok(out
+    /// Whether `helm plugin list` shows the diff plugin; when it does not, what helm said on
+    /// stderr meanwhile (helm lists the plugins it could load and warns of the others, exiting
+    /// 0: a plugin folder or cache it cannot read is a reason, not a missing plugin).
+    pub async fn diff_plugin(&self) -> Result<Plugin> {
+        let a = args(&["plugin", "list"]);
+        let ran = self.run(&a).await?;
+        if ran.code != 0 || ran.stopped.is_some() {
+            return Err(self.failure(&a, &ran));
+        }
+        let listed = ran
+            .stdout
             .lines()
             .skip(1)
-            .any(|l| l.split_whitespace().next() == Some("diff")))
+            .any(|l| l.split_whitespace().next() == Some("diff"));
+        if listed {
+            return Ok(Plugin::Present);
+        }
+        let mut said: Vec<&str> = Vec::new();
+        for l in ran.stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            // helm 4 warns once per look at each plugin: twice for one cause.
+            if !said.contains(&l) {
+                said.push(l);
+            }
+        }
+        Ok(Plugin::Absent {
+            helm_said: said.join("\n"),
+        })
     }
 
     /// `helm env`: where helm keeps its repositories and their cached indexes, and the rest of
@@ -276,9 +389,18 @@ impl Helm {
             a.extend(args(&["--disable-validation", "--dry-run=server"]));
         }
         match self.run(&a).await? {
-            (0, _, _) => Ok(Diff::Unchanged),
-            (2, out, _) => Ok(Diff::Changed(out)),
-            (_, _, stderr) => Err(self.failure(&a, &stderr)),
+            Ran {
+                code: 0,
+                stopped: None,
+                ..
+            } => Ok(Diff::Unchanged),
+            Ran {
+                code: 2,
+                stopped: None,
+                stdout,
+                ..
+            } => Ok(Diff::Changed(stdout)),
+            ran => Err(self.failure(&a, &ran)),
         }
     }
 
@@ -317,9 +439,17 @@ impl Helm {
             &t,
         ]);
         match self.run(&a).await? {
-            (0, _, _) => Ok(true),
-            (_, _, stderr) if stderr.contains("not found") => Ok(false),
-            (_, _, stderr) => Err(self.failure(&a, &stderr)),
+            Ran {
+                code: 0,
+                stopped: None,
+                ..
+            } => Ok(true),
+            Ran {
+                stopped: None,
+                stderr,
+                ..
+            } if stderr.contains("not found") => Ok(false),
+            ran => Err(self.failure(&a, &ran)),
         }
     }
 }
@@ -334,6 +464,92 @@ fn major_of(version: &str) -> u32 {
         .unwrap_or(3)
 }
 
+/// The lines of helm's stdout that say why it failed: those naming an error, with the indented
+/// lines that continue them (`...Unable to get an update from the "x" chart repository:` then
+/// `\tfailed to ...: no space left on device`). Progress lines are left out.
+fn cause_lines(stdout: &str) -> Vec<String> {
+    const MARKS: [&str; 8] = [
+        "error",
+        "unable",
+        "fail",
+        "denied",
+        "no space",
+        "cannot",
+        "invalid",
+        "read-only",
+    ];
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in stdout.lines() {
+        let lower = line.to_ascii_lowercase();
+        let continues = inside && line.starts_with([' ', '\t']) && !line.trim().is_empty();
+        if MARKS.iter().any(|m| lower.contains(m)) || continues {
+            out.push(line.trim_end().to_string());
+            inside = true;
+        } else {
+            inside = false;
+        }
+    }
+    out
+}
+
 fn args(list: &[&str]) -> Vec<OsString> {
     list.iter().map(OsString::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_helm_puts_on_stdout_is_kept_and_progress_is_not() {
+        // `helm repo update` on a full disk (helm 4): the cause is on stdout only.
+        let stdout = "Hang tight while we grab the latest from your chart repositories...\n\
+            ...Unable to get an update from the \"kovenant-cilium\" chart repository (http://127.0.0.1:1):\n\
+            \tfailed to write index: write /c/repository/kovenant-cilium-index.yaml: no space left on device\n\
+            ...Successfully got an update from the \"kovenant-grafana-community\" chart repository\n\
+            Update Complete. ⎈Happy Helming!⎈\n";
+        assert_eq!(
+            cause_lines(stdout),
+            vec![
+                "...Unable to get an update from the \"kovenant-cilium\" chart repository (http://127.0.0.1:1):",
+                "\tfailed to write index: write /c/repository/kovenant-cilium-index.yaml: no space left on device",
+            ]
+        );
+        assert!(cause_lines("Release \"x\" does not exist. Installing it now.\n").is_empty());
+    }
+
+    #[test]
+    fn a_failure_shows_stdouts_cause_then_stderr() {
+        let helm = Helm::new(Path::new("helm"), None, None);
+        let ran = Ran {
+            code: 1,
+            stdout: "...Unable to get an update from \"r\":\n\tno space left on device\n".into(),
+            stderr: "Error: failed to update the following repositories: [r]\n".into(),
+            stopped: None,
+        };
+        let e = helm
+            .failure(&args(&["repo", "update", "r"]), &ran)
+            .to_string();
+        assert_eq!(
+            e,
+            "helm repo update r: ...Unable to get an update from \"r\":\n\tno space left on device\n\
+             Error: failed to update the following repositories: [r]"
+        );
+    }
+
+    #[test]
+    fn what_a_helm_does_is_named_without_its_files_and_flags() {
+        let helm = Helm::new(Path::new("helm"), None, None);
+        let a = args(&[
+            "upgrade",
+            "--install",
+            "grafana",
+            "kovenant-grafana-community/grafana",
+            "-n",
+            "kovenant",
+        ]);
+        assert_eq!(helm.label(&a), "helm upgrade --install grafana");
+        assert_eq!(helm.label(&args(&["list", "-n", "kovenant"])), "helm list");
+    }
 }

@@ -40,3 +40,12 @@ pub async fn connect(global: &GlobalArgs) -> Result<Kube> {
     }
     Ok(k)
 }
+
+/// Why the API server holds a command up, if it does (for the `--timeout` error): a fresh
+/// connection's version request, at most 2 s.
+pub async fn probe(global: &GlobalArgs) -> Option<String> {
+    let k = kube::connect(global.kubeconfig.as_deref(), global.context.as_deref())
+        .await
+        .ok()?;
+    super::wait::api_probe(k).await
+}

@@ -1,6 +1,7 @@
 //! Waiting: for Tetragon's CRD to be established, and for releases to become ready, failing fast
 //! on pods that will not recover by waiting.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -13,12 +14,29 @@ use crate::error::{Error, Result};
 
 const POLL: Duration = Duration::from_millis(500);
 
-/// The end of a command's `--timeout`: helm's own `--timeout` and every wait get what is left.
+/// The end of a command's `--timeout`: helm's own `--timeout` and every wait get what is left,
+/// helm processes still running then are stopped, and [`Deadline::bound`] ends whatever else
+/// still waits (an API server that stopped answering holds a request for a minute). Time spent
+/// waiting for the user's answer at a prompt ([`paused`]) does not count.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     end: Instant,
     total: Duration,
 }
+
+/// Milliseconds the command spent waiting for the user (the confirmation prompt).
+static PAUSED_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Records time spent waiting for the user: every deadline moves that much later.
+pub fn paused(d: Duration) {
+    PAUSED_MS.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+}
+
+/// How long past the deadline [`Deadline::bound`] lets work that runs helm go on: a helm stopped
+/// at the deadline gets SIGTERM, then SIGKILL after its grace, and its own error (helm's words)
+/// is better than the bound's.
+pub const HELM_OVERRUN: Duration =
+    Duration::from_secs(crate::backend::helm::children::KILL_GRACE.as_secs() + 1);
 
 impl Deadline {
     pub fn after(total: Duration) -> Deadline {
@@ -28,14 +46,102 @@ impl Deadline {
         }
     }
 
+    /// The instant it ends.
+    pub fn at(&self) -> Instant {
+        self.end + Duration::from_millis(PAUSED_MS.load(Ordering::SeqCst))
+    }
+
+    /// The same deadline, but not before `floor` from now: for a step that must get the chance
+    /// to finish once (status's first check under a `--timeout` shorter than a check takes).
+    pub fn at_least(self, floor: Duration) -> Deadline {
+        let paused = Duration::from_millis(PAUSED_MS.load(Ordering::SeqCst));
+        Deadline {
+            end: self.end.max(Instant::now() + floor - paused.min(floor)),
+            total: self.total,
+        }
+    }
+
     /// What is left (zero once it has passed).
     pub fn left(&self) -> Duration {
-        self.end.saturating_duration_since(Instant::now())
+        self.at().saturating_duration_since(Instant::now())
     }
 
     /// The whole `--timeout`.
     pub fn total(&self) -> Duration {
         self.total
+    }
+
+    /// Runs `work`, ending it once the deadline (and `overrun`) has passed; the error says
+    /// that `what` did not finish in time, and why when `probe` can tell (the API server does
+    /// not answer).
+    pub async fn bound<T, P>(
+        &self,
+        what: &str,
+        overrun: Duration,
+        work: impl std::future::Future<Output = Result<T>>,
+        probe: impl FnOnce() -> P,
+    ) -> Result<T>
+    where
+        P: std::future::Future<Output = Option<String>>,
+    {
+        tokio::pin!(work);
+        loop {
+            let at = self.at() + overrun;
+            tokio::select! {
+                out = &mut work => {
+                    // A failure at the deadline (helm stopped, say): add why, when the API
+                    // server is the cause.
+                    return match out {
+                        Err(Error::Step { step, message, hint }) if self.left().is_zero() => {
+                            let cause = tokio::time::timeout(Duration::from_secs(3), probe())
+                                .await
+                                .ok()
+                                .flatten();
+                            Err(Error::Step {
+                                message: match cause {
+                                    Some(c) => format!("{message}\nmeanwhile: {c}"),
+                                    None => message,
+                                },
+                                step,
+                                hint,
+                            })
+                        }
+                        out => out,
+                    };
+                }
+                _ = tokio::time::sleep_until(at.into()) => {
+                    // A prompt may have moved the deadline while this slept.
+                    if self.at() + overrun > Instant::now() {
+                        continue;
+                    }
+                    break;
+                }
+            }
+        }
+        let mut message = format!(
+            "not finished at the end of --timeout {}s",
+            self.total.as_secs()
+        );
+        if let Ok(Some(cause)) = tokio::time::timeout(Duration::from_secs(3), probe()).await {
+            message.push_str(&format!(": {cause}"));
+        }
+        Err(Error::step(what, message).with_hint(
+            "run the same command again once the cause is fixed (install unlocks a release \
+             left pending then), or give a longer --timeout",
+        ))
+    }
+}
+
+/// Why the API server holds a command up, if it does: it does not answer within 2 s, or
+/// answers with an error. For [`Deadline::bound`]'s message.
+pub async fn api_probe(kube: Kube) -> Option<String> {
+    match tokio::time::timeout(Duration::from_secs(2), kube.version()).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(format!(
+            "the API server {} does not answer (no reply within 2s)",
+            kube.server
+        )),
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::backend::kube::Kube;
 use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
-use crate::cluster::{runtime, session};
+use crate::cluster::wait::Deadline;
+use crate::cluster::{lease, runtime, session};
 use crate::error::{Error, Result};
 use crate::plan::steps;
 use crate::ui::Printer;
@@ -35,6 +36,9 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<
     out
 }
 
+/// How long one check may take when `--timeout` leaves less.
+const ONE_CHECK: Duration = Duration::from_secs(5);
+
 /// How long `--wait` sleeps between two looks.
 const POLL: Duration = Duration::from_secs(5);
 
@@ -42,7 +46,7 @@ const POLL: Duration = Duration::from_secs(5);
 async fn connect(
     global: &GlobalArgs,
     args: &StatusArgs,
-    start: Instant,
+    deadline: Deadline,
     printer: &Printer,
 ) -> Result<Kube> {
     let step = Step::wait(printer, "Connecting to the API server");
@@ -52,9 +56,9 @@ async fn connect(
                 step.clear();
                 return Ok(k);
             }
-            Err(e) if args.wait && start.elapsed() < args.timeout => {
+            Err(e) if args.wait && !deadline.left().is_zero() => {
                 step.message(format!("{e}; trying again"));
-                tokio::time::sleep(POLL.min(args.timeout.saturating_sub(start.elapsed()))).await;
+                tokio::time::sleep(POLL.min(deadline.left())).await;
             }
             Err(e) => {
                 step.clear();
@@ -66,8 +70,11 @@ async fn connect(
 
 async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<()> {
     let start = Instant::now();
+    // --timeout bounds the whole command: a check still waiting for the API server then ends.
+    let deadline = Deadline::after(args.timeout);
     let config = session::config(global, &args.env, printer)?;
     let helm = session::helm(global, &config);
+    helm.stop_at(move || deadline.at());
     let assets = match &global.assets {
         Some(dir) => crate::assets::Assets::from_dir(dir)?,
         None => crate::assets::Assets::embedded(),
@@ -77,15 +84,51 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
     // none of them: no need to hash the agent binary for its content tag here.
     let rendered = crate::plan::render_all(&config, &assets, NAMES_ONLY_IMAGE)?;
     let plan = steps::build(&config, &rendered, &[])?;
-    let kube = connect(global, args, start, printer).await?;
+    let kube = deadline
+        .bound(
+            "status",
+            Duration::ZERO,
+            connect(global, args, deadline, printer),
+            || session::probe(global),
+        )
+        .await?;
+    // status only reads the lock: a run holding it is changing what this reports.
+    for ns in [&config.namespace, &config.tetragon_namespace] {
+        if let Ok(Some(h)) = lease::holder(&kube, ns).await {
+            printer.warn(format!(
+                "a kovenant run holds the lock on namespace {ns}: {}; it is changing what this \
+                 reports",
+                h.describe(k8s_openapi::jiff::Timestamp::now())
+            ));
+        }
+    }
+    let mut last = None;
     let report = loop {
         let step = Step::wait(
             printer,
             format!("Checking the stack in context {}", kube.context),
         );
-        let report = collect::collect(&kube, &helm, &config, &plan).await;
+        // A --timeout shorter than one check still gets one complete report.
+        let collected = deadline
+            .at_least(ONE_CHECK)
+            .bound(
+                "status",
+                Duration::ZERO,
+                async { Ok(collect::collect(&kube, &helm, &config, &plan).await) },
+                || session::probe(global),
+            )
+            .await;
         step.clear();
-        if report.healthy || !args.wait || start.elapsed() >= args.timeout {
+        let report = match (collected, last.take()) {
+            (Ok(r), _) => r,
+            // The time is up in the middle of a check: the last complete report stands.
+            (Err(e), Some(r)) => {
+                printer.warn(e.to_string());
+                break r;
+            }
+            (Err(e), None) => return Err(e),
+        };
+        if report.healthy || !args.wait || deadline.left().is_zero() {
             break report;
         }
         printer.info(format!(
@@ -93,7 +136,11 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
             report.summary(),
             POLL.as_secs()
         ));
-        tokio::time::sleep(POLL.min(args.timeout.saturating_sub(start.elapsed()))).await;
+        tokio::time::sleep(POLL.min(deadline.left())).await;
+        if deadline.left().is_zero() {
+            break report;
+        }
+        last = Some(report);
     };
     match args.output {
         OutputFormat::Json => {

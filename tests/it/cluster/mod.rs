@@ -18,6 +18,7 @@ use crate::support::{kovenant, service};
 
 mod dashboard;
 mod external;
+mod faults;
 mod lifecycle;
 mod parts;
 mod preflight;

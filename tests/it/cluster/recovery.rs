@@ -115,19 +115,32 @@ fn helm_failing_half_way_names_the_release_and_helms_words_and_the_rerun_converg
     let s = Session::new(HelmMajor::V4);
     // Something of the user's own stands where the Grafana chart puts its ServiceAccount: real
     // helm refuses to adopt an object it does not own, after Tetragon is already deployed.
+    // Prometheus's too: two releases of the same (parallel) step fail, and both are said.
     s.kubectl(&["create", "namespace", "kovenant"]);
     s.kubectl(&["create", "serviceaccount", "grafana", "-n", "kovenant"]);
+    s.kubectl(&[
+        "create",
+        "serviceaccount",
+        "prometheus-server",
+        "-n",
+        "kovenant",
+    ]);
     let run = s.install(&[]);
     assert_eq!(run.code, 1, "{run}");
-    assert!(
-        run.stderr.contains("helm upgrade --install grafana"),
-        "the step and its command: {run}"
-    );
-    assert!(
-        run.stderr
-            .contains("ServiceAccount \"grafana\" in namespace \"kovenant\" exists"),
-        "helm's own message: {run}"
-    );
+    assert!(run.stderr.contains("2 releases failed"), "{run}");
+    for (release, account) in [("grafana", "grafana"), ("prometheus", "prometheus-server")] {
+        assert!(
+            run.stderr
+                .contains(&format!("helm upgrade --install {release} ")),
+            "the step and its command: {run}"
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "ServiceAccount \"{account}\" in namespace \"kovenant\" exists"
+            )),
+            "helm's own message: {run}"
+        );
+    }
     let deployed: Vec<String> = s
         .releases()
         .into_iter()
@@ -140,7 +153,14 @@ fn helm_failing_half_way_names_the_release_and_helms_words_and_the_rerun_converg
     );
     no_release_pending(&s);
 
-    s.kubectl(&["delete", "serviceaccount", "grafana", "-n", "kovenant"]);
+    s.kubectl(&[
+        "delete",
+        "serviceaccount",
+        "grafana",
+        "prometheus-server",
+        "-n",
+        "kovenant",
+    ]);
     let again = s.install(&[]);
     assert_eq!(
         again.code, 0,
