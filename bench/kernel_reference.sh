@@ -35,7 +35,7 @@ fi
 
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  { wait; } 2>/dev/null || true
   ip netns del $ns_c 2>/dev/null || true
   ip netns del $ns_s 2>/dev/null || true
   for d in "$cg_c" "$cg_s"; do
@@ -88,7 +88,7 @@ for _ in $(seq 100); do ip netns exec $ns_s ss -ltnH "sport = :8080" | grep -q .
   --window "$window" >"$work/agent.lp" 2>"$work/agent.err" &
 agent=$!
 pids+=($agent)
-until grep -q '^kovenant_agent' "$work/agent.lp"; do sleep 0.1; done
+until grep -qs "^kovenant_agent" "$work/agent.lp"; do sleep 0.1; done
 cpu0=$(awk '{print $14+$15}' /proc/$agent/stat)
 
 # Every read/write-family call of the two pods' processes, by their cgroup (v2 id).

@@ -28,7 +28,7 @@ cleanup() {
     d=$(cg "$i")
     [ -d "$d" ] && for p in $(cat "$d/cgroup.procs"); do kill -KILL "$p" 2>/dev/null || true; done
   done
-  wait 2>/dev/null || true
+  { wait; } 2>/dev/null || true
   for i in $(seq 1 $pods); do
     ip netns del "kscale-$i" 2>/dev/null || true
     d=$(cg "$i")
@@ -75,7 +75,7 @@ echo "sockets: $(for i in $(seq 1 $pods); do ip netns exec kscale-$i ss -tanH; d
 "$kovenant" agent --source none --cluster-snapshot "$work/cluster.json" --node-name kscale-node \
   --window "$window" >"$work/agent.lp" 2>"$work/agent.err" &
 agent=$!
-until grep -q '^kovenant_agent' "$work/agent.lp"; do sleep 0.1; done
+until grep -qs "^kovenant_agent" "$work/agent.lp"; do sleep 0.1; done
 cpu0=$(awk '{print $14+$15}' /proc/$agent/stat)
 until [ "$(grep -c '^kovenant_agent' "$work/agent.lp")" -ge $((windows + 1)) ]; do sleep 0.5; done
 cpu1=$(awk '{print $14+$15}' /proc/$agent/stat)
