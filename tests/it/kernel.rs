@@ -16,18 +16,33 @@ mod tetragon;
 mod truth;
 mod workload;
 
-pub use agent::Agent;
+pub use agent::{Agent, binary as agent_binary};
 pub use cgroup::Layout;
 pub use net::{Scenario, Side};
 pub use tetragon::{Sock, tcp_connect};
 pub use truth::{Flow, Want, agent_totals, assert_flows, flows, io_of};
-pub use workload::{io_field, signal};
+pub use workload::{Proc, io_field, signal};
 
 use std::time::{Duration, Instant};
 
 /// The workload binary's path, as Tetragon's events name a process's binary.
 pub fn workload_binary() -> String {
     workload::binary().display().to_string()
+}
+
+/// Lets processes whose last step is `wait2` exit once the agent has sampled them after their
+/// last I/O. A process's counts after the agent's last sample are lost when it exits and a
+/// process outside its pod reaps it (as containerd's shim reaps a container's first process):
+/// /proc has nothing left to read, and no pod process inherits its totals.
+pub fn finish(agent: &Agent, procs: &mut [&mut Proc]) {
+    for p in procs.iter_mut() {
+        p.wait_for_usr2();
+    }
+    agent.wait_windows(2);
+    for p in procs.iter_mut() {
+        p.signal(libc::SIGUSR2);
+        p.wait_ok();
+    }
 }
 
 /// Waits until `cond` holds; fails saying what did not happen.

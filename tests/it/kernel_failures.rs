@@ -122,7 +122,7 @@ fn refused(setpriv: &[&str], caps: &[&str]) {
     let mut child = Command::new("setpriv")
         .args(setpriv)
         .arg("--")
-        .arg(env!("CARGO_BIN_EXE_kovenant"))
+        .arg(crate::kernel::agent_binary())
         .args([
             "agent",
             "--source",

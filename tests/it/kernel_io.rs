@@ -33,7 +33,7 @@ fn kernel_file_io_of_a_long_lived_child_its_parent_reaps_is_counted_once() {
         pod,
         &[
             "child", "write", f1, "300000", "4096", "wait2", "read", f1, "65536", "end", "write",
-            f2, "1000", "1000",
+            f2, "1000", "1000", "wait2",
         ],
     );
     let agent = Agent::start(&s, &[]);
@@ -51,8 +51,7 @@ fn kernel_file_io_of_a_long_lived_child_its_parent_reaps_is_counted_once() {
     agent.wait_windows(2);
     // ...then it reads, exits and is reaped: its totals land in the parent's /proc/PID/io.
     crate::kernel::signal(child, libc::SIGUSR2);
-    p.wait_ok();
-    agent.wait_windows(2);
+    finish(&agent, &mut [&mut p]);
     let points = agent.stop();
     let io = io_of(&s, &points, pod);
     assert_eq!(
@@ -85,19 +84,19 @@ fn kernel_a_process_that_lives_between_two_samples_is_counted_with_its_sockets()
         &["listen", &ip, "8080", "serve", "5", "500", "1500"],
     );
     // A child that connects five times and writes a file, all in a few milliseconds, then is
-    // reaped: neither it nor its sockets are alive at any sample.
+    // reaped by its parent, which stays: neither the child nor its sockets are alive at any sample.
     let mut p = s.start(
         job,
         &[
             "child", "connect", &ip, "8080", "5", "500", "1500", "write", f, "8192", "4096", "end",
+            "wait2",
         ],
     );
     let agent = Agent::start(&s, &[]);
     srv.go();
     p.go();
-    p.wait_ok();
     srv.wait_ok();
-    agent.wait_windows(2);
+    finish(&agent, &mut [&mut p]);
     let points = agent.stop();
     assert_flows(
         &flows(&s, &points),

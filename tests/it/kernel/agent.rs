@@ -9,6 +9,14 @@ use crate::agent_support::{Point, parse_lp};
 
 use super::net::Scenario;
 
+/// The agent under test: the binary built for this run, or the one `KOVENANT_KERNEL_AGENT`
+/// names (a release build, a colleague's work in progress) put through the same tests.
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("KOVENANT_KERNEL_AGENT")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_kovenant").into())
+}
+
 pub struct Agent {
     child: Mutex<Option<Child>>,
     lines: Arc<Mutex<Vec<String>>>,
@@ -34,7 +42,14 @@ impl Agent {
             args.extend(["--window".into(), "1s".into()]);
         }
         args.extend(extra.iter().map(|a| a.to_string()));
-        let mut child = crate::support::kovenant()
+        let mut cmd = crate::support::kovenant();
+        // Another build of the agent (a release build, a colleague's work in progress) can be
+        // put through the same tests.
+        if let Some(bin) = std::env::var_os("KOVENANT_KERNEL_AGENT") {
+            cmd = std::process::Command::new(bin);
+            cmd.env("NO_COLOR", "1");
+        }
+        let mut child = cmd
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

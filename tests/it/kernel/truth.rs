@@ -65,12 +65,7 @@ pub fn flows(s: &Scenario, points: &[Point]) -> BTreeMap<Flow, Totals> {
         if tag(p, "src_namespace") != s.namespace {
             continue;
         }
-        let pod = s
-            .pods
-            .iter()
-            .find(|x| x.name == tag(p, "src_pod"))
-            .unwrap_or_else(|| panic!("a flow of an unknown pod: {p:?}"));
-        assert_source(s, pod, p, "src_");
+        let pod = source(s, p, "src_");
         let k = Flow {
             src_pod: pod.name.clone(),
             peer_type: tag(p, "peer_type"),
@@ -95,6 +90,23 @@ pub fn flows(s: &Scenario, points: &[Point]) -> BTreeMap<Flow, Totals> {
     out
 }
 
+/// The scenario's pod a point comes from, its tags checked: by its `pod` tag, or, where the
+/// point is kept per workload (no pod tag), by its workload (one pod per workload in a scenario).
+fn source<'a>(s: &'a Scenario, p: &Point, prefix: &str) -> &'a Pod {
+    let pod_tag = p.tags.get(&format!("{prefix}pod"));
+    let workload = tag(p, &format!("{prefix}workload"));
+    let pod = s
+        .pods
+        .iter()
+        .find(|x| match pod_tag {
+            Some(name) => &x.name == name,
+            None => x.workload == workload,
+        })
+        .unwrap_or_else(|| panic!("a point of an unknown pod: {p:?}"));
+    assert_source(s, pod, p, prefix);
+    pod
+}
+
 /// The node, workload, kind and release tags of a point whose source is `pod`.
 fn assert_source(s: &Scenario, pod: &Pod, p: &Point, prefix: &str) {
     let want = [
@@ -113,10 +125,9 @@ pub fn io_of(s: &Scenario, points: &[Point], pod: usize) -> BTreeMap<String, i64
     let pod = &s.pods[pod];
     let mut out = BTreeMap::new();
     for p in points.iter().filter(|p| p.measurement == "pod_io") {
-        if tag(p, "namespace") != s.namespace || tag(p, "pod") != pod.name {
+        if tag(p, "namespace") != s.namespace || source(s, p, "").name != pod.name {
             continue;
         }
-        assert_source(s, pod, p, "");
         for (k, v) in &p.fields {
             *out.entry(k.clone()).or_insert(0) += v;
         }
