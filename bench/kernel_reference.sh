@@ -146,6 +146,16 @@ print(f"load: {load['requests']} requests in {secs:.1f} s ({load['requests']/sec
 print(f"read/write-family calls of the two pods: {calls:,} ({calls/secs:,.0f}/s); per-call Tetragon events at 2 per call (kprobe + syscall hook): {2*calls:,}")
 print(f"agent read: {read:,} records in {windows} windows (sockets + processes + destroy notifications + Tetragon events)")
 print(f"ratio: {calls/max(read,1):,.0f}x fewer than the calls, {2*calls/max(read,1):,.0f}x fewer than the per-call events")
+tot = lambda k: sum(f.get(k, 0) for f in agent)
+print(f"agent totals: destroy_events {tot('destroy_events'):,}, destroys_lost {tot('destroys_lost'):,}, sample_us {tot('sample_us'):,}")
+others = {}
+for t, f in flows:
+    k = (t.get("src_workload"), t.get("peer_type"), t.get("peer_name"), t.get("port"), t.get("role"))
+    o = others.setdefault(k, [0, 0, 0, 0])
+    for i, n in enumerate(("connects", "accepts", "bytes_sent", "bytes_received")):
+        o[i] += f.get(n, 0)
+for k, v in sorted(others.items()):
+    print("  flow", k, "connects, accepts, sent, received:", v)
 print(f"agent CPU: {cpu_s:.3f} s over the run, {cpu_s/max(windows,1)*1000:.1f} ms per window; peak RSS {int(hwm)/1024:.1f} MiB")
 print(f"exact: client bytes_sent {s(cli,'bytes_sent'):,} vs load generator {load['bytes_sent']:,}; "
       f"client bytes_received {s(cli,'bytes_received'):,} vs {load['bytes_received']:,} (within {load['connections']}); "
