@@ -34,6 +34,7 @@ if [ ! -d /sys/kernel/tracing/events/syscalls ]; then
 fi
 
 cleanup() {
+  exec 2>/dev/null   # bash reports every killed job; nothing to say here
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   { wait; } 2>/dev/null || true
   ip netns del $ns_c 2>/dev/null || true

@@ -23,6 +23,7 @@ uid() { printf '6b6f7602-0000-4000-8000-%012d' "$1"; }
 cg() { local u; u=$(uid "$1"); echo "$root/kubepods-besteffort-pod${u//-/_}.slice/cri-containerd-$(printf '%064d' "$1").scope"; }
 
 cleanup() {
+  exec 2>/dev/null   # bash reports every killed job; nothing to say here
   for p in "${holders[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   for i in $(seq 1 $pods); do
     d=$(cg "$i")
