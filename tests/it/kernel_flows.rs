@@ -128,7 +128,8 @@ fn kernel_a_stream_over_several_windows_is_counted_exactly() {
     );
     // One RTT sample per live socket per dump: the stream was live in three dumps at least.
     assert!(c.rtt_samples >= 3, "{c:?}");
-    assert_eq!(c.retrans_bytes, 0, "no loss on a veth: {c:?}");
+    // A veth loses nothing, yet a tail loss probe may resend bytes on a loaded machine: they
+    // show in retrans_bytes, never in bytes_sent (asserted exact above).
 }
 
 #[test]
