@@ -260,3 +260,30 @@ fn kernel_ipv6_connections_are_counted_exactly() {
     );
     assert_eq!(io_bytes(&s, &points, client), (50 * 65536, 50 * 2048));
 }
+
+/// The server closes each connection first, as an HTTP server does after `Connection: close`:
+/// the client's socket ends through CLOSE_WAIT and LAST_ACK.
+#[test]
+fn kernel_connections_the_server_closes_first_are_counted_exactly() {
+    let mut s = Scenario::new("srvclose");
+    let client = s.pod("caller", Layout::CgroupfsV2);
+    let server = s.pod("closer", Layout::SystemdV2);
+    s.link(Side::Pod(client), Side::Pod(server));
+    let ip = s.pods[server].ip4.clone();
+    let mut srv = s.start(
+        server,
+        &["listen", &ip, "8080", "reply", "200", "100", "1000"],
+    );
+    let mut cli = s.start(client, &["connect", &ip, "8080", "200", "100", "1000"]);
+    let agent = Agent::start(&s, &[]);
+    srv.go();
+    cli.go();
+    cli.wait_ok();
+    srv.wait_ok();
+    agent.wait_windows(2);
+    let points = agent.stop();
+    assert_flows(
+        &flows(&s, &points),
+        &both_ends(&s, client, server, 8080, 200, 100, 1000),
+    );
+}

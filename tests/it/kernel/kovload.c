@@ -10,6 +10,8 @@
  *   kovload [netns PATH] [listen ADDR PORT]... STEP...
  *   serve N REQ RESP           accept N connections on the first listener, one after another:
  *                              read REQ bytes, write RESP, close, then read until EOF
+ *   reply N REQ RESP           as serve, but the server closes first (as an HTTP server does
+ *                              after `Connection: close`)
  *   connect ADDR PORT N REQ RESP [SPORT]
  *                              N connections one after another: write REQ, read RESP, read to
  *                              EOF, close (binds the source port SPORT when given)
@@ -157,6 +159,16 @@ static int run(int argc, char **argv, int i) {
         read_exact(fd, req);
         write_all(fd, resp);
         read_eof(fd);
+        close(fd);
+      }
+      i += 4;
+    } else if (!strcmp(s, "reply")) {
+      ARGS(3);
+      long n = num(argv[i + 1]), req = num(argv[i + 2]), resp = num(argv[i + 3]);
+      for (long k = 0; k < n; k++) {
+        int fd = accept_one();
+        read_exact(fd, req);
+        write_all(fd, resp);
         close(fd);
       }
       i += 4;
