@@ -287,3 +287,66 @@ fn kernel_connections_the_server_closes_first_are_counted_exactly() {
         &both_ends(&s, client, server, 8080, 200, 100, 1000),
     );
 }
+
+/// Four processes of one pod open short connections at the same time, while a stream runs on
+/// another connection of the pod: the Go load generator's pattern, where the agent counted too
+/// few client connections (BENCHMARKS.md).
+#[test]
+fn kernel_concurrent_short_connections_beside_a_stream_are_counted_exactly() {
+    let mut s = Scenario::new("busy");
+    let client = s.pod("loadgen", Layout::SystemdV2);
+    let server = s.pod("web", Layout::CgroupfsV2);
+    s.link(Side::Pod(client), Side::Pod(server));
+    let ip = s.pods[server].ip4.clone();
+    let mut srv = s.start(
+        server,
+        &["listen", &ip, "8080", "reply", "400", "100", "1000"],
+    );
+    let mut sink = s.start(server, &["listen", &ip, "9000", "sink"]);
+    let mut clients: Vec<Proc> = (0..4)
+        .map(|_| s.start(client, &["connect", &ip, "8080", "100", "100", "1000"]))
+        .collect();
+    let mut stream = s.start(client, &["stream", &ip, "9000", "30", "65536", "50"]);
+    let agent = Agent::start(&s, &[]);
+    srv.go();
+    sink.go();
+    stream.go();
+    for c in &clients {
+        c.go();
+    }
+    for c in clients.iter_mut() {
+        c.wait_ok();
+    }
+    stream.wait_ok();
+    srv.wait_ok();
+    sink.wait_ok();
+    agent.wait_windows(2);
+    let points = agent.stop();
+    let mut want = both_ends(&s, client, server, 8080, 400, 100, 1000);
+    let total = 30 * 65536;
+    want.extend([
+        (
+            s.to_pod(client, server, 9000, "client"),
+            Want {
+                connects: 1,
+                accepts: 0,
+                closes: 1,
+                bytes_sent: total,
+                bytes_received: 0,
+                conns: 1,
+            },
+        ),
+        (
+            s.to_pod(server, client, 9000, "server"),
+            Want {
+                connects: 0,
+                accepts: 1,
+                closes: 1,
+                bytes_sent: 0,
+                bytes_received: total,
+                conns: 1,
+            },
+        ),
+    ]);
+    assert_flows(&flows(&s, &points), &want);
+}
