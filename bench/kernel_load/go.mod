@@ -1,0 +1,3 @@
+module kovenant.dev/bench/kernel_load
+
+go 1.22

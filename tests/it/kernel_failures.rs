@@ -1,0 +1,202 @@
+//! What goes wrong on a real node: a pod's network namespace deleted with its sockets open,
+//! destroy notifications lost to a full listener, an agent without the rights it needs.
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::kernel::*;
+
+#[test]
+fn kernel_a_namespace_deleted_with_its_sockets_open_keeps_its_final_counts() {
+    let mut s = Scenario::new("gone");
+    let client = s.pod("doomed", Layout::SystemdV2);
+    let server = s.pod("survivor", Layout::CgroupfsV1);
+    s.link(Side::Pod(client), Side::Pod(server));
+    let ip = s.pods[server].ip4.clone();
+    let mut srv = s.start(
+        server,
+        &["listen", &ip, "8080", "serve", "1", "4000", "60000"],
+    );
+    let mut cli = s.start(client, &["hold", &ip, "8080", "4000", "60000"]);
+    let agent = Agent::start(&s, &[]);
+    srv.go();
+    cli.go();
+    cli.wait_for_usr2();
+    // The pod goes away as a kubelet removes it: the namespace's name first, then its last
+    // process (SIGKILL: the kernel closes the socket), with no sample in between.
+    s.delete_netns(client);
+    cli.kill();
+    srv.wait_ok();
+    // Nothing holds the namespace now but what the agent opened in it: once it lets go, the
+    // namespace is freed and takes its end of the veth pair, and so the server's end, along.
+    let server_ns = s.pods[server].netns.clone().expect("server namespace");
+    let server_end = format!("kt{}p{server}l0", s.n);
+    eventually(
+        "the deleted namespace is freed (the agent let go of it)",
+        Duration::from_secs(20),
+        || {
+            !Command::new("ip")
+                .args(["-n", &server_ns, "link", "show", &server_end])
+                .stderr(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .expect("ip link")
+                .success()
+        },
+    );
+    agent.wait_windows(1);
+    let points = agent.stop();
+    assert_flows(
+        &flows(&s, &points),
+        &[
+            (
+                s.to_pod(client, server, 8080, "client"),
+                Want {
+                    connects: 1,
+                    accepts: 0,
+                    closes: 1,
+                    bytes_sent: 4000,
+                    bytes_received: 60000,
+                    conns: 1,
+                },
+            ),
+            (
+                s.to_pod(server, client, 8080, "server"),
+                Want {
+                    connects: 0,
+                    accepts: 1,
+                    closes: 1,
+                    bytes_sent: 60000,
+                    bytes_received: 4000,
+                    conns: 1,
+                },
+            ),
+        ],
+    );
+}
+
+#[test]
+fn kernel_destroy_notifications_lost_to_a_full_listener_are_counted() {
+    let mut s = Scenario::new("lost");
+    let client = s.pod("burst", Layout::CgroupfsV2);
+    let server = s.pod("sink", Layout::SystemdV1);
+    s.link(Side::Pod(client), Side::Pod(server));
+    let ip = s.pods[server].ip4.clone();
+    let n = 3000;
+    let mut srv = s.start(
+        server,
+        &["listen", &ip, "8080", "serve", &n.to_string(), "1", "1"],
+    );
+    let mut cli = s.start(client, &["connect", &ip, "8080", &n.to_string(), "1", "1"]);
+    // A listener buffer far too small for 6,000 notifications in a burst (a hidden flag).
+    let agent = Agent::start(&s, &["--destroy-rcvbuf", "1024", "--window", "5s"]);
+    srv.go();
+    cli.go();
+    cli.wait_ok();
+    srv.wait_ok();
+    agent.wait_windows(1);
+    let points = agent.stop();
+    let t = agent_totals(&points);
+    assert!(
+        t.get("destroys_lost").copied().unwrap_or(0) > 0,
+        "destroys_lost after a burst of {n} connections into a 1 KiB listener: {t:?}"
+    );
+    // What it did count is real: never more than was sent.
+    let sent: i64 = flows(&s, &points)
+        .iter()
+        .filter(|(k, _)| k.role == "client")
+        .map(|(_, v)| v.bytes_sent)
+        .sum();
+    assert!(sent <= n, "{sent} bytes counted of {n} sent");
+}
+
+/// Runs the agent under `setpriv ARGS`; it must stop at once with exit 1, one message naming
+/// one of `caps`, and no output.
+fn refused(setpriv: &[&str], caps: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scenario::new("caps");
+    let snap = s.snapshot();
+    // Readable by `nobody` too: the refusal must be about rights, not this file.
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&snap, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cap = caps.join(" or ");
+    let mut child = Command::new("setpriv")
+        .args(setpriv)
+        .arg("--")
+        .arg(crate::kernel::agent_binary())
+        .args([
+            "agent",
+            "--source",
+            "none",
+            "--window",
+            "1s",
+            "--cluster-snapshot",
+        ])
+        .arg(&snap)
+        .args(["--node-name", &s.node])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "the agent without {cap} still ran after 20 s; it wrote:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run: crate::support::Run = child.wait_with_output().expect("output").into();
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(run.stdout, "", "no half-blind output: {run}");
+    let err = run.stderr.to_lowercase();
+    assert!(
+        caps.iter().any(|c| err.contains(c)),
+        "the message names {cap}: {run}"
+    );
+    assert_eq!(
+        run.stderr.matches("error:").count(),
+        1,
+        "one message: {run}"
+    );
+}
+
+#[test]
+fn kernel_an_agent_without_cap_sys_admin_says_so() {
+    refused(
+        &["--inh-caps=-all", "--bounding-set=-sys_admin"],
+        &["sys_admin"],
+    );
+}
+
+#[test]
+fn kernel_an_agent_without_cap_net_admin_says_so() {
+    refused(
+        &["--inh-caps=-all", "--bounding-set=-net_admin"],
+        &["net_admin"],
+    );
+}
+
+#[test]
+fn kernel_an_agent_run_as_nobody_names_a_capability_it_lacks() {
+    refused(
+        &[
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ],
+        &[
+            "sys_admin",
+            "net_admin",
+            "sys_ptrace",
+            "dac_read_search",
+            "cap_",
+        ],
+    );
+}
