@@ -71,7 +71,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Open Grafana through a port-forward (no kubectl needed) and stay until Ctrl-C.
     Dashboard(DashboardArgs),
-    /// The busiest flows and pods of the last minutes, from InfluxDB, as a table or JSON.
+    /// The busiest flows and pods of the last minutes, from InfluxDB, as a table or JSON: bytes
+    /// sent and received, retransmitted bytes, connections, mean round-trip time; pods' bytes read
+    /// and written and what reached storage.
     Top(TopArgs),
 }
 
@@ -80,6 +82,7 @@ pub enum Command {
 pub enum TopBy {
     /// Namespace and workload (Deployment, StatefulSet, DaemonSet, ...).
     Workload,
+    /// Pod (a node's host processes are one row, without a pod).
     Pod,
     /// The Helm release behind the workload.
     Release,

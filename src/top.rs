@@ -8,13 +8,41 @@ use serde_json::Value;
 use crate::cli::{GlobalArgs, OutputFormat, TopArgs, TopBy};
 use crate::cluster::{runtime, session};
 use crate::error::{Error, Result};
-use crate::plan::names;
 use crate::status::collect::influx_query;
 use crate::ui::Printer;
 
-const FLOW_FIELDS: [&str; 3] = ["send_bytes", "recv_bytes", "connects"];
-const IO_FIELDS: [&str; 2] = ["read_bytes", "write_bytes"];
+/// The `tcp_flow` fields summed per group (DESIGN.md section 3); the mean RTT is
+/// `rtt_us_sum / rtt_samples` of the group, never a mean of means.
+const FLOW_FIELDS: [&str; 7] = [
+    "bytes_sent",
+    "bytes_received",
+    "retrans_bytes",
+    "connects",
+    "accepts",
+    "rtt_us_sum",
+    "rtt_samples",
+];
+/// What the text table shows of them, before the mean RTT and the total.
+const FLOW_SHOWN: [&str; 5] = [
+    "bytes_sent",
+    "bytes_received",
+    "retrans_bytes",
+    "connects",
+    "accepts",
+];
+/// System-call bytes (`rchar`, `wchar`) and storage bytes (`read_bytes`, `write_bytes` of
+/// `/proc/<pid>/io`).
+const IO_FIELDS: [&str; 4] = [
+    "read_bytes",
+    "write_bytes",
+    "disk_read_bytes",
+    "disk_write_bytes",
+];
 const PEER: [&str; 4] = ["peer_type", "peer_namespace", "peer_name", "port"];
+
+/// The fields whose sum is a row's `total_bytes`: the payload moved, not retransmissions or
+/// storage bytes, which the system-call bytes already hold.
+const TOTAL: [&str; 4] = ["bytes_sent", "bytes_received", "read_bytes", "write_bytes"];
 
 /// One row: the group's tags and its sums; `total_bytes` orders the rows.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +52,10 @@ pub struct Row {
     #[serde(flatten)]
     pub sums: BTreeMap<String, i64>,
     pub total_bytes: i64,
+    /// Mean smoothed round-trip time of the flows' sockets, in µs (flows only; null without a
+    /// live-socket sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<Option<i64>>,
 }
 
 /// `kovenant top -o json`.
@@ -37,9 +69,7 @@ pub struct Top {
     pub errors: Vec<String>,
 }
 
-/// What each table reads: the series (`FROM`) and its tag columns, per `by`. Per pod, both
-/// come from the pod-level series (`pods.pod_activity`, one point per pod and window):
-/// `tcp_flow` and `pod_io` are kept per workload, so pod churn does not grow their series.
+/// What each table reads: the series (`FROM`) and its tag columns, per `by`.
 struct Tables {
     flow_from: String,
     flow_tags: Vec<&'static str>,
@@ -48,7 +78,6 @@ struct Tables {
 
 fn tables(by: TopBy) -> Tables {
     let quoted = |m: &str| format!("\"{m}\"");
-    let pods = format!("\"{}\".\"{}\"", names::POD_RP, names::POD_MEASUREMENT);
     let with_peer = |src: &[&'static str]| {
         let mut tags = src.to_vec();
         tags.extend(PEER);
@@ -61,9 +90,9 @@ fn tables(by: TopBy) -> Tables {
             io: Some((quoted("pod_io"), vec!["namespace", "workload"])),
         },
         TopBy::Pod => Tables {
-            flow_from: pods.clone(),
-            flow_tags: vec!["namespace", "workload", "pod"],
-            io: Some((pods, vec!["namespace", "workload", "pod"])),
+            flow_from: quoted("tcp_flow"),
+            flow_tags: vec!["src_namespace", "src_workload", "src_pod"],
+            io: Some((quoted("pod_io"), vec!["namespace", "workload", "pod"])),
         },
         TopBy::Release => Tables {
             flow_from: quoted("tcp_flow"),
@@ -134,15 +163,16 @@ fn rows(body: &str, tags: &[&str], fields: &[&str], limit: usize) -> Result<Vec<
                 ((*t).to_string(), value)
             })
             .collect();
-        let total_bytes = sums
-            .iter()
-            .filter(|(k, _)| k.ends_with("_bytes"))
-            .map(|(_, v)| v)
-            .sum();
+        let total_bytes = TOTAL.iter().filter_map(|f| sums.get(*f)).sum();
+        let rtt_us = fields.contains(&"rtt_samples").then(|| {
+            let samples = sums.get("rtt_samples").copied().unwrap_or(0);
+            (samples > 0).then(|| sums.get("rtt_us_sum").copied().unwrap_or(0) / samples)
+        });
         out.push(Row {
             tags,
             sums,
             total_bytes,
+            rtt_us,
         });
     }
     out.sort_by(|a, b| {
@@ -231,8 +261,12 @@ async fn collect(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Resu
 
 fn table(printer: &Printer, title: &str, rows: &[Row], tags: &[&str], fields: &[&str]) {
     printer.stdout(title);
+    let with_rtt = rows.iter().any(|r| r.rtt_us.is_some());
     let mut header: Vec<String> = tags.iter().map(|t| t.to_uppercase()).collect();
     header.extend(fields.iter().map(|f| f.to_uppercase()));
+    if with_rtt {
+        header.push("RTT_US".into());
+    }
     header.push("TOTAL_BYTES".into());
     let mut lines: Vec<Vec<String>> = vec![header];
     for r in rows {
@@ -248,6 +282,12 @@ fn table(printer: &Printer, title: &str, rows: &[Row], tags: &[&str], fields: &[
                 .iter()
                 .map(|f| r.sums.get(*f).copied().unwrap_or(0).to_string()),
         );
+        if with_rtt {
+            line.push(match r.rtt_us {
+                Some(Some(us)) => us.to_string(),
+                _ => "-".to_string(),
+            });
+        }
         line.push(r.total_bytes.to_string());
         lines.push(line);
     }
@@ -294,7 +334,7 @@ fn print_text(printer: &Printer, top: &Top) {
             &format!("FLOWS (last {since}, by {})", top.by),
             &top.flows,
             &flow_tags,
-            &FLOW_FIELDS,
+            &FLOW_SHOWN,
         );
     }
     if let Some((from, tags)) = io {

@@ -558,6 +558,12 @@ async fn converge(c: &Converging<'_>, printer: &Printer) -> Result<Vec<String>> 
         let change = objects::apply(kube, o).await?;
         printer.success(format!("{} {}", objects::label(o), summary::past(change)));
     }
+    for (o, c) in plan.retired.iter().zip(&preview.retired) {
+        if *c == Change::Delete {
+            objects::delete_retired(kube, o).await?;
+            printer.success(format!("{} deleted (retired)", objects::label(o)));
+        }
+    }
     Ok(retired)
 }
 

@@ -8,7 +8,7 @@ use super::Change;
 use crate::backend::kube::Kube;
 use crate::error::{Error, Result};
 use crate::plan::names;
-use crate::plan::steps::ObjectStep;
+use crate::plan::steps::{MANAGED_BY, ObjectStep};
 
 fn gvk(step: &ObjectStep) -> GroupVersionKind {
     let (group, version) = match step.api_version().split_once('/') {
@@ -100,4 +100,36 @@ pub async fn apply(kube: &Kube, step: &ObjectStep) -> Result<Change> {
         .await
         .map_err(|e| Error::step(format!("apply {}", label(step)), e))?;
     Ok(change)
+}
+
+/// `Delete` when a retired object is still there and kovenant made it (its `managed-by` label);
+/// anything else, including an object of that name that someone else made, is left alone.
+pub async fn preview_retired(kube: &Kube, step: &ObjectStep) -> Result<Change> {
+    let Some(ar) = resource(kube, step).await? else {
+        return Ok(Change::Unchanged);
+    };
+    let existing = kube
+        .get(&ar, step.namespace(), step.name())
+        .await
+        .map_err(|e| Error::step(format!("get {}", label(step)), e))?;
+    let ours = existing.is_some_and(|o| {
+        o.metadata
+            .labels
+            .is_some_and(|l| l.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1))
+    });
+    Ok(if ours {
+        Change::Delete
+    } else {
+        Change::Unchanged
+    })
+}
+
+/// Deletes a retired object; already gone is done.
+pub async fn delete_retired(kube: &Kube, step: &ObjectStep) -> Result<()> {
+    if let Some(ar) = resource(kube, step).await? {
+        kube.delete(&ar, step.namespace(), step.name())
+            .await
+            .map_err(|e| Error::step(format!("delete {}", label(step)), e))?;
+    }
+    Ok(())
 }

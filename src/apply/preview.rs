@@ -16,6 +16,8 @@ pub enum Change {
     Create,
     Update,
     Unchanged,
+    /// A retired object that is still there.
+    Delete,
 }
 
 impl fmt::Display for Change {
@@ -24,6 +26,7 @@ impl fmt::Display for Change {
             Change::Create => "create",
             Change::Update => "update",
             Change::Unchanged => "unchanged",
+            Change::Delete => "delete",
         })
     }
 }
@@ -35,6 +38,8 @@ pub struct Preview {
     pub secrets: Vec<Change>,
     pub releases: Vec<Change>,
     pub objects: Vec<Change>,
+    /// `Delete` for each retired object still in the cluster, else `Unchanged`.
+    pub retired: Vec<Change>,
     /// helm-diff's output for releases that change.
     pub diffs: BTreeMap<String, String>,
     /// Releases a helm left pending, and how converge unlocks them first.
@@ -48,6 +53,7 @@ impl Preview {
             &self.secrets,
             &self.releases,
             &self.objects,
+            &self.retired,
         ]
         .iter()
         .all(|v| v.iter().all(|c| *c == Change::Unchanged))
@@ -202,6 +208,9 @@ pub async fn run(
     for o in &plan.objects {
         p.objects.push(objects::preview(kube, o).await?);
     }
+    for o in &plan.retired {
+        p.retired.push(objects::preview_retired(kube, o).await?);
+    }
     Ok(p)
 }
 
@@ -270,5 +279,19 @@ pub fn print(printer: &Printer, plan: &Plan, preview: Option<&Preview>) {
             tag(preview.map(|p| &p.objects), i),
             objects::label(o)
         ));
+    }
+    for (i, o) in plan.retired.iter().enumerate() {
+        let line = match preview.map(|p| p.retired.get(i)) {
+            None => format!(
+                "{:>9}  {} (retired), if present",
+                "delete",
+                objects::label(o)
+            ),
+            Some(Some(Change::Delete)) => {
+                format!("{:>9}  {} (retired)", "delete", objects::label(o))
+            }
+            Some(_) => continue,
+        };
+        printer.info(format!("  {line}"));
     }
 }

@@ -10,6 +10,7 @@ pub fn past(change: Change) -> &'static str {
         Change::Create => "created",
         Change::Update => "updated",
         Change::Unchanged => "unchanged",
+        Change::Delete => "deleted",
     }
 }
 
@@ -33,6 +34,11 @@ pub fn print(
     }
     for (o, c) in plan.objects.iter().zip(&preview.objects) {
         printer.info(format!("  {:<30} {}", super::objects::label(o), past(*c)));
+    }
+    for (o, c) in plan.retired.iter().zip(&preview.retired) {
+        if *c == Change::Delete {
+            printer.info(format!("  {:<30} {}", super::objects::label(o), past(*c)));
+        }
     }
     printer.info("");
     let ns = &config.namespace;

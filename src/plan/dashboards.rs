@@ -131,15 +131,6 @@ fn context(config: &Config, facts: &ClusterFacts, uid: &str) -> Context {
     ctx.insert("cluster_name", &config.cluster_name);
     ctx.insert("prometheus_uid", PROMETHEUS_UID);
     ctx.insert("influxdb_uid", INFLUXDB_UID);
-    // The pod-level series: `FROM "pods"."pod_activity"`.
-    ctx.insert(
-        "pod_series",
-        &format!(
-            "\"{}\".\"{}\"",
-            super::names::POD_RP,
-            super::names::POD_MEASUREMENT
-        ),
-    );
     ctx.insert("interval", &grafana_interval(config.agent_window));
     ctx.insert("namespaces", &app_namespaces(config, facts));
     ctx

@@ -51,7 +51,6 @@ pub const REQUIRED: &[&str] = &[
     "charts/kovenant-pipeline/Chart.yaml",
     "charts/kovenant-pipeline/values.yaml",
     "policies/kovenant-tcp.yaml",
-    "policies/kovenant-io.yaml",
 ];
 
 /// Renders everything install applies. `image_ref` is the telegraf-tetragon image the agent

@@ -36,7 +36,12 @@ pub const POLICY_PLURAL: &str = "tracingpolicies";
 pub const POLICY_CRD: &str = "tracingpolicies.cilium.io";
 
 /// TracingPolicy names (cluster-scoped).
-pub const POLICIES: &[&str] = &["kovenant-tcp", "kovenant-io"];
+pub const POLICIES: &[&str] = &["kovenant-tcp"];
+
+/// TracingPolicies of earlier versions that install deletes where it finds them: `kovenant-io`
+/// hooked every `read(2)` and `write(2)` (one event per call), which the agent now reads from
+/// `/proc/<pid>/io` instead.
+pub const RETIRED_POLICIES: &[&str] = &["kovenant-io"];
 
 /// Tetragon's JSON export, which the agent follows on every node.
 pub const TETRAGON_EXPORT_DIR: &str = "/var/log/tetragon";

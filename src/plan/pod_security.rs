@@ -75,16 +75,20 @@ impl Need {
 /// Every namespace kovenant runs pods in, with what its pods need (from the pinned charts'
 /// pod specs and kovenant's own chart).
 pub fn needs(config: &Config) -> Vec<Need> {
-    let agent = match config.agent_source {
-        AgentSource::File => Reason {
-            workload: "kovenant-agent",
-            level: Level::Privileged,
-            why: "hostPath /var/log/tetragon (Tetragon's export file)",
-        },
-        AgentSource::KubeLogs => Reason {
-            workload: "kovenant-agent",
-            level: Level::Baseline,
-            why: "runs as root (no hostPath with kube-logs)",
+    // The kernel's counters need the host's processes and capabilities beyond baseline's
+    // whichever way Tetragon's events arrive (docs/security.md).
+    let agent = Reason {
+        workload: "kovenant-agent",
+        level: Level::Privileged,
+        why: match config.agent_source {
+            AgentSource::File => {
+                "hostPID, capabilities SYS_ADMIN, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN \
+                 (kernel counters), hostPath /var/log/tetragon (Tetragon's export file)"
+            }
+            AgentSource::KubeLogs => {
+                "hostPID, capabilities SYS_ADMIN, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN \
+                 (kernel counters)"
+            }
         },
     };
     let tetragon = vec![Reason {
@@ -170,7 +174,8 @@ mod tests {
         assert_eq!(
             needs[1].because(),
             "prometheus-node-exporter: hostNetwork, hostPID, hostPath / (node metrics); \
-             kovenant-agent: hostPath /var/log/tetragon (Tetragon's export file)"
+             kovenant-agent: hostPID, capabilities SYS_ADMIN, SYS_PTRACE, DAC_READ_SEARCH, \
+             NET_ADMIN (kernel counters), hostPath /var/log/tetragon (Tetragon's export file)"
         );
         assert_eq!(
             own_labels(&config),

@@ -109,6 +109,9 @@ pub struct Plan {
     pub releases: Vec<ReleaseStep>,
     /// TracingPolicies, then dashboards.
     pub objects: Vec<ObjectStep>,
+    /// Objects earlier versions applied that install deletes where it finds them (only when
+    /// they carry kovenant's `managed-by` label): `apiVersion`, `kind` and `metadata.name`.
+    pub retired: Vec<ObjectStep>,
 }
 
 impl Plan {
@@ -136,6 +139,7 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
         secrets: Vec::new(),
         releases: Vec::new(),
         objects: Vec::new(),
+        retired: Vec::new(),
     };
     // kovenant creates (and labels, so `uninstall --purge` may delete it) its namespace whenever a
     // selected part lives there: `--only dashboards` on a new cluster needs it as much as a full install.
@@ -234,6 +238,17 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
                 }
             }
         }
+    }
+    if wanted(Part::Policies) {
+        plan.retired
+            .extend(names::RETIRED_POLICIES.iter().map(|name| ObjectStep {
+                part: Part::Policies,
+                object: json!({
+                    "apiVersion": format!("{}/{}", names::POLICY_GROUP, names::POLICY_VERSION),
+                    "kind": names::POLICY_KIND,
+                    "metadata": { "name": name },
+                }),
+            }));
     }
     for (path, bytes) in &rendered.files {
         if wanted(Part::Dashboards) && path.starts_with("dashboards/") && path.ends_with(".json") {

@@ -410,7 +410,8 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
 
 async fn influx_points(kube: &Kube, config: &Config) -> Influx {
     let stale = (3 * config.agent_window.as_secs()).max(1) as i64;
-    let agents = "SELECT last(\"lines\") FROM \"kovenant_agent\" GROUP BY \"node\"";
+    // `keys` is written every window whatever the agent reads (DESIGN.md section 3).
+    let agents = "SELECT last(\"keys\") FROM \"kovenant_agent\" GROUP BY \"node\"";
     let body = match influx_query(kube, config, agents).await {
         Ok(b) => b,
         Err(QueryError::Failed(e)) => return influx_fail(e, stale),

@@ -200,10 +200,32 @@ pub fn object(kind: &str) -> Json {
 }
 
 #[test]
-fn the_agent_daemonset_runs_the_image_and_reads_the_export_read_only() {
+fn the_agent_daemonset_runs_the_image_with_the_host_pids_and_exactly_its_capabilities() {
     let ds = object("DaemonSet");
     let pod = &ds["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
+    // The kernel's counters (docs/security.md): the host's processes, root with exactly the
+    // capabilities the reads need, never a privileged container.
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod.get("hostNetwork"), None);
+    let sc = &container["securityContext"];
+    assert_eq!(sc["runAsUser"], 0);
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    // The API server refuses allowPrivilegeEscalation: false together with SYS_ADMIN.
+    assert_eq!(sc.get("allowPrivilegeEscalation"), None);
+    assert_eq!(
+        sc["capabilities"],
+        serde_json::json!({
+            "drop": ["ALL"],
+            "add": ["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH", "NET_ADMIN"],
+        })
+    );
+    // telegraf itself, as root: the image's entrypoint would drop to the telegraf user.
+    assert_eq!(
+        container["command"],
+        serde_json::json!(["telegraf", "--config", "/etc/telegraf/telegraf.conf"])
+    );
     assert_eq!(container["image"], IMAGE);
     assert_eq!(container["imagePullPolicy"], "IfNotPresent");
     assert_eq!(pod["serviceAccountName"], "kovenant-agent");

@@ -13,16 +13,102 @@ use crate::dashboards_scenarios::{
 fn column_value(measurement: &str, column: &str, p: &Point) -> i64 {
     let f = |k: &str| p.fields.get(k).copied().unwrap_or(0);
     match (measurement, column) {
-        ("tcp_flow", "bytes" | "mainstat") => f("send_bytes") + f("recv_bytes"),
+        ("tcp_flow", "bytes" | "mainstat") => f("bytes_sent") + f("bytes_received"),
         ("tcp_flow", "secondarystat") => f("connects"),
         ("pod_io", "bytes") => f("read_bytes") + f("write_bytes"),
+        ("pod_io", "disk_bytes") => f("disk_read_bytes") + f("disk_write_bytes"),
         ("pod_io", "calls") => f("reads") + f("writes"),
-        ("pod_activity", "bytes") => f("read_bytes") + f("write_bytes"),
-        ("pod_activity", "calls") => f("reads") + f("writes"),
-        ("pod_activity", "tcp_bytes") => f("send_bytes") + f("recv_bytes"),
         (_, field) if p.fields.contains_key(field) => f(field),
         other => panic!("value column {other:?} means nothing the test knows"),
     }
+}
+
+/// The mean RTT of DESIGN.md section 3: a sum over a count, per series and time bucket.
+const MEAN_RTT: &str = r#"sum("rtt_us_sum") / sum("rtt_samples") AS "rtt_us""#;
+
+/// The GROUP BY tags of a query (not `time(...)`).
+fn group_tags(q: &str) -> Vec<String> {
+    q.split(" GROUP BY ")
+        .nth(1)
+        .unwrap_or_default()
+        .split(", ")
+        .map(|g| g.trim().split(' ').next().unwrap_or_default().to_string())
+        .filter(|g| g.starts_with('"'))
+        .map(|g| g.trim_matches('"').to_string())
+        .collect()
+}
+
+/// A mean-RTT query's rows equal, per series and time bucket, the sum of `rtt_us_sum` over the
+/// sum of `rtt_samples` of the points there, and there is no row where nothing was sampled (a
+/// mean of 0 µs would be drawn for it).
+fn check_mean_rtt(q: &str, text: &str, result: &Value, points: &[Point], scenario: &Scenario) {
+    let keep = predicate(q, &measurement(q), scenario);
+    let group = group_tags(q);
+    let by_time = q.contains("GROUP BY time(");
+    let bucket = |t: i64| {
+        if by_time {
+            t - t.rem_euclid(INTERVAL_MS)
+        } else {
+            0
+        }
+    };
+    // (series tags, time bucket) -> (sum of rtt_us_sum, sum of rtt_samples)
+    type Bucket = (Vec<(String, String)>, i64);
+    let mut want: BTreeMap<Bucket, (i64, i64)> = BTreeMap::new();
+    for p in points.iter().filter(|p| keep(p)) {
+        let mut key: Vec<(String, String)> = group
+            .iter()
+            .map(|g| (g.clone(), p.tag(g).to_string()))
+            .collect();
+        key.sort();
+        let e = want.entry((key, bucket(p.time_ms))).or_default();
+        e.0 += p.fields["rtt_us_sum"];
+        e.1 += p.fields["rtt_samples"];
+    }
+    let mut seen = 0;
+    for series in result["series"].as_array().into_iter().flatten() {
+        let mut key: Vec<(String, String)> = series["tags"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        key.sort();
+        let columns: Vec<&str> = series["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let at = |c: &str| columns.iter().position(|x| *x == c);
+        for row in series["values"].as_array().expect("values") {
+            let t = at("time").map_or(0, |i| row[i].as_i64().expect("time"));
+            let (sum, samples) = want
+                .get(&(key.clone(), bucket(t)))
+                .copied()
+                .unwrap_or_else(|| panic!("{text}: a row for nothing written: {key:?} at {t}"));
+            let mean = row[at("rtt_us").expect("rtt_us")].as_f64();
+            assert!(
+                samples > 0,
+                "{text}: a mean of nothing sampled, {key:?} at {t}: {mean:?}"
+            );
+            let expected = sum as f64 / samples as f64;
+            let mean = mean.unwrap_or_else(|| panic!("{text}: no mean for {key:?} at {t}"));
+            assert!(
+                (mean - expected).abs() <= 1e-9 * expected,
+                "{text}: {key:?} at {t}: {mean} != {expected}"
+            );
+            if let Some(i) = at("rtt_samples") {
+                assert_eq!(row[i].as_i64(), Some(samples), "{text}: {key:?}");
+            }
+            seen += 1;
+        }
+    }
+    let sampled = want.values().filter(|(_, n)| *n > 0).count();
+    assert_eq!(
+        seen, sampled,
+        "{text}: every sampled series and bucket has its mean"
+    );
 }
 
 /// Per series (its GROUP BY tags), per value column: the total of a query's result. Rates
@@ -69,15 +155,7 @@ fn actual_totals(result: &Value, is_rate: bool) -> Totals {
 fn expected_totals(q: &str, points: &[Point], scenario: &Scenario, columns: &[String]) -> Totals {
     let m = measurement(q);
     let keep = predicate(q, &m, scenario);
-    let group: Vec<String> = q
-        .split(" GROUP BY ")
-        .nth(1)
-        .unwrap_or_default()
-        .split(", ")
-        .map(|g| g.trim().split(' ').next().unwrap_or_default().to_string())
-        .filter(|g| g.starts_with('"'))
-        .map(|g| g.trim_matches('"').to_string())
-        .collect();
+    let group = group_tags(q);
     let mut out = Totals::new();
     for p in points.iter().filter(|p| keep(p)) {
         let mut key: Vec<(String, String)> = group
@@ -105,10 +183,19 @@ fn every_influxql_panel_query_returns_the_corpus_totals() {
         "{} InfluxQL panel queries",
         panel_queries.len()
     );
+    let means = panel_queries
+        .iter()
+        .filter(|q| q.text.contains(MEAN_RTT))
+        .count();
+    assert_eq!(means, 2, "the traffic map's two mean-RTT queries");
     for (name, scenario) in scenarios(&fx.points) {
         for q in &panel_queries {
             let text = substitute(&q.text, &scenario);
             let result = influx(&fx.url, &fx.db, &text);
+            if q.text.contains(MEAN_RTT) {
+                check_mean_rtt(&q.text, &text, &result, &fx.points, &scenario);
+                continue;
+            }
             let actual = actual_totals(&result, q.text.contains("$__interval_ms"));
             let columns: BTreeSet<String> =
                 actual.values().flat_map(|c| c.keys().cloned()).collect();
@@ -123,114 +210,82 @@ fn every_influxql_panel_query_returns_the_corpus_totals() {
 }
 
 #[test]
-fn headline_panels_show_exactly_the_totals_of_expected_json() {
+fn headline_panels_show_exactly_the_totals_written() {
     let fx = fixture();
-    let totals = &fx.expected["totals"];
     let stat = |title: &str, scenario: &Scenario| -> i64 {
         let q = influx_queries()
             .into_iter()
             .find(|q| q.panel_title == title)
-            .expect("panel");
+            .unwrap_or_else(|| panic!("no panel {title}"));
         let result = influx(&fx.url, &fx.db, &substitute(&q.text, scenario));
         actual_totals(&result, false)
             .values()
             .flat_map(|c| c.values())
             .sum()
     };
-    let all = Scenario::new();
-    assert_eq!(
-        stat("Bytes sent", &all),
-        totals["send_bytes"].as_i64().expect("send_bytes")
-    );
-    assert_eq!(
-        stat("Bytes received", &all),
-        totals["recv_bytes"].as_i64().expect("recv_bytes")
-    );
-    assert_eq!(
-        stat("Bytes read", &all),
-        totals["read_bytes"].as_i64().expect("read_bytes")
-    );
-    assert_eq!(
-        stat("Bytes written", &all),
-        totals["write_bytes"].as_i64().expect("write_bytes")
-    );
-    let counts = &fx.expected["counts"];
-    assert_eq!(
-        stat("Events the agent read", &all),
-        counts["events"].as_i64().expect("events")
-    );
-    let bad = counts["bad_lines"].as_i64().expect("bad_lines");
-    assert!(bad > 0, "the corpus has bad lines");
-    assert_eq!(stat("Lines the agent could not parse", &all), bad);
-    // Per namespace, straight from expected.json's keys.
-    let flows = fx.expected["flows"].as_array().expect("flows");
-    let io = fx.expected["io"].as_array().expect("io");
-    let ns = "team-1";
-    let sum = |rows: &[Value], key: &str, field: &str| -> i64 {
-        rows.iter()
-            .filter(|r| r[key] == ns)
-            .map(|r| r[field].as_i64().unwrap_or(0))
+    let total = |m: &str, field: &str, ns: Option<&str>| -> i64 {
+        let ns_tag = if m == "tcp_flow" {
+            "src_namespace"
+        } else {
+            "namespace"
+        };
+        fx.points
+            .iter()
+            .filter(|p| p.measurement == m && ns.is_none_or(|ns| p.tag(ns_tag) == ns))
+            .map(|p| p.fields[field])
             .sum()
     };
+    let all = Scenario::new();
+    for (title, m, field) in [
+        ("Bytes sent", "tcp_flow", "bytes_sent"),
+        ("Bytes received", "tcp_flow", "bytes_received"),
+        ("Connections opened", "tcp_flow", "connects"),
+        ("Connections accepted", "tcp_flow", "accepts"),
+        ("Bytes retransmitted", "tcp_flow", "retrans_bytes"),
+        ("Bytes read", "pod_io", "read_bytes"),
+        ("Bytes written", "pod_io", "write_bytes"),
+        ("Bytes read from storage", "pod_io", "disk_read_bytes"),
+        ("Bytes written to storage", "pod_io", "disk_write_bytes"),
+        (
+            "Tetragon events the agent read",
+            "kovenant_agent",
+            "tetragon_events",
+        ),
+        (
+            "Lines the agent could not parse",
+            "kovenant_agent",
+            "bad_lines",
+        ),
+        ("Socket closes lost", "kovenant_agent", "destroys_lost"),
+        ("Socket closes seen", "kovenant_agent", "destroy_events"),
+        (
+            "Flow keys dropped at the agent's cap",
+            "kovenant_agent",
+            "dropped_keys",
+        ),
+        (
+            "Export files lost to rotation",
+            "kovenant_agent",
+            "rotated_files_lost",
+        ),
+    ] {
+        let want = total(m, field, None);
+        assert!(want > 0, "{title}: the points hold some {field}");
+        assert_eq!(stat(title, &all), want, "{title}");
+    }
+    let ns = "team-1";
     let one: Scenario = [("namespace", vec![ns.to_string()])].into_iter().collect();
-    assert_eq!(
-        stat("Bytes sent", &one),
-        sum(flows, "src_namespace", "send_bytes")
-    );
-    assert_eq!(
-        stat("Connections opened", &one),
-        sum(flows, "src_namespace", "connects")
-    );
-    assert_eq!(stat("Read calls", &one), sum(io, "namespace", "reads"));
-    assert_eq!(stat("Write calls", &one), sum(io, "namespace", "writes"));
-    assert!(sum(flows, "src_namespace", "send_bytes") > 0 && sum(io, "namespace", "reads") > 0);
-}
-
-#[test]
-fn the_written_points_sum_to_expected_json() {
-    let fx = fixture();
-    let check = |m: &str, section: &str, keys: &[&str], fields: &[&str]| {
-        let mut sums: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
-        for p in fx.points.iter().filter(|p| p.measurement == m) {
-            let key = keys.iter().map(|k| p.tag(k).to_string()).collect();
-            let e = sums.entry(key).or_insert_with(|| vec![0; fields.len()]);
-            for (i, f) in fields.iter().enumerate() {
-                e[i] += p.fields.get(*f).copied().unwrap_or(0);
-            }
-        }
-        let mut want: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
-        for row in fx.expected[section].as_array().expect("section") {
-            let key = keys
-                .iter()
-                .map(|k| match &row[*k] {
-                    Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                })
-                .collect();
-            want.insert(
-                key,
-                fields
-                    .iter()
-                    .map(|f| row[*f].as_i64().unwrap_or(0))
-                    .collect(),
-            );
-        }
-        sums.retain(|_, v| v.iter().any(|x| *x != 0));
-        want.retain(|_, v| v.iter().any(|x| *x != 0));
-        assert_eq!(sums, want, "{m}");
-    };
-    check(
-        "tcp_flow",
-        "flows",
-        &crate::agent_support::FLOW_KEY,
-        &crate::agent_support::FLOW_FIELDS,
-    );
-    check(
-        "pod_io",
-        "io",
-        &crate::agent_support::IO_KEY,
-        &crate::agent_support::IO_FIELDS,
-    );
+    for (title, m, field) in [
+        ("Bytes sent", "tcp_flow", "bytes_sent"),
+        ("Connections opened", "tcp_flow", "connects"),
+        ("Read calls", "pod_io", "reads"),
+        ("Write calls", "pod_io", "writes"),
+        ("Bytes written to storage", "pod_io", "disk_write_bytes"),
+    ] {
+        let want = total(m, field, Some(ns));
+        assert!(want > 0 && want < total(m, field, None), "{title}");
+        assert_eq!(stat(title, &one), want, "{title} in {ns}");
+    }
 }
 
 #[test]

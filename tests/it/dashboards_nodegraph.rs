@@ -190,7 +190,7 @@ fn node_graph_queries_give_the_edges_frame_grafana_needs() {
             .points
             .iter()
             .filter(|p| keep(p))
-            .map(|p| p.fields["send_bytes"] + p.fields["recv_bytes"])
+            .map(|p| p.fields["bytes_sent"] + p.fields["bytes_received"])
             .sum();
         let got: i64 = frame
             .rows

@@ -16,10 +16,7 @@ pub fn variable_tag(measurement: &str, var: &str) -> &'static str {
         ("tcp_flow", "peer") => "peer_type",
         ("pod_io", "namespace") => "namespace",
         ("pod_io", "workload") => "workload",
-        ("pod_activity", "namespace") => "namespace",
-        ("pod_activity", "workload") => "workload",
-        ("pod_activity", "release") => "release",
-        ("pod_activity", "pod") => "pod",
+        ("pod_io", "pod") => "pod",
         other => panic!("no tag for variable {other:?}"),
     }
 }
@@ -48,7 +45,7 @@ pub fn scenarios(points: &[Point]) -> Vec<(String, Scenario)> {
     })[0]
         .clone();
     let release = most("tcp_flow", "src_release", &|_| true)[0].clone();
-    let pod = most("pod_activity", "pod", &|p| p.tag("namespace") == ns)[0].clone();
+    let pod = most("pod_io", "pod", &|p| p.tag("namespace") == ns)[0].clone();
     let s = |pairs: &[(&'static str, Vec<String>)]| pairs.iter().cloned().collect::<Scenario>();
     vec![
         ("all".into(), Scenario::new()),
@@ -129,6 +126,7 @@ pub fn predicate(
     let clause = text.split(" WHERE ").nth(1).unwrap_or_default();
     let clause = clause.split(" GROUP BY ").next().unwrap_or_default();
     let mut conds: Vec<(String, bool, Vec<String>)> = Vec::new(); // tag, equal?, values
+    let mut positive: Vec<String> = Vec::new(); // fields that must be > 0
     for c in clause.split(" AND ") {
         let c = c.trim();
         if c.is_empty() || c == "$timeFilter" {
@@ -151,6 +149,9 @@ pub fn predicate(
             conds.push((tag.to_string(), true, vec![v.to_string()]));
         } else if let Some(v) = rest.strip_prefix("!= '").and_then(|r| r.strip_suffix('\'')) {
             conds.push((tag.to_string(), false, vec![v.to_string()]));
+        } else if rest == "> 0" {
+            // A field, not a tag: the point counts only when that field is positive.
+            positive.push(tag.to_string());
         } else {
             panic!("the test cannot evaluate the condition {c}");
         }
@@ -161,6 +162,9 @@ pub fn predicate(
             && conds
                 .iter()
                 .all(|(tag, eq, values)| values.iter().any(|v| v == p.tag(tag)) == *eq)
+            && positive
+                .iter()
+                .all(|f| p.fields.get(f).is_some_and(|v| *v > 0))
     }
 }
 

@@ -20,6 +20,7 @@ mod dashboards_nodegraph;
 mod dashboards_promql;
 mod dashboards_promql_parse;
 mod dashboards_scenarios;
+mod flow_points;
 mod image;
 mod kernel;
 mod kernel_failures;

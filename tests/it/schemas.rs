@@ -52,10 +52,7 @@ fn every_policy_validates_against_the_crd_schema() {
     let validator = jsonschema::validator_for(&tracing_policy_schema()).expect("schema compiles");
     let policies = policies();
     let names: Vec<&str> = policies.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(
-        names,
-        ["policies/kovenant-io.yaml", "policies/kovenant-tcp.yaml"]
-    );
+    assert_eq!(names, ["policies/kovenant-tcp.yaml"]);
     for (path, policy) in &policies {
         let errors: Vec<String> = validator
             .iter_errors(policy)
@@ -85,7 +82,7 @@ fn hooks(policy: &Value) -> Vec<Hook> {
     kprobes
         .iter()
         .map(|k| {
-            let args = k["args"].as_array().expect("args").iter();
+            let args = k["args"].as_array().into_iter().flatten();
             let args = args.map(|a| {
                 (
                     a["index"].as_u64().unwrap(),
@@ -105,40 +102,22 @@ fn hooks(policy: &Value) -> Vec<Hook> {
 }
 
 #[test]
-fn the_policies_hook_what_the_flow_contract_counts_and_skip_the_pipeline() {
+fn the_policy_names_host_socket_owners_once_per_connection_and_skips_the_pipeline() {
     let policies = policies();
-    let sock = |extra: &[(u64, &str)]| {
-        let mut v = vec![(0, "sock".to_owned())];
-        v.extend(extra.iter().map(|(i, t)| (*i, (*t).to_owned())));
-        v
-    };
-    let io_args = vec![(0, "int".to_owned()), (2, "size_t".to_owned())];
-    assert_eq!(
-        hooks(&policies[1].1),
-        [
-            ("tcp_connect".into(), false, sock(&[]), None),
-            ("tcp_close".into(), false, sock(&[]), None),
-            ("tcp_sendmsg".into(), false, sock(&[(2, "size_t")]), None),
-            (
-                "tcp_recvmsg".into(),
-                false,
-                sock(&[(2, "size_t")]),
-                Some("int".into())
-            ),
-        ]
-    );
+    // One event per connection opened or accepted, never per call: no tcp_sendmsg,
+    // tcp_recvmsg, sys_read or sys_write (the bytes come from the kernel's counters).
     assert_eq!(
         hooks(&policies[0].1),
         [
-            (
-                "sys_read".into(),
-                true,
-                io_args.clone(),
-                Some("long".into())
-            ),
-            ("sys_write".into(), true, io_args, Some("long".into())),
+            ("tcp_connect".into(), false, vec![(0, "sock".into())], None),
+            ("inet_csk_accept".into(), false, vec![], Some("sock".into())),
         ]
     );
+    let host_only = serde_json::json!([{
+        "namespace": "Net",
+        "operator": "In",
+        "values": ["host_ns"],
+    }]);
     let skipped = serde_json::json!([{
         "operator": "NotIn",
         "values": [
@@ -148,17 +127,50 @@ fn the_policies_hook_what_the_flow_contract_counts_and_skip_the_pipeline() {
             "/usr/local/bin/influxd",
         ],
     }]);
-    for (path, policy) in &policies {
-        for kprobe in policy["spec"]["kprobes"].as_array().unwrap() {
-            let selectors = kprobe["selectors"].as_array().expect("selectors");
-            assert_eq!(selectors.len(), 1, "{path}");
-            assert_eq!(
-                selectors[0]["matchBinaries"], skipped,
-                "{path} {}",
-                kprobe["call"]
-            );
-        }
+    for kprobe in policies[0].1["spec"]["kprobes"].as_array().unwrap() {
+        let selectors = kprobe["selectors"].as_array().expect("selectors");
+        // One selector: its match clauses are ANDed (a second selector would be ORed).
+        assert_eq!(selectors.len(), 1, "{}", kprobe["call"]);
+        assert_eq!(
+            selectors[0]["matchNamespaces"], host_only,
+            "{}",
+            kprobe["call"]
+        );
+        assert_eq!(selectors[0]["matchBinaries"], skipped, "{}", kprobe["call"]);
     }
+}
+
+/// The per-call policy of earlier versions is not applied, and install's plan names it for
+/// deletion whenever it takes care of the policies (the cluster test checks the deletion).
+#[test]
+fn the_plan_retires_kovenant_io_with_the_policies_part() {
+    use kovenant::cli::Part;
+    let config = kovenant::config::Config::default();
+    let rendered = kovenant::plan::render_all(
+        &config,
+        &kovenant::assets::Assets::embedded(),
+        crate::render::IMAGE,
+    )
+    .expect("renders");
+    let retired = |only: &[Part]| -> Vec<Value> {
+        let plan = kovenant::plan::steps::build(&config, &rendered, only).expect("plan");
+        let applied: Vec<&str> = plan
+            .objects
+            .iter()
+            .filter(|o| o.kind() == "TracingPolicy")
+            .map(|o| o.name())
+            .collect();
+        assert!(!applied.contains(&"kovenant-io"), "{applied:?}");
+        plan.retired.iter().map(|o| o.object.clone()).collect()
+    };
+    let io = serde_json::json!([{
+        "apiVersion": "cilium.io/v1alpha1",
+        "kind": "TracingPolicy",
+        "metadata": {"name": "kovenant-io"},
+    }]);
+    assert_eq!(Value::Array(retired(&[])), io);
+    assert_eq!(Value::Array(retired(&[Part::Policies])), io);
+    assert_eq!(retired(&[Part::Dashboards]), Vec::<Value>::new());
 }
 
 #[test]

@@ -158,12 +158,31 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
         tetragon["tetragon"]["exportDenyList"],
         "{\"health_check\":true}"
     );
+    // Only kovenant-tcp's kprobe events; the allow list parses as Tetragon's Filter, with field
+    // names its events.proto declares.
+    let allow = tetragon["tetragon"]["exportAllowList"]
+        .as_str()
+        .expect("allow list");
     assert_eq!(
-        tetragon["tetragon"]["exportAllowList"],
-        "{\"event_set\":[\"PROCESS_KPROBE\"]}"
+        allow,
+        "{\"event_set\":[\"PROCESS_KPROBE\"],\"policy_names\":[\"kovenant-tcp\"]}"
     );
+    let proto = std::fs::read_to_string(shared().join("upstream/tetragon-1.7.0/events.proto"))
+        .expect("events.proto");
+    let filter = proto
+        .split("message Filter {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .expect("message Filter");
+    let allow: serde_json::Value = serde_json::from_str(allow).expect("JSON");
+    for key in allow.as_object().expect("an object").keys() {
+        assert!(
+            filter.contains(&format!(" {key} = ")),
+            "Filter has no field {key}"
+        );
+    }
     assert_eq!(tetragon["exportDirectory"], "/var/log/tetragon");
-    // No export-stdout container, whose log the runtime would write and Tetragon trace.
+    // No export-stdout container: the agent reads the export file.
     assert_eq!(tetragon["export"]["mode"], "");
 
     let prometheus = ours("prometheus");

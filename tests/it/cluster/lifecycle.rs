@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{HelmMajor, Session, both};
+use super::{HelmMajor, Session, both, says};
 
 const RELEASES: [&str; 4] = [
     "kovenant/grafana",
@@ -68,6 +68,31 @@ fn policy_names(s: &Session) -> Vec<String> {
     s.names(&["tracingpolicies.cilium.io"])
 }
 
+/// A `kovenant-io` TracingPolicy as kovenant before issue 21 applied it (one `sys_read` hook
+/// here: what matters is its name and, when `ours`, kovenant's label), written to a file.
+fn retired_policy(s: &Session, ours: bool) -> String {
+    let labels = if ours {
+        serde_json::json!({"app.kubernetes.io/managed-by": "kovenant"})
+    } else {
+        serde_json::json!({"team": "security"})
+    };
+    let policy = serde_json::json!({
+        "apiVersion": "cilium.io/v1alpha1",
+        "kind": "TracingPolicy",
+        "metadata": {"name": "kovenant-io", "labels": labels},
+        "spec": {"kprobes": [{
+            "call": "sys_read",
+            "syscall": true,
+            "return": true,
+            "args": [{"index": 0, "type": "int"}, {"index": 2, "type": "size_t"}],
+            "returnArg": {"index": 0, "type": "long"},
+        }]},
+    });
+    let path = s.home.path().join("kovenant-io.json");
+    std::fs::write(&path, policy.to_string()).expect("write the retired policy");
+    path.to_string_lossy().into_owned()
+}
+
 fn dashboard_configmaps(s: &Session) -> Vec<String> {
     s.names(&["configmaps", "-n", "kovenant", "-l", "grafana_dashboard=1"])
 }
@@ -96,7 +121,7 @@ fn lifecycle(major: HelmMajor) {
     assert_eq!(run.code, 0, "first install: {run}");
     assert_releases(&s, [1, 2, 1, 1]);
     assert_all_ready(&s);
-    assert_eq!(policy_names(&s), ["kovenant-io", "kovenant-tcp"]);
+    assert_eq!(policy_names(&s), ["kovenant-tcp"]);
     assert_eq!(
         dashboard_configmaps(&s),
         [
@@ -143,6 +168,32 @@ fn lifecycle(major: HelmMajor) {
     );
     assert_releases(&s, [1, 2, 1, 1]);
 
+    // The per-call policy an earlier version installed: the preview names it, install deletes
+    // it, and then there is nothing to do. A policy of the same name that kovenant did not make
+    // is left alone.
+    s.kubectl(&["apply", "-f", &retired_policy(&s, true)]);
+    assert_eq!(policy_names(&s), ["kovenant-io", "kovenant-tcp"]);
+    let dry = s.install(&["--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stdout
+            .lines()
+            .any(|l| l == "     delete  TracingPolicy kovenant-io (retired)"),
+        "{dry}"
+    );
+    assert_eq!(policy_names(&s), ["kovenant-io", "kovenant-tcp"]);
+    let retire = s.install(&[]);
+    assert_eq!(retire.code, 0, "{retire}");
+    says(&retire, "TracingPolicy kovenant-io deleted (retired)");
+    assert_eq!(policy_names(&s), ["kovenant-tcp"]);
+    let again = s.install(&[]);
+    assert!(again.stderr.contains("nothing to do"), "{again}");
+    s.kubectl(&["apply", "-f", &retired_policy(&s, false)]);
+    let theirs = s.install(&["--dry-run"]);
+    assert!(theirs.stderr.contains("nothing to do"), "{theirs}");
+    assert!(!theirs.stdout.contains("kovenant-io"), "{theirs}");
+    s.kubectl(&["delete", "tracingpolicies.cilium.io", "kovenant-io"]);
+
     // One key of one release: exactly that release is upgraded.
     s.write_env(&["GRAFANA_PORT=3001"]);
     let changed = s.install(&[]);
@@ -156,7 +207,9 @@ fn lifecycle(major: HelmMajor) {
         "generated credentials are kept, never rotated"
     );
 
-    // uninstall, and again: both succeed; PVCs and the namespace stay.
+    // uninstall, and again: both succeed; PVCs and the namespace stay. The retired policy goes
+    // too, where an earlier version left it.
+    s.kubectl(&["apply", "-f", &retired_policy(&s, true)]);
     let un = s.uninstall(&[]);
     assert_eq!(un.code, 0, "uninstall: {un}");
     assert_eq!(s.releases(), []);

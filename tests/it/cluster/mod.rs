@@ -330,8 +330,8 @@ impl Session {
             .expect("clock")
             .as_nanos();
         let body = format!(
-            "kovenant_agent,node=kwok-node-0 lines=10i,events=10i {ts}\n\
-             kovenant_agent,node=kwok-node-1 lines=4i,events=4i {ts}\n\
+            "kovenant_agent,node=kwok-node-0 keys=10i,tetragon_events=10i {ts}\n\
+             kovenant_agent,node=kwok-node-1 keys=4i,tetragon_events=4i {ts}\n\
              tcp_flow,node=kwok-node-0,src_namespace=shop,src_workload=web,peer_type=service connects=1i {ts}\n"
         );
         influx(&self.influxdb, "/write", &[("db", &self.bucket)], &body);

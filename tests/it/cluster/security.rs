@@ -496,7 +496,7 @@ fn preflight_reports_pod_security_per_namespace_and_install_labels_its_own() {
         "the namespace enforces `baseline`; tetragon: privileged container, hostPID, hostNetwork, hostPath (BPF, /proc)",
         "kubectl label namespace kube-system pod-security.kubernetes.io/enforce=privileged --overwrite",
         "Pod Security admission in kovenant admits `privileged` pods",
-        "the namespace enforces `restricted`; install relabels it privileged (prometheus-node-exporter: hostNetwork, hostPID, hostPath / (node metrics); kovenant-agent: hostPath /var/log/tetragon (Tetragon's export file))",
+        "the namespace enforces `restricted`; install relabels it privileged (prometheus-node-exporter: hostNetwork, hostPID, hostPath / (node metrics); kovenant-agent: hostPID, capabilities SYS_ADMIN, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN (kernel counters), hostPath /var/log/tetragon (Tetragon's export file))",
     ] {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
     }

@@ -57,7 +57,7 @@ fn status_exits_3_naming_what_is_unhealthy_and_why() {
         &s.influxdb,
         "/write",
         &[("db", &s.bucket)],
-        &format!("kovenant_agent,node=kwok-node-1 lines=1i {old}\n"),
+        &format!("kovenant_agent,node=kwok-node-1 keys=1i {old}\n"),
     );
     let (code, v, _) = status(&s, &env);
     assert_eq!(code, 3, "{v:#}");
@@ -70,14 +70,11 @@ fn status_exits_3_naming_what_is_unhealthy_and_why() {
     s.write_points(Duration::from_secs(1));
 
     // A missing policy.
-    s.kubectl(&["delete", "tracingpolicies.cilium.io", "kovenant-io"]);
+    s.kubectl(&["delete", "tracingpolicies.cilium.io", "kovenant-tcp"]);
     let (code, v, _) = status(&s, &env);
     assert_eq!(code, 3, "{v:#}");
     assert_eq!(v["policies"]["healthy"], false);
-    assert_eq!(
-        v["policies"]["present"],
-        serde_json::json!(["kovenant-tcp"])
-    );
+    assert_eq!(v["policies"]["present"], serde_json::json!([]));
     let back = s.install(&["--only", "policies"]);
     assert_eq!(back.code, 0, "{back}");
     let (code, v, _) = status(&s, &env);

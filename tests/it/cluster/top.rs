@@ -1,17 +1,27 @@
-//! `kovenant top` on the real control plane: the agent's line protocol for a generated corpus
-//! (events of the last minutes) is written into the session's bucket of the real InfluxDB behind
-//! kwok's port-forward of kovenant-influxdb-0, and top's totals equal the corpus's ground truth.
+//! `kovenant top` on the real control plane: points of the agent's output (tests/it/flow_points.rs,
+//! the last minutes) are written into the session's bucket of the real InfluxDB behind kwok's
+//! port-forward of kovenant-influxdb-0, and top's figures equal the points' own totals.
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use super::{HelmMajor, Session};
+use crate::dashboards_influx::Point;
 
-/// Ground truth: expected.json's flows summed by (src_release, peer_type, peer_namespace,
-/// peer_name, port) -> (send_bytes, recv_bytes, connects).
+/// (src_release, peer_type, peer_namespace, peer_name, port) -> the `tcp_flow` fields top sums.
 type Key = (String, String, String, String, String);
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Flow {
+    sent: i64,
+    received: i64,
+    retrans: i64,
+    connects: i64,
+    accepts: i64,
+    rtt_us_sum: i64,
+    rtt_samples: i64,
+}
 
 fn text(v: &Value) -> String {
     match v {
@@ -21,80 +31,81 @@ fn text(v: &Value) -> String {
     }
 }
 
+fn flow_field(f: &Flow, name: &str) -> i64 {
+    match name {
+        "bytes_sent" => f.sent,
+        "bytes_received" => f.received,
+        "retrans_bytes" => f.retrans,
+        "connects" => f.connects,
+        "accepts" => f.accepts,
+        "rtt_us_sum" => f.rtt_us_sum,
+        _ => f.rtt_samples,
+    }
+}
+
+fn flow_of(get: impl Fn(&str) -> i64) -> Flow {
+    Flow {
+        sent: get("bytes_sent"),
+        received: get("bytes_received"),
+        retrans: get("retrans_bytes"),
+        connects: get("connects"),
+        accepts: get("accepts"),
+        rtt_us_sum: get("rtt_us_sum"),
+        rtt_samples: get("rtt_samples"),
+    }
+}
+
 #[test]
-fn top_by_release_prints_the_ground_truth_totals() {
+fn top_by_release_prints_the_totals_written() {
     let s = Session::new(HelmMajor::V4);
     let run = s.install(&[]);
     assert_eq!(run.code, 0, "{run}");
     let env = s.env_arg();
 
-    // A corpus of the last two minutes, so `--since 15m` holds all of it.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let start = SystemTime::now()
-        .checked_sub(Duration::from_secs(300))
-        .expect("clock")
+    // Twelve windows ending a minute ago, so `--since 15m` holds all of them.
+    let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
-        .as_secs();
-    let start = k8s_openapi::jiff::Timestamp::from_second(start as i64)
-        .expect("time")
-        .to_string();
-    let ok = Command::new("python3")
-        .env("PYTHONHASHSEED", "0")
-        .arg(crate::support::shared().join("tools/tetragon_corpus.py"))
-        .args([
-            "--out",
-            &dir.path().to_string_lossy(),
-            "--events",
-            "3000",
-            "--seed",
-            "7",
-        ])
-        .args(["--start", &start, "--duration-s", "120"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("python3 runs the corpus generator");
-    assert!(ok.success());
-    let snapshot = dir.path().join("cluster.json");
-    let lp = crate::agent_support::run_agent(
-        &["--cluster-snapshot", &snapshot.to_string_lossy()],
-        Some(&dir.path().join("events.jsonl")),
-    );
-    // telegraf's routing: pod_activity into the bucket "<bucket>/pods", which InfluxDB's v1
-    // API reaches as retention policy "pods" of database "<bucket>" (the session made both).
-    let (pods, rest): (Vec<&str>, Vec<&str>) =
-        lp.lines().partition(|l| l.starts_with("pod_activity,"));
-    let pods_rp = [("db", s.bucket.as_str()), ("rp", "pods")];
-    super::influx(&s.influxdb, "/write", &pods_rp, &pods.join("\n"));
+        .as_millis() as i64;
+    let start = now_ms - 180_000;
+    let points = crate::flow_points::generate(start - start % 10_000, 12, 7);
     super::influx(
         &s.influxdb,
         "/write",
         &[("db", &s.bucket)],
-        &rest.join("\n"),
+        &crate::flow_points::line_protocol(&points),
     );
-
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap())
-            .unwrap();
-    let mut truth: BTreeMap<Key, (i64, i64, i64)> = BTreeMap::new();
-    for f in expected["flows"].as_array().expect("flows") {
+    let of = |m: &'static str| points.iter().filter(move |p: &&Point| p.measurement == m);
+    let mut truth: BTreeMap<Key, Flow> = BTreeMap::new();
+    for p in of("tcp_flow") {
         let k = (
-            text(&f["src_release"]),
-            text(&f["peer_type"]),
-            text(&f["peer_namespace"]),
-            text(&f["peer_name"]),
-            text(&f["port"]),
+            p.tag("src_release").to_string(),
+            p.tag("peer_type").to_string(),
+            p.tag("peer_namespace").to_string(),
+            p.tag("peer_name").to_string(),
+            p.tag("port").to_string(),
         );
+        let add = flow_of(|f| p.fields[f]);
         let e = truth.entry(k).or_default();
-        e.0 += f["send_bytes"].as_i64().unwrap();
-        e.1 += f["recv_bytes"].as_i64().unwrap();
-        e.2 += f["connects"].as_i64().unwrap();
+        *e = flow_of(|f| {
+            let (a, b) = (flow_field(e, f), flow_field(&add, f));
+            a + b
+        });
     }
-    let mut io: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for r in expected["io"].as_array().expect("io") {
-        let e = io.entry(text(&r["release"])).or_default();
-        e.0 += r["read_bytes"].as_i64().unwrap();
-        e.1 += r["write_bytes"].as_i64().unwrap();
+    let mut io: BTreeMap<String, [i64; 4]> = BTreeMap::new();
+    for p in of("pod_io") {
+        let e = io.entry(p.tag("release").to_string()).or_default();
+        for (i, f) in [
+            "read_bytes",
+            "write_bytes",
+            "disk_read_bytes",
+            "disk_write_bytes",
+        ]
+        .iter()
+        .enumerate()
+        {
+            e[i] += p.fields[*f];
+        }
     }
 
     let run = s.run(&[
@@ -112,7 +123,7 @@ fn top_by_release_prints_the_ground_truth_totals() {
     ]);
     assert_eq!(run.code, 0, "{run}");
     let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
-    let mut got: BTreeMap<Key, (i64, i64, i64)> = BTreeMap::new();
+    let mut got: BTreeMap<Key, Flow> = BTreeMap::new();
     for r in v["flows"].as_array().expect("flows") {
         let k = (
             text(&r["src_release"]),
@@ -121,26 +132,31 @@ fn top_by_release_prints_the_ground_truth_totals() {
             text(&r["peer_name"]),
             text(&r["port"]),
         );
-        let sums = (
-            r["send_bytes"].as_i64().unwrap(),
-            r["recv_bytes"].as_i64().unwrap(),
-            r["connects"].as_i64().unwrap(),
+        let flow = flow_of(|f| r[f].as_i64().unwrap_or_else(|| panic!("{f} in {r}")));
+        assert_eq!(
+            r["total_bytes"].as_i64().unwrap(),
+            flow.sent + flow.received
         );
-        assert_eq!(r["total_bytes"].as_i64().unwrap(), sums.0 + sums.1);
-        assert!(got.insert(k, sums).is_none());
+        // The mean RTT of the group: its sum over its count, never a mean of means.
+        let mean = (flow.rtt_samples > 0).then(|| flow.rtt_us_sum / flow.rtt_samples);
+        assert_eq!(r["rtt_us"].as_i64(), mean, "{r}");
+        assert!(got.insert(k, flow).is_none());
     }
     assert_eq!(got, truth);
-    let got_io: BTreeMap<String, (i64, i64)> = v["pods"]
+    let got_io: BTreeMap<String, [i64; 4]> = v["pods"]
         .as_array()
         .expect("pods")
         .iter()
         .map(|r| {
+            let f = |k: &str| r[k].as_i64().unwrap_or_else(|| panic!("{k} in {r}"));
             (
                 text(&r["release"]),
-                (
-                    r["read_bytes"].as_i64().unwrap(),
-                    r["write_bytes"].as_i64().unwrap(),
-                ),
+                [
+                    f("read_bytes"),
+                    f("write_bytes"),
+                    f("disk_read_bytes"),
+                    f("disk_write_bytes"),
+                ],
             )
         })
         .collect();
@@ -157,11 +173,11 @@ fn top_by_release_prints_the_ground_truth_totals() {
     // The table prints the busiest flow's exact figures on stdout.
     let run = s.run(&["top", "--env-file", &env, "--by", "release", "--limit", "3"]);
     assert_eq!(run.code, 0, "{run}");
-    let (k, (send, recv, connects)) = truth
+    let (k, flow) = truth
         .iter()
         .max_by(|a, b| {
-            (a.1.0 + a.1.1)
-                .cmp(&(b.1.0 + b.1.1))
+            (a.1.sent + a.1.received)
+                .cmp(&(b.1.sent + b.1.received))
                 .then_with(|| b.0.cmp(a.0))
         })
         .expect("a flow");
@@ -178,16 +194,23 @@ fn top_by_release_prints_the_ground_truth_totals() {
             s.to_string()
         }
     };
+    let rtt = match flow.rtt_samples {
+        0 => "-".to_string(),
+        n => (flow.rtt_us_sum / n).to_string(),
+    };
     let want = [
         dash(&k.0),
         dash(&k.1),
         dash(&k.2),
         dash(&k.3),
         dash(&k.4),
-        send.to_string(),
-        recv.to_string(),
-        connects.to_string(),
-        (send + recv).to_string(),
+        flow.sent.to_string(),
+        flow.received.to_string(),
+        flow.retrans.to_string(),
+        flow.connects.to_string(),
+        flow.accepts.to_string(),
+        rtt,
+        (flow.sent + flow.received).to_string(),
     ];
     assert_eq!(cells, want, "{run}");
     assert_eq!(
@@ -196,7 +219,7 @@ fn top_by_release_prints_the_ground_truth_totals() {
         "{run}"
     );
 
-    // Per pod, from the pod-level series: every pod's figures add up to the ground truth.
+    // Per pod: every pod's figures add up to the totals, and pods are named.
     let run = s.run(&[
         "top",
         "--env-file",
@@ -219,19 +242,21 @@ fn top_by_release_prints_the_ground_truth_totals() {
             .map(|r| r[f].as_i64().unwrap_or(0))
             .sum()
     };
-    let want_send: i64 = truth.values().map(|t| t.0).sum();
-    let want_recv: i64 = truth.values().map(|t| t.1).sum();
-    let want_read: i64 = io.values().map(|t| t.0).sum();
-    assert_eq!(sum(&v["flows"], "send_bytes"), want_send, "{run}");
-    assert_eq!(sum(&v["flows"], "recv_bytes"), want_recv, "{run}");
+    let want_sent: i64 = truth.values().map(|t| t.sent).sum();
+    let want_received: i64 = truth.values().map(|t| t.received).sum();
+    let want_read: i64 = io.values().map(|t| t[0]).sum();
+    assert_eq!(sum(&v["flows"], "bytes_sent"), want_sent, "{run}");
+    assert_eq!(sum(&v["flows"], "bytes_received"), want_received, "{run}");
     assert_eq!(sum(&v["pods"], "read_bytes"), want_read, "{run}");
-    assert!(
-        v["flows"]
-            .as_array()
-            .expect("rows")
-            .iter()
-            .any(|r| r["pod"].as_str().is_some_and(|p| !p.is_empty())),
-        "{run}"
-    );
+    let pods: std::collections::BTreeSet<String> = v["flows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| text(&r["src_pod"]))
+        .collect();
+    let written: std::collections::BTreeSet<String> = of("tcp_flow")
+        .map(|p| p.tag("src_pod").to_string())
+        .collect();
+    assert_eq!(pods, written, "{run}");
     s.cleanup();
 }

@@ -24,7 +24,7 @@ fn agent_point(s: &Session, node: &str, age: Duration) {
         &s.influxdb,
         "/write",
         &[("db", &s.bucket)],
-        &format!("kovenant_agent,node={node} lines=1i {ts}\n"),
+        &format!("kovenant_agent,node={node} keys=1i {ts}\n"),
     );
 }
 
@@ -40,8 +40,7 @@ fn status_table_is_on_stdout_with_the_reason_on_each_failing_row() {
     let run = s.run(&["status", "--env-file", &env]);
     assert_eq!(run.code, 0, "{run}");
     assert!(
-        run.stdout
-            .contains("policies    ok   kovenant-io, kovenant-tcp\n"),
+        run.stdout.contains("policies    ok   kovenant-tcp\n"),
         "{run}"
     );
     assert!(!run.stdout.contains("FAIL"), "{run}");
@@ -69,12 +68,12 @@ fn status_table_is_on_stdout_with_the_reason_on_each_failing_row() {
     s.write_points(Duration::from_secs(1));
 
     // A missing policy: the row says which one is missing, and how to put it back.
-    s.kubectl(&["delete", "tracingpolicies.cilium.io", "kovenant-io"]);
+    s.kubectl(&["delete", "tracingpolicies.cilium.io", "kovenant-tcp"]);
     let run = s.run(&["status", "--env-file", &env]);
     assert_eq!(run.code, 3, "{run}");
     assert!(
         run.stdout.contains(
-            "policies    FAIL missing kovenant-io (present: kovenant-tcp); kovenant install --only policies puts them back\n"
+            "policies    FAIL missing kovenant-tcp (none present); kovenant install --only policies puts them back\n"
         ),
         "{run}"
     );
@@ -107,7 +106,7 @@ fn status_table_is_on_stdout_with_the_reason_on_each_failing_row() {
     );
     assert!(
         has(&|l| l.starts_with(
-            "  [trace] API PATCH /apis/cilium.io/v1alpha1/tracingpolicies/kovenant-io?"
+            "  [trace] API PATCH /apis/cilium.io/v1alpha1/tracingpolicies/kovenant-tcp?"
         ) && l.contains(" -> 20")),
         "{run}"
     );
