@@ -265,7 +265,7 @@ fn a_tetragon_kovenant_did_not_install_is_refused_then_used_as_it_is() {
         &run,
         "hint: set KOVENANT_TETRAGON=existing to use it as it is",
     );
-    assert_eq!(s.releases(), [theirs.clone()]);
+    assert_eq!(s.releases(), std::slice::from_ref(&theirs));
 
     s.write_env(&["KOVENANT_TETRAGON=existing"]);
     s.write_points(Duration::from_secs(1));

@@ -220,11 +220,12 @@ fn the_agent_inside_the_image_turns_a_fixture_into_line_protocol() {
     assert_eq!(inside_points, points(&host.stdout));
 }
 
-/// An arm64 agent binary makes a linux/arm64 image on this (amd64) daemon: the build asks for
-/// the binary's platform, not the daemon's, and needs no emulation (the Dockerfile runs nothing).
-/// The base is the stand-in root filesystem imported as linux/arm64 (nothing here can pull the
-/// real multi-platform telegraf); the binary is an AArch64 ELF header, enough for an image that
-/// is only inspected, never run.
+/// An arm64 agent binary makes a linux/arm64 image on this (amd64) daemon: the binary is checked
+/// against the nodes, not the daemon, and the build needs no emulation (the Dockerfile runs
+/// nothing). The base is the stand-in root filesystem loaded as a linux/arm64 image; nothing here
+/// can pull the real multi-platform telegraf, so which variant the build's `platform` picks from
+/// a manifest list is not shown. The binary is an AArch64 ELF header, enough for an image that is
+/// only inspected, never run.
 #[test]
 fn an_arm64_agent_binary_builds_a_linux_arm64_image_here() {
     let mut scratch = Scratch::new("arm64");
