@@ -49,6 +49,13 @@ pub enum Error {
     /// `status` found the stack unhealthy (exit 3); the report has already been printed.
     #[error("the stack is not healthy")]
     Unhealthy,
+    /// `status` could not make some of its checks (helm cannot run, say), so it cannot call the
+    /// stack healthy or not (exit 1); the report, with what it could check, has been printed.
+    #[error("could not check {message}")]
+    Unchecked {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Error {
@@ -86,7 +93,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage { .. } => exit::USAGE,
-            Error::Io { .. } | Error::Step { .. } => exit::FAILURE,
+            Error::Io { .. } | Error::Step { .. } | Error::Unchecked { .. } => exit::FAILURE,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Terminated => exit::TERMINATED,
             Error::Unhealthy => exit::UNHEALTHY,
@@ -96,7 +103,9 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Config(e) => e.hint(),
-            Error::Usage { hint, .. } | Error::Step { hint, .. } => hint.clone(),
+            Error::Usage { hint, .. }
+            | Error::Step { hint, .. }
+            | Error::Unchecked { hint, .. } => hint.clone(),
             Error::Io { .. } | Error::Interrupted | Error::Terminated | Error::Unhealthy => None,
         }
     }

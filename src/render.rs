@@ -25,7 +25,11 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs, printer: &Printer) -> Result<
     if let Some(w) = &image.warning {
         printer.warn(w);
     }
-    let rendered = plan::render_all(&config, &assets, &image.reference)?;
+    let facts = plan::ClusterFacts {
+        agent_arch: image.arch,
+        ..Default::default()
+    };
+    let rendered = plan::render_all_with(&config, &assets, &image.reference, &facts)?;
     check_out_dir(&args.out, args.force)?;
     write(&args.out, &rendered, printer)?;
     printer.success(format!(

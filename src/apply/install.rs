@@ -70,16 +70,31 @@ async fn within(
         !args.skip_image && (args.only.is_empty() || args.only.contains(&Part::Image));
     // A dry run checks all a real install checks (Docker and the image's way into the cluster
     // included), so it fails where the install would.
-    let checks = preflight::run(global, &config, &helm, wants_image, printer).await;
+    // The content tag, computed without Docker: what the preview diffs and what ensure_image
+    // makes; its platform is the binary's, which preflight checks against the nodes'.
+    let binary = AgentBinary::read(args.agent_binary.as_deref())?;
+    let image = crate::plan::image::agent_image(&config, &binary.path, &binary.bytes);
+    let checks = preflight::run(global, &config, &helm, wants_image, &binary, printer).await;
     let assets = match &global.assets {
         Some(dir) => Assets::from_dir(dir)?,
         None => Assets::embedded(),
     };
-    // The content tag, computed without Docker: what the preview diffs and what ensure_image makes.
-    let binary = AgentBinary::read(args.agent_binary.as_deref())?;
-    let image = crate::plan::image::agent_image(&config, &binary.path, &binary.bytes);
     if let Some(w) = &image.warning {
         printer.warn(w);
+    }
+    let agent_arch = image.arch;
+    // --skip-image leaves the image to the user; with no registry and no local cluster to load
+    // it into, nothing puts it where a real node would look for an unqualified reference.
+    if args.skip_image
+        && let Some(k) = &checks.kube
+        && crate::plan::image::delivery_for_context(&config, &k.context).is_err()
+    {
+        printer.warn(format!(
+            "--skip-image without KOVENANT_IMAGE_REGISTRY, and context {} is not a kind, k3d or \
+             minikube cluster: a real node pulls {} from Docker Hub, which does not have it; set \
+             KOVENANT_IMAGE_REGISTRY to where you pushed it",
+            k.context, image.reference
+        ));
     }
     let image_ref = image.reference;
     // InfluxDB's scoped tokens as they are (read only): their generations go into the pod
@@ -104,6 +119,7 @@ async fn within(
         Some(kube) => cluster_facts(kube, printer).await,
         None => ClusterFacts::default(),
     };
+    facts.agent_arch = agent_arch;
     facts.token_generations = match &config.influxdb.external_token {
         // An InfluxDB of the user's own: its one token, from .env. Its holders carry a digest of
         // it (64 bits of SHA-256 of a token: nothing to learn the token from), so a new token in

@@ -1,7 +1,9 @@
 //! Executes a Plan step by step (install) and tears it down (uninstall).
+mod coexist;
 mod image;
 mod install;
 mod objects;
+mod platforms;
 mod preflight;
 mod preview;
 mod repos;

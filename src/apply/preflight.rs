@@ -3,6 +3,7 @@ use ::kube::api::{Api, ListParams};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use k8s_openapi::api::storage::v1::StorageClass;
 
+use crate::backend::docker::AgentBinary;
 use crate::backend::helm::Helm;
 use crate::backend::kube::{self, Kube, describe};
 use crate::cli::GlobalArgs;
@@ -26,6 +27,7 @@ pub async fn run(
     config: &Config,
     helm: &Helm,
     check_docker: bool,
+    binary: &AgentBinary,
     printer: &Printer,
 ) -> Preflight {
     let mut list = Checklist::new(printer);
@@ -38,11 +40,12 @@ pub async fn run(
             permissions(k, config, &mut list).await;
             list.section("cluster-setup");
             pod_security(k, config, &mut list).await;
-            // An InfluxDB of the user's own needs no volume in the cluster.
-            if config.influxdb.url.is_none() {
-                storage(k, config, &mut list).await;
-            }
+            storage(k, config, &mut list).await;
             kernels(k, &mut list).await;
+            super::platforms::check(k, binary, &mut list).await;
+            if let Some(secret) = &config.image_pull_secret {
+                pull_secret(k, config, secret, &mut list).await;
+            }
         }
         if let Some(url) = &config.influxdb.url {
             list.section("influxdb");
@@ -53,6 +56,10 @@ pub async fn run(
     let (kube, (version, diff_plugin)) = tokio::join!(cluster_checks, helm_facts);
     list.section("helm");
     tools(version, diff_plugin, &mut list);
+    if let Some(k) = &kube {
+        list.section("alongside");
+        super::coexist::check(k, helm, config, &mut list).await;
+    }
     let delivery = if check_docker {
         list.section("docker");
         super::image::preflight(config, kube.as_ref(), &mut list).await
@@ -66,6 +73,10 @@ pub async fn run(
         delivery,
     }
 }
+
+/// The oldest Kubernetes kovenant installs onto: the agent watches `batch/v1` CronJobs (GA in
+/// 1.21; 1.19 and 1.20 serve only `batch/v1beta1`).
+pub const MIN_KUBERNETES: (u32, u32) = (1, 21);
 
 async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
     let k = match kube::connect(global.kubeconfig.as_deref(), global.context.as_deref()).await {
@@ -83,16 +94,22 @@ async fn cluster(global: &GlobalArgs, list: &mut Checklist) -> Option<Kube> {
         crate::ui::progress::Step::wait(list.printer(), format!("Connecting to {}", k.server));
     let version = k.version().await;
     wait.clear();
+    let (major, minor) = MIN_KUBERNETES;
     match version {
-        Ok((major, minor, git)) if (major, minor) >= (1, 19) => {
-            list.ok("can reach the API server; version is at least v1.19", &git);
+        Ok((ma, mi, git)) if (ma, mi) >= MIN_KUBERNETES => {
+            list.ok(
+                &format!("can reach the API server; version is at least v{major}.{minor}"),
+                &git,
+            );
             Some(k)
         }
         Ok((_, _, git)) => {
             list.fail(
-                "API server version is at least v1.19",
-                &git,
-                "upgrade the cluster to Kubernetes 1.19 or later",
+                &format!("API server version is at least v{major}.{minor}"),
+                &format!(
+                    "{git}: the agent watches batch/v1 CronJobs, which Kubernetes serves from 1.21"
+                ),
+                &format!("upgrade the cluster to Kubernetes {major}.{minor} or later"),
             );
             None
         }
@@ -231,36 +248,56 @@ fn shown(exists: bool, enforced: Option<&str>) -> String {
     }
 }
 
+/// The volumes install claims: Prometheus's always, InfluxDB's unless the user brings one; both
+/// take KOVENANT_STORAGE_CLASS, else the cluster's default class. Without either, the claims stay
+/// Pending and install waits out its timeout.
 async fn storage(k: &Kube, config: &Config, list: &mut Checklist) {
+    let volumes = if config.influxdb.url.is_none() {
+        "Prometheus's and InfluxDB's volumes"
+    } else {
+        "Prometheus's volume"
+    };
+    let title = format!("a StorageClass for {volumes}");
     let api: Api<StorageClass> = Api::all(k.client.clone());
     let classes = match api.list(&ListParams::default()).await {
         Ok(l) => l.items,
         Err(e) => {
-            return list.warn(
-                "a StorageClass for InfluxDB's volume",
-                &describe(&e),
-                "set KOVENANT_STORAGE_CLASS",
-            );
+            return list.warn(&title, &describe(&e), "set KOVENANT_STORAGE_CLASS");
         }
     };
     let name = |c: &StorageClass| c.metadata.name.clone().unwrap_or_default();
-    let found = match &config.influxdb.storage_class {
-        Some(wanted) => classes.iter().find(|c| &name(c) == wanted),
-        None => classes.iter().find(|c| {
-            c.metadata.annotations.as_ref().is_some_and(|a| {
-                a.get("storageclass.kubernetes.io/is-default-class")
-                    .map(String::as_str)
-                    == Some("true")
-            })
-        }),
+    let is_default = |c: &&StorageClass| {
+        c.metadata.annotations.as_ref().is_some_and(|a| {
+            a.get("storageclass.kubernetes.io/is-default-class")
+                .map(String::as_str)
+                == Some("true")
+        })
     };
-    match found {
-        Some(c) => list.ok("a StorageClass for InfluxDB's volume", &name(c)),
-        None => list.warn(
-            "a StorageClass for InfluxDB's volume",
-            "no default StorageClass; InfluxDB's volume claim will stay Pending",
-            "set KOVENANT_STORAGE_CLASS to one of `kubectl get storageclass`",
-        ),
+    let known = classes.iter().map(name).collect::<Vec<_>>().join(", ");
+    let known = if known.is_empty() {
+        "the cluster has none".to_owned()
+    } else {
+        format!("the cluster has {known}")
+    };
+    match &config.influxdb.storage_class {
+        Some(wanted) => match classes.iter().find(|c| &name(c) == wanted) {
+            Some(c) => list.ok(&title, &format!("{} (KOVENANT_STORAGE_CLASS)", name(c))),
+            None => list.fail(
+                &title,
+                &format!("KOVENANT_STORAGE_CLASS={wanted} does not exist ({known})"),
+                "set KOVENANT_STORAGE_CLASS to one of `kubectl get storageclass`",
+            ),
+        },
+        None => match classes.iter().find(is_default) {
+            Some(c) => list.ok(&title, &format!("{} (the cluster's default)", name(c))),
+            None => list.warn(
+                &title,
+                &format!(
+                    "no default StorageClass ({known}): the claims of {volumes} would stay Pending"
+                ),
+                "set KOVENANT_STORAGE_CLASS to one of `kubectl get storageclass`",
+            ),
+        },
     }
 }
 
@@ -365,6 +402,30 @@ fn influxql_error(body: &str) -> Option<String> {
         .as_str()
         .or(v["error"].as_str())
         .map(str::to_owned)
+}
+
+/// KOVENANT_IMAGE_PULL_SECRET names a Secret of kovenant's namespace that kubelets can pull with.
+async fn pull_secret(k: &Kube, config: &Config, name: &str, list: &mut Checklist) {
+    let ns = config.namespace.as_str();
+    let title = format!("image pull Secret {ns}/{name} exists");
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(k.client.clone(), ns);
+    let create = format!(
+        "kubectl create namespace {ns}; kubectl create secret docker-registry {name} -n {ns} \
+         --docker-server=REGISTRY --docker-username=USER --docker-password=..."
+    );
+    match api.get_metadata_opt(name).await {
+        Ok(Some(_)) => list.ok(&title, ""),
+        Ok(None) => list.fail(
+            &title,
+            "KOVENANT_IMAGE_PULL_SECRET names no Secret there: the nodes could not pull the image",
+            &create,
+        ),
+        Err(e) => list.warn(
+            &title,
+            &describe(&e),
+            &format!("kubectl get secret {name} -n {ns}"),
+        ),
+    }
 }
 
 /// Tetragon needs kernel 4.19+ and BTF; nodes report the kernel, and BTF where node-feature-discovery

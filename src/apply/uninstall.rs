@@ -102,8 +102,20 @@ async fn inventory(
         (ns, release::GRAFANA),
         (ns, release::PROMETHEUS),
     ];
-    if !args.keep_tetragon {
-        ours.push((config.tetragon_namespace.as_str(), release::TETRAGON));
+    // A Tetragon kovenant did not install (KOVENANT_TETRAGON=existing, or a user's release of
+    // the same name) is never removed.
+    if !args.keep_tetragon && !config.existing_tetragon {
+        let found = super::coexist::tetragons(kube, helm, config)
+            .await
+            .map_err(|e| Error::step("list Tetragon DaemonSets", e))?;
+        let theirs = found.iter().any(|t| {
+            !t.ours
+                && t.namespace == config.tetragon_namespace
+                && t.release.as_deref() == Some(release::TETRAGON)
+        });
+        if !theirs {
+            ours.push((config.tetragon_namespace.as_str(), release::TETRAGON));
+        }
     }
     let mut namespaces: Vec<&str> = ours.iter().map(|(rns, _)| *rns).collect();
     namespaces.sort_unstable();

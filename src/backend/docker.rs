@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use bollard::errors::Error as BollardError;
 
-pub use build::AgentBinary;
+pub use build::{AgentBinary, linux_binary_hint};
 pub use connect::{max_supported, parse_version, resolve_host, socket_candidates};
 pub use credentials::{HelperAnswer, lookup as lookup_credentials, registry_key};
 pub use env::{ConfigFile, DockerEnv};
@@ -76,7 +76,7 @@ pub async fn ensure_image(
         "Docker daemon at {host}, API {}, {}",
         engine.api_version, engine.arch_name
     ));
-    binary.check(engine.arch, &engine.arch_name)?;
+    let platform = binary.arch()?;
 
     let dockerfile = image::dockerfile(config);
     let hash = image::context_hash(&dockerfile, &binary.bytes);
@@ -93,6 +93,7 @@ pub async fn ensure_image(
         }) => {
             let id = build::build(
                 &engine,
+                platform,
                 &reference,
                 &config.telegraf_image,
                 &dockerfile,

@@ -1,5 +1,6 @@
 //! The cluster as install and status both see it: the session a command starts from, the
 //! workloads and pods of a release, and waiting on them. Below `apply` and `status`.
+pub mod events;
 pub mod lease;
 mod revision;
 pub mod run_dir;

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 
+use super::events::{FailedCreate, FailedCreates};
 use super::workloads::{PodProblem, observe};
 use crate::backend::kube::{Kube, describe};
 use crate::error::{Error, Result};
@@ -245,6 +246,22 @@ async fn fatal(kube: &Kube, release: &str, p: &PodProblem) -> Error {
     ))
 }
 
+/// The error for pods a controller could not create: the workload and the API server's words.
+fn failed_create(release: &str, ns: &str, f: &FailedCreate) -> Error {
+    Error::step(
+        format!("release {release}"),
+        format!(
+            "{} {ns}/{} cannot create its pods: {}",
+            f.kind, f.name, f.message
+        ),
+    )
+    .with_hint(format!(
+        "the API server refused the pods (an admission policy or webhook, a ResourceQuota, the \
+         namespace's Pod Security level): kubectl -n {ns} get events \
+         --field-selector reason=FailedCreate; fix the cause and run kovenant install again"
+    ))
+}
+
 /// What a failed `helm upgrade --wait` left unready, for its error message: each pod of the
 /// release that is not ready, with its reason and the scheduler's or kubelet's words. Empty
 /// when the release's pods cannot be listed or all are ready.
@@ -280,8 +297,12 @@ const BEFORE_UPGRADE_GRACE: Duration = Duration::from_secs(20);
 pub async fn watch_for_fatal(kube: &Kube, ns: &str, release: &str) -> Error {
     let start = Instant::now();
     let mut before: Option<HashMap<String, Option<i64>>> = None;
+    let mut refusals = FailedCreates::default();
     loop {
         if let Ok(seen) = observe(kube, ns, release).await {
+            if let Some(f) = refusals.next(kube, &seen).await {
+                return failed_create(release, ns, &f);
+            }
             let problems = seen.problems();
             let before = before.get_or_insert_with(|| {
                 problems
@@ -303,6 +324,7 @@ pub async fn watch_for_fatal(kube: &Kube, ns: &str, release: &str) -> Error {
 
 /// Waits until every workload of the release is ready, or a pod fails, or the deadline passes.
 pub async fn ready(kube: &Kube, ns: &str, release: &str, deadline: Deadline) -> Result<()> {
+    let mut refusals = FailedCreates::default();
     loop {
         let seen = observe(kube, ns, release)
             .await
@@ -319,6 +341,9 @@ pub async fn ready(kube: &Kube, ns: &str, release: &str, deadline: Deadline) -> 
         let problems = seen.problems();
         if let Some(p) = problems.iter().find(|p| p.fatal) {
             return Err(fatal(kube, release, p).await);
+        }
+        if let Some(f) = refusals.next(kube, &seen).await {
+            return Err(failed_create(release, ns, &f));
         }
         if deadline.left().is_zero() {
             let why: Vec<String> = problems

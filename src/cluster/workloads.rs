@@ -17,6 +17,7 @@ pub const FATAL: &[&str] = &[
     "ErrImagePull",
     "InvalidImageName",
     "CreateContainerConfigError",
+    "CreateContainerError",
 ];
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -9,6 +9,7 @@ pub fn empty_allowed(key: &str) -> bool {
         "KOVENANT_EXTERNAL_URL"
             | "KOVENANT_IMAGE_REGISTRY"
             | "KOVENANT_STORAGE_CLASS"
+            | "KOVENANT_IMAGE_PULL_SECRET"
             | "KOVENANT_INFLUXDB_URL"
     ) || super::keys::lookup(key).is_some_and(|k| k.secret)
 }
@@ -44,6 +45,9 @@ pub fn apply(c: &mut Config, key: &str, v: &str) -> Checked<()> {
         "KOVENANT_AGENT_SOURCE" => c.agent_source = agent_source(v)?,
         "KOVENANT_AGENT_TOP_PEERS" => c.agent_top_peers = count(v)?,
         "KOVENANT_POD_RETENTION" => c.influxdb.pod_retention = pod_retention(v)?,
+        "KOVENANT_IMAGE_PULL_SECRET" => c.image_pull_secret = optional(v, dns_subdomain)?,
+        "KOVENANT_TETRAGON" => c.existing_tetragon = tetragon_mode(v)?,
+        "KOVENANT_NODE_EXPORTER_PORT" => c.node_exporter_port = port(v)?,
         "GRAFANA_PORT" => c.grafana.port = port(v)?,
         "GRAFANA_ADMIN_USER" => c.grafana.admin_user = word(v)?,
         "GRAFANA_ADMIN_PASSWORD" => c.grafana.admin_password = grafana_password(v)?,
@@ -70,6 +74,20 @@ fn optional<T>(v: &str, check: impl Fn(&str) -> Checked<T>) -> Checked<Option<T>
         Ok(None)
     } else {
         check(v).map(Some)
+    }
+}
+
+/// `install` (false) or `existing` (true).
+fn tetragon_mode(v: &str) -> Checked<bool> {
+    match v {
+        "install" => Ok(false),
+        "existing" => Ok(true),
+        _ => Err(Problem {
+            what: "is not a Tetragon mode".into(),
+            expected:
+                "install (kovenant manages Tetragon) or existing (use the one in the cluster)"
+                    .into(),
+        }),
     }
 }
 

@@ -67,6 +67,11 @@ pub const KEYS: &[Key] = &[
         "repository name of the built image",
     ),
     key(
+        "KOVENANT_IMAGE_PULL_SECRET",
+        "",
+        "Secret (in KOVENANT_NAMESPACE) the nodes pull the telegraf-tetragon image with, for a private registry",
+    ),
+    key(
         "KOVENANT_TELEGRAF_IMAGE",
         "telegraf:1.36.4",
         "base image of the telegraf-tetragon image",
@@ -97,7 +102,7 @@ pub const KEYS: &[Key] = &[
     key(
         "KOVENANT_STORAGE_CLASS",
         "",
-        "storage class of InfluxDB's volume (empty: the cluster default)",
+        "storage class of Prometheus's and InfluxDB's volumes (empty: the cluster default)",
     ),
     key(
         "KOVENANT_HELM",
@@ -163,6 +168,16 @@ pub const KEYS: &[Key] = &[
         "KOVENANT_AGENT_SOURCE",
         "file",
         "where the agent reads Tetragon's events: file (hostPath) or kube-logs (pods/log, no hostPath)",
+    ),
+    key(
+        "KOVENANT_TETRAGON",
+        "install",
+        "install: kovenant installs, upgrades and removes Tetragon; existing: use the Tetragon already in the cluster and never touch it",
+    ),
+    key(
+        "KOVENANT_NODE_EXPORTER_PORT",
+        "9100",
+        "host port of kovenant's node-exporter (move it when another node-exporter holds 9100)",
     ),
     key("GRAFANA_PORT", "3000", "Grafana service port"),
     key("GRAFANA_ADMIN_USER", "admin", "Grafana admin user"),

@@ -86,6 +86,13 @@ pub struct Config {
     pub agent_top_peers: usize,
     /// Where the agent reads Tetragon's events (and so which rights it has).
     pub agent_source: AgentSource,
+    /// A Secret in kovenant's namespace the nodes pull the agent image with.
+    pub image_pull_secret: Option<String>,
+    /// Use the Tetragon already in the cluster (`KOVENANT_TETRAGON=existing`): install, upgrade
+    /// and uninstall never touch it.
+    pub existing_tetragon: bool,
+    /// Host port of kovenant's node-exporter.
+    pub node_exporter_port: u16,
     /// Warnings met while loading (obsolete keys, world-readable file), shown once by the caller.
     pub warnings: Vec<String>,
 }
@@ -193,6 +200,9 @@ impl Default for Config {
             agent_max_keys: 50_000,
             agent_top_peers: 20,
             agent_source: AgentSource::File,
+            image_pull_secret: None,
+            existing_tetragon: false,
+            node_exporter_port: 9100,
             warnings: Vec::new(),
         }
     }

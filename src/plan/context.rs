@@ -128,6 +128,13 @@ pub fn build(
     ctx.insert("scrape_timeout", &duration(scrape_timeout));
     ctx.insert("prometheus_release", &names::PROMETHEUS_RELEASE);
     ctx.insert("ksm_collectors", &KSM_COLLECTORS);
+    ctx.insert("node_exporter_port", &config.node_exporter_port);
+    // Both volumes (Prometheus's and InfluxDB's) take KOVENANT_STORAGE_CLASS: a cluster with no
+    // default class leaves either claim Pending otherwise.
+    ctx.insert(
+        "storage_class",
+        &influx.storage_class.clone().unwrap_or_default(),
+    );
     ctx.insert("prometheus_service", &names::PROMETHEUS_SERVICE);
     ctx.insert("prometheus_port", &names::PROMETHEUS_SERVICE_PORT);
     ctx.insert(
@@ -201,6 +208,7 @@ pub fn build(
     ctx.insert("image_ref", &image_ref);
     ctx.insert("pull_policy", &pull_policy(config));
     ctx.insert("agent_window", &agent_window);
+
     ctx.insert("agent_max_keys", &agent_max_keys);
     ctx.insert("agent_top_peers", &agent_top_peers);
     ctx.insert("agent_config_checksum", &checksum);
@@ -208,6 +216,8 @@ pub fn build(
     ctx.insert("agent_kube_logs", &kube_logs);
     ctx.insert("pipeline_release", &names::PIPELINE_RELEASE);
     ctx.insert("agent_name", &names::AGENT_NAME);
+    ctx.insert("agent_arch", &facts.agent_arch.map(|a| a.as_str()));
+    ctx.insert("image_pull_secret", &config.image_pull_secret);
     ctx
 }
 

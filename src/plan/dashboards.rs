@@ -34,6 +34,9 @@ pub struct ClusterFacts {
     /// The generation of each scoped InfluxDB token install will leave (telegraf's, Grafana's),
     /// rendered into the pod templates of their holders; 1 when unknown.
     pub token_generations: [u64; 2],
+    /// The platform of the agent image (the agent binary's architecture): the DaemonSet runs
+    /// only on Linux nodes of it. None when the binary is not a Linux build.
+    pub agent_arch: Option<super::image::Arch>,
 }
 
 impl Default for ClusterFacts {
@@ -41,6 +44,7 @@ impl Default for ClusterFacts {
         ClusterFacts {
             namespaces: Vec::new(),
             token_generations: [1, 1],
+            agent_arch: None,
         }
     }
 }

@@ -135,6 +135,8 @@ pub fn reference_for_binary(config: &Config, binary: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentImage {
     pub reference: String,
+    /// The image's platform: the binary's architecture when it is a Linux build.
+    pub arch: Option<Arch>,
     /// Set when the binary is not a Linux build: the reference names an image kovenant could not
     /// build.
     pub warning: Option<String>,
@@ -156,6 +158,7 @@ pub fn agent_image(config: &Config, path: &Path, binary: &[u8]) -> AgentImage {
         )
     });
     AgentImage {
+        arch: kind.linux_arch(),
         reference: reference_for_binary(config, binary),
         warning,
     }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use dashboards::ClusterFacts;
+pub use dashboards::ClusterFacts;
 
 /// Everything `render` writes and `install` applies, as relative path -> bytes.
 /// Paths: `values/{tetragon,prometheus,grafana}.yaml`, `charts/kovenant-pipeline/...`,

@@ -211,7 +211,8 @@ pub fn build(config: &Config, rendered: &Rendered, only: &[Part]) -> Result<Plan
         ),
     ];
     for (part, name, namespace, chart, values) in candidates {
-        if !wanted(part) {
+        // KOVENANT_TETRAGON=existing: the user's Tetragon is used as it is, never upgraded.
+        if !wanted(part) || (part == Part::Tetragon && config.existing_tetragon) {
             continue;
         }
         if !rendered.files.contains_key(values) {

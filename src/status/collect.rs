@@ -1,11 +1,12 @@
 //! Collecting the report: every check runs, and one that errors leaves the others' results intact.
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use super::report::{AgentPoint, Component, Endpoint, HelmRelease, Influx, Presence, Report};
+use super::agents;
+use super::report::{Component, Endpoint, HelmRelease, Influx, Presence, Report};
 use crate::backend::helm::{Helm, Release};
 use crate::backend::kube::{Kube, describe};
 use crate::cluster::tracing_policy_gvk;
@@ -39,7 +40,8 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
             .map(|o| o.name().to_string())
             .collect()
     };
-    let (components, policies, dashboards, grafana, influxdb) = tokio::join!(
+    let (helm_runs, components, policies, dashboards, grafana, influxdb) = tokio::join!(
+        helm.version(),
         components,
         policy_names(kube),
         dashboard_names(kube, ns),
@@ -53,8 +55,14 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
         && dashboards.healthy
         && grafana.healthy
         && influxdb.healthy;
+    // A helm that cannot run says nothing of the releases: not "not installed", but unknown.
+    let cannot_check = match helm_runs {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![format!("the releases: {e}")],
+    };
     Report {
-        healthy,
+        healthy: healthy && cannot_check.is_empty(),
+        cannot_check,
         errors: Vec::new(),
         context: kube.context.clone(),
         components,
@@ -247,6 +255,7 @@ fn influx_fail(e: String, stale_after_seconds: i64) -> Influx {
         error: Some(e),
         agents: Vec::new(),
         stale_after_seconds,
+        lookback_seconds: 0,
         url: None,
     }
 }
@@ -409,22 +418,28 @@ async fn influx(kube: &Kube, config: &Config) -> Influx {
 }
 
 async fn influx_points(kube: &Kube, config: &Config) -> Influx {
-    let stale = (3 * config.agent_window.as_secs()).max(1) as i64;
-    // `keys` is written every window whatever the agent reads (DESIGN.md section 3).
-    let agents = "SELECT last(\"keys\") FROM \"kovenant_agent\" GROUP BY \"node\"";
-    let body = match influx_query(kube, config, agents).await {
+    let window = config.agent_window.as_secs();
+    let stale = (3 * window).max(1) as i64;
+    let lookback = agents::lookback_seconds(window);
+    let fail = |e: String| Influx {
+        lookback_seconds: lookback,
+        ..influx_fail(e, stale)
+    };
+    let query = agents::query(lookback);
+    let (answer, nodes) = tokio::join!(influx_query(kube, config, &query), node_names(kube));
+    let body = match answer {
         Ok(b) => b,
-        Err(QueryError::Failed(e)) => return influx_fail(e, stale),
+        Err(QueryError::Failed(e)) => return fail(e),
         // Only /health answered: InfluxDB is up, but whether data flows is unknown.
-        Err(QueryError::Health(why)) => return influx_fail(why, stale),
+        Err(QueryError::Health(why)) => return fail(why),
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    let agents = match agent_points(&body, now) {
+    let points = match agents::parse(&body, now) {
         Ok(a) => a,
-        Err(e) => return influx_fail(e, stale),
+        Err(e) => return fail(e),
     };
     let flow = "SELECT * FROM \"tcp_flow\" ORDER BY time DESC LIMIT 1";
     let newest_flow = match influx_query(kube, config, flow).await {
@@ -433,33 +448,37 @@ async fn influx_points(kube: &Kube, config: &Config) -> Influx {
             .and_then(|v| v.first().and_then(|row| row[0].as_i64())),
         Err(_) => None,
     };
-    let late: Vec<String> = agents
-        .iter()
-        .filter(|a| a.age_seconds > stale)
-        .map(|a| format!("{} ({}s ago)", a.node, a.age_seconds))
-        .collect();
-    let error = if agents.is_empty() {
-        Some(format!(
-            "no kovenant_agent point in bucket {}: no agent has written yet",
-            config.influxdb.bucket
-        ))
-    } else if !late.is_empty() {
-        Some(format!(
-            "no kovenant_agent point newer than {stale}s (three agent windows) from node {}",
-            late.join(", ")
-        ))
-    } else {
-        None
+    // Without the node list (no right to list nodes), every node with a point is judged, and the
+    // row says why nodes without one are not.
+    let judged = agents::judge(points, nodes.as_deref().ok(), stale, lookback);
+    let error = match (judged.error, nodes) {
+        (e, Ok(_)) => e,
+        (Some(e), Err(n)) => Some(format!("{e}; cannot list nodes: {n}")),
+        (None, Err(_)) => None,
     };
     Influx {
         healthy: error.is_none(),
         newest_tcp_flow: newest_flow.map(rfc3339),
         age_seconds: newest_flow.map(|ts| now - ts),
         error,
-        agents,
+        agents: judged.agents,
         stale_after_seconds: stale,
+        lookback_seconds: lookback,
         url: None,
     }
+}
+
+/// The names of the nodes the cluster has now.
+async fn node_names(kube: &Kube) -> Result<Vec<String>, String> {
+    let list = Api::<Node>::all(kube.client.clone())
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect())
 }
 
 /// The rows of the first series of InfluxQL's answer; an error for an error answer.
@@ -475,28 +494,7 @@ fn series_values(body: &str) -> Result<Vec<Value>, String> {
         .unwrap_or_default())
 }
 
-/// Each node's newest `kovenant_agent` point, from `last(..) GROUP BY node`.
-fn agent_points(body: &str, now: i64) -> Result<Vec<AgentPoint>, String> {
-    series_values(body)?;
-    let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-    let mut out: Vec<AgentPoint> = v["results"][0]["series"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            let ts = s["values"][0][0].as_i64()?;
-            Some(AgentPoint {
-                node: s["tags"]["node"].as_str().unwrap_or_default().to_string(),
-                newest: rfc3339(ts),
-                age_seconds: now - ts,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.node.cmp(&b.node));
-    Ok(out)
-}
-
-fn rfc3339(secs: i64) -> String {
+pub(crate) fn rfc3339(secs: i64) -> String {
     k8s_openapi::jiff::Timestamp::from_second(secs)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| secs.to_string())

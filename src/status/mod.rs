@@ -1,4 +1,5 @@
 //! Collects and formats the stack's health, keeping partial results.
+mod agents;
 pub(crate) mod collect;
 pub mod report;
 
@@ -21,7 +22,7 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) -> Result<
     // `-o json` prints JSON whatever happens: a run that made no report (bad configuration, no
     // cluster, Ctrl-C) prints one saying why, and exits with that error's code.
     if let (Err(e), OutputFormat::Json) = (&out, args.output)
-        && !matches!(e, Error::Unhealthy)
+        && !matches!(e, Error::Unhealthy | Error::Unchecked { .. })
     {
         let mut message = e.to_string();
         if let Some(h) = e.hint() {
@@ -128,7 +129,9 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
             }
             (Err(e), None) => return Err(e),
         };
-        if report.healthy || !args.wait || deadline.left().is_zero() {
+        // Waiting does not bring a missing helm.
+        let settled = report.healthy || !report.cannot_check.is_empty();
+        if settled || !args.wait || deadline.left().is_zero() {
             break report;
         }
         printer.info(format!(
@@ -149,6 +152,14 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
             printer.stdout(text);
         }
         OutputFormat::Text => report::print_text(printer, &report),
+    }
+    if let Some(first) = report.cannot_check.first() {
+        return Err(Error::Unchecked {
+            message: first.clone(),
+            hint: Some(
+                "status needs helm to read the releases: install it, or set KOVENANT_HELM".into(),
+            ),
+        });
     }
     if report.healthy {
         Ok(())

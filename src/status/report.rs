@@ -20,6 +20,9 @@ pub struct Report {
     pub dashboards: Presence,
     pub grafana: Endpoint,
     pub influxdb: Influx,
+    /// Checks that could not be made (helm cannot run, say): the stack is then neither called
+    /// healthy nor unhealthy, and status exits 1.
+    pub cannot_check: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,18 +69,24 @@ pub struct Endpoint {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Influx {
-    /// Every node's agent wrote a `kovenant_agent` point within `stale_after_seconds`.
+    /// Every node the cluster has now has an agent whose newest `kovenant_agent` point is within
+    /// `stale_after_seconds` and shows a real view of its node (more than one network namespace,
+    /// more than zero sockets).
     pub healthy: bool,
     /// RFC 3339 time of the newest `tcp_flow` point; null when there is none.
     pub newest_tcp_flow: Option<String>,
     /// Age of that `tcp_flow` point.
     pub age_seconds: Option<i64>,
     pub error: Option<String>,
-    /// The newest `kovenant_agent` point of each node (the agent writes one every window, traffic
-    /// or not, so a silent node means a stopped pipeline).
+    /// The newest `kovenant_agent` point of each node the cluster has now, within
+    /// `lookback_seconds` (the agent writes one every window, traffic or not, so a silent node
+    /// means a stopped pipeline). Points of nodes that are gone are not judged.
     pub agents: Vec<AgentPoint>,
     /// Three agent windows.
     pub stale_after_seconds: i64,
+    /// How far back status reads agent points: older ones neither fail status nor stand in for
+    /// a live agent.
+    pub lookback_seconds: i64,
     /// The user's own InfluxDB (`KOVENANT_INFLUXDB_URL`); absent for the pipeline's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -88,6 +97,13 @@ pub struct AgentPoint {
     pub node: String,
     pub newest: String,
     pub age_seconds: i64,
+    /// Network namespaces, sockets and processes the agent read in that window; null when the
+    /// point does not carry the field (an agent older than this kovenant).
+    pub netns: Option<i64>,
+    pub sockets: Option<i64>,
+    pub processes: Option<i64>,
+    /// Why this node's agent is not healthy; null when it is.
+    pub problem: Option<String>,
 }
 
 impl Report {
@@ -118,8 +134,10 @@ impl Report {
                 error: Some(error),
                 agents: Vec::new(),
                 stale_after_seconds: 0,
+                lookback_seconds: 0,
                 url: None,
             },
+            cannot_check: Vec::new(),
         }
     }
 
@@ -186,6 +204,8 @@ pub fn print_text(printer: &Printer, r: &Report) {
     for c in &r.components {
         let (chart, rev, status) = match &c.helm {
             Some(h) => (h.version.clone(), h.revision.to_string(), h.status.clone()),
+            // helm could not say whether the release is there.
+            None if !r.cannot_check.is_empty() => ("-".into(), "-".into(), "unknown".into()),
             None => ("-".into(), "-".into(), "not installed".into()),
         };
         let ready: Vec<String> = c
@@ -250,13 +270,18 @@ pub fn print_text(printer: &Printer, r: &Report) {
                 .influxdb
                 .agents
                 .iter()
-                .map(|a| format!("{} {}s ago", a.node, a.age_seconds))
+                .map(|a| match (a.netns, a.sockets) {
+                    (Some(n), Some(s)) => {
+                        format!("{} {}s ago, {n} netns, {s} sockets", a.node, a.age_seconds)
+                    }
+                    _ => format!("{} {}s ago", a.node, a.age_seconds),
+                })
                 .collect();
             let flow = match (&r.influxdb.newest_tcp_flow, r.influxdb.age_seconds) {
                 (Some(t), Some(age)) => format!("newest tcp_flow point {t} ({age}s ago)"),
                 _ => "no tcp_flow point yet".into(),
             };
-            format!("agents writing ({}); {flow}", nodes.join(", "))
+            format!("agents writing ({}); {flow}", nodes.join("; "))
         }
     };
     let i = match &r.influxdb.url {

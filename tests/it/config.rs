@@ -131,7 +131,8 @@ fn every_key_reaches_its_setting() {
         KOVENANT_PROMETHEUS_CHART_REPO=http://charts.local/p\nKOVENANT_GRAFANA_CHART_VERSION=13.0.0\n\
         KOVENANT_GRAFANA_CHART_REPO=http://charts.local/g\nKOVENANT_SCRAPE_INTERVAL=1m\n\
         KOVENANT_AGENT_WINDOW=500ms\nKOVENANT_AGENT_MAX_KEYS=7\nKOVENANT_AGENT_TOP_PEERS=0\n\
-        KOVENANT_POD_RETENTION=6h\nKOVENANT_AGENT_SOURCE=kube-logs\nGRAFANA_PORT=80\n\
+        KOVENANT_POD_RETENTION=6h\nKOVENANT_AGENT_SOURCE=kube-logs\nKOVENANT_TETRAGON=existing\n\
+        KOVENANT_NODE_EXPORTER_PORT=9101\nKOVENANT_IMAGE_PULL_SECRET=regcred\nGRAFANA_PORT=80\n\
         GRAFANA_ADMIN_USER=root\nGRAFANA_ADMIN_PASSWORD=g-pass\nDOCKER_INFLUXDB_INIT_ORG=o\n\
         DOCKER_INFLUXDB_INIT_BUCKET=b\nDOCKER_INFLUXDB_INIT_RETENTION=0\n\
         DOCKER_INFLUXDB_INIT_USERNAME=u\nDOCKER_INFLUXDB_INIT_PASSWORD='pa ss wo rd'\n\
@@ -182,6 +183,9 @@ fn every_key_reaches_its_setting() {
         agent_max_keys: 7,
         agent_top_peers: 0,
         agent_source: AgentSource::KubeLogs,
+        image_pull_secret: Some("regcred".into()),
+        existing_tetragon: true,
+        node_exporter_port: 9101,
         warnings: vec![],
     };
     assert_eq!(c, want);

@@ -21,11 +21,18 @@ const COMMENTED: &[(&str, &str)] = &[
 
 /// (values file, subchart): Helm gives a subchart the parent's values under the subchart's name,
 /// so kovenant's keys there are checked against the subchart's own values.yaml.
-const SUBCHARTS: &[(&str, &str, &str)] = &[(
-    "prometheus",
-    "kube-state-metrics",
-    "charts/prometheus-29.27.0/charts/kube-state-metrics",
-)];
+const SUBCHARTS: &[(&str, &str, &str)] = &[
+    (
+        "prometheus",
+        "kube-state-metrics",
+        "charts/prometheus-29.27.0/charts/kube-state-metrics",
+    ),
+    (
+        "prometheus",
+        "prometheus-node-exporter",
+        "charts/prometheus-29.27.0/charts/prometheus-node-exporter",
+    ),
+];
 
 /// (values file, dotted path) whose contents are not the chart's keys.
 const OPEN: &[(&str, &str)] = &[("grafana", "grafana.ini")];
@@ -182,7 +189,13 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
         );
     }
     assert_eq!(tetragon["exportDirectory"], "/var/log/tetragon");
-    // No export-stdout container: the agent reads the export file.
+    // Prometheus's kubernetes-pods job scrapes Tetragon's drop counters on its metrics port.
+    assert_eq!(tetragon["podAnnotations"]["prometheus.io/scrape"], "true");
+    assert_eq!(
+        tetragon["podAnnotations"]["prometheus.io/port"],
+        upstream_tetragon_metrics_port().to_string().as_str()
+    );
+    // No export-stdout container, whose log the runtime would write and Tetragon trace.
     assert_eq!(tetragon["export"]["mode"], "");
 
     let prometheus = ours("prometheus");
@@ -280,6 +293,14 @@ fn the_values_do_what_kovenant_needs_of_each_chart() {
     );
 }
 
+/// `tetragon.prometheus.port` of the pinned chart's values.
+fn upstream_tetragon_metrics_port() -> u64 {
+    let v: Value = serde_yaml::from_str(&upstream_text("tetragon-1.7.0")).expect("upstream values");
+    v["tetragon"]["prometheus"]["port"]
+        .as_u64()
+        .expect("a port")
+}
+
 fn render_with(config: &kovenant::config::Config, file: &str) -> Value {
     let tree = kovenant::plan::render_all(config, &kovenant::assets::Assets::embedded(), "i:1")
         .expect("renders");
@@ -341,4 +362,16 @@ fn pipeline_values_follow_the_configuration() {
     let prometheus = render_with(&config, "values/prometheus.yaml");
     assert_eq!(prometheus["server"]["global"]["scrape_interval"], "5s");
     assert_eq!(prometheus["server"]["global"]["scrape_timeout"], "5s");
+    // Both volumes take the class; Prometheus's claim outlives a plain uninstall.
+    let volume = &prometheus["server"]["persistentVolume"];
+    assert_eq!(volume["storageClass"], "fast-ssd");
+    assert_eq!(volume["annotations"]["helm.sh/resource-policy"], "keep");
+    config.influxdb.storage_class = None;
+    let prometheus = render_with(&config, "values/prometheus.yaml");
+    assert!(
+        prometheus["server"]["persistentVolume"]
+            .get("storageClass")
+            .is_none(),
+        "no class: the chart leaves storageClassName out (the cluster's default)"
+    );
 }

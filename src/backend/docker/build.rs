@@ -1,4 +1,4 @@
-//! Building the image: the agent binary checked against the daemon's architecture, the context streamed to `/build`, progress shown.
+//! Building the image: for the agent binary's platform (not the daemon's), the context streamed to `/build`, progress shown.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -43,22 +43,14 @@ impl AgentBinary {
         })
     }
 
-    /// Fails unless this is a Linux executable for `arch`, saying what it is and what to pass.
-    pub fn check(&self, arch: Option<Arch>, daemon_arch: &str) -> Result<()> {
+    /// The platform the image is built for: the binary's own, linux/amd64 or linux/arm64,
+    /// whatever the daemon runs on (the Dockerfile has no RUN step, so nothing executes during
+    /// the build and no emulation is needed). Anything else is refused, saying what to pass.
+    pub fn arch(&self) -> Result<Arch> {
         let kind = BinaryKind::of(&self.bytes);
-        if let Some(want) = arch
-            && kind.linux_arch() == Some(want)
-        {
-            return Ok(());
+        if let Some(arch) = kind.linux_arch() {
+            return Ok(arch);
         }
-        let Some(want) = arch else {
-            return Err(Error::step(
-                "image",
-                format!(
-                    "the Docker daemon builds for {daemon_arch}; kovenant's image supports amd64 and arm64"
-                ),
-            ));
-        };
         let what = if self.from_flag {
             format!("--agent-binary {}", self.path.display())
         } else {
@@ -66,24 +58,32 @@ impl AgentBinary {
         };
         Err(Error::usage(
             format!(
-                "{what} is {}, but the Docker daemon builds linux/{want} images",
+                "{what} is {}, but the image runs the agent on the cluster's Linux nodes",
                 kind.describe()
             ),
-            Some(format!(
-                "pass --agent-binary PATH naming a kovenant built for linux/{want} \
-                 (e.g. the kovenant-{}-unknown-linux-gnu release)",
-                match want {
-                    Arch::Amd64 => "x86_64",
-                    Arch::Arm64 => "aarch64",
-                }
-            )),
+            Some(linux_binary_hint(kind)),
         ))
+    }
+}
+
+/// How to get a Linux agent binary, in one sentence; on macOS (a Mach-O kovenant), where to find one.
+pub fn linux_binary_hint(kind: BinaryKind) -> String {
+    let releases = "kovenant-x86_64-unknown-linux-gnu for amd64 nodes, \
+                    kovenant-aarch64-unknown-linux-gnu for arm64 nodes";
+    match kind {
+        BinaryKind::MachO => format!(
+            "a macOS kovenant cannot run in the cluster: download the Linux release for your \
+             nodes ({releases}; `kubectl get nodes -L kubernetes.io/arch` shows theirs) and pass \
+             it with --agent-binary PATH"
+        ),
+        _ => format!("pass --agent-binary PATH naming a Linux kovenant ({releases})"),
     }
 }
 
 /// Builds `reference` from the in-memory context; returns the image ID.
 pub async fn build(
     engine: &Engine,
+    platform: Arch,
     reference: &str,
     base: &str,
     dockerfile: &str,
@@ -100,6 +100,7 @@ pub async fn build(
     let options = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
         .t(reference)
+        .platform(&format!("linux/{platform}"))
         .rm(true)
         .forcerm(true)
         .build();

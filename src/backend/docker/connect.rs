@@ -7,7 +7,6 @@ use sha2::{Digest, Sha256};
 
 use super::env::DockerEnv;
 use crate::error::{Error, Result};
-use crate::plan::image::Arch;
 
 /// Seconds a request may take before bollard gives up; builds and pushes stream for long.
 const TIMEOUT_SECS: u64 = 900;
@@ -24,8 +23,6 @@ pub struct Engine {
     pub host: String,
     /// The API version in use after negotiation, e.g. `1.41`.
     pub api_version: String,
-    /// The architecture images are built for; `None` when the daemon's is not amd64 or arm64.
-    pub arch: Option<Arch>,
     /// The daemon's own architecture name (`amd64`, `s390x`, ...).
     pub arch_name: String,
 }
@@ -154,7 +151,6 @@ pub async fn connect(host: &str) -> Result<Engine> {
         docker,
         host: host.to_string(),
         api_version: format!("{}.{}", used.major_version, used.minor_version),
-        arch: Arch::from_docker(&arch_name),
         arch_name,
     })
 }

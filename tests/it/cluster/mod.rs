@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::support::Run;
 use crate::support::{kovenant, service};
 
+mod clusters;
 mod dashboard;
 mod external;
 mod faults;
@@ -330,8 +331,8 @@ impl Session {
             .expect("clock")
             .as_nanos();
         let body = format!(
-            "kovenant_agent,node=kwok-node-0 keys=10i,tetragon_events=10i {ts}\n\
-             kovenant_agent,node=kwok-node-1 keys=4i,tetragon_events=4i {ts}\n\
+            "kovenant_agent,node=kwok-node-0 keys=10i,tetragon_events=10i,netns=6i,sockets=48i,processes=31i {ts}\n\
+             kovenant_agent,node=kwok-node-1 keys=4i,tetragon_events=4i,netns=3i,sockets=17i,processes=22i {ts}\n\
              tcp_flow,node=kwok-node-0,src_namespace=shop,src_workload=web,peer_type=service connects=1i {ts}\n"
         );
         influx(&self.influxdb, "/write", &[("db", &self.bucket)], &body);

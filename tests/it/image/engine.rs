@@ -219,3 +219,97 @@ fn the_agent_inside_the_image_turns_a_fixture_into_line_protocol() {
     }));
     assert_eq!(inside_points, points(&host.stdout));
 }
+
+/// An arm64 agent binary makes a linux/arm64 image on this (amd64) daemon: the binary is checked
+/// against the nodes, not the daemon, and the build needs no emulation (the Dockerfile runs
+/// nothing). The base is the stand-in root filesystem loaded as a linux/arm64 image; nothing here
+/// can pull the real multi-platform telegraf, so which variant the build's `platform` picks from
+/// a manifest list is not shown. The binary is an AArch64 ELF header, enough for an image that is
+/// only inspected, never run.
+#[test]
+fn an_arm64_agent_binary_builds_a_linux_arm64_image_here() {
+    let mut scratch = Scratch::new("arm64");
+    // `docker import --platform` is ignored by a daemon without the containerd image store, so
+    // the base is loaded from an image archive whose config says linux/arm64, as a pulled arm64
+    // variant of telegraf would.
+    let base = format!("kovenant-it-base-arm64:{}", std::process::id());
+    let archive = arm64_archive(&super::rootfs(), &base);
+    let mut child = Command::new("docker")
+        .args(["-H", &super::docker_host(), "load"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run docker load");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &archive)
+        .expect("send the image archive");
+    let out = child.wait_with_output().expect("docker load");
+    assert!(out.status.success(), "docker load: {}", text(&out.stderr));
+    scratch.remove_later(&base);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = dir.path().join("kovenant-aarch64");
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    elf.resize(16, 0);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    elf.resize(4096, 0);
+    std::fs::write(&binary, &elf).expect("write binary");
+    let expected = reference_for_binary(&config_with_base(&base), &elf);
+    scratch.remove_later(&expected);
+
+    let path = binary.to_str().expect("utf-8 path");
+    let out = kovenant_image(&base, &["--agent-binary", path])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{expected}\n"));
+    let platform = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}}",
+        &expected,
+    ]);
+    assert_eq!(
+        text(&platform.stdout),
+        "linux/arm64\n",
+        "{}",
+        text(&platform.stderr)
+    );
+}
+
+/// A `docker save` archive of one image: `layer` as its only layer, its config saying linux/arm64.
+fn arm64_archive(layer: &[u8], tag: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let layer_id = hex::encode(Sha256::digest(layer));
+    let config = serde_json::json!({
+        "architecture": "arm64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_id}")]},
+        "history": [{"created_by": "kovenant-it: the stand-in root filesystem"}],
+    })
+    .to_string();
+    let config_id = hex::encode(Sha256::digest(config.as_bytes()));
+    let manifest = serde_json::json!([{
+        "Config": format!("{config_id}.json"),
+        "RepoTags": [tag],
+        "Layers": [format!("{layer_id}/layer.tar")],
+    }])
+    .to_string();
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in [
+        (format!("{config_id}.json"), config.as_bytes()),
+        (format!("{layer_id}/layer.tar"), layer),
+        ("manifest.json".to_owned(), manifest.as_bytes()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, path, bytes)
+            .expect("add to the archive");
+    }
+    builder.into_inner().expect("finish the archive")
+}

@@ -90,10 +90,6 @@ fn an_agent_binary_that_is_not_a_linux_executable_is_refused() {
     let script = dir.path().join("kovenant");
     std::fs::write(&script, "#!/bin/sh\necho not kovenant\n").expect("write");
     let path = script.to_str().expect("utf-8");
-    let (arch, triple) = match std::env::consts::ARCH {
-        "aarch64" => ("arm64", "aarch64"),
-        _ => ("amd64", "x86_64"),
-    };
     let out = kovenant_image(&scratch.base, &["--agent-binary", path])
         .output()
         .expect("run kovenant");
@@ -101,9 +97,10 @@ fn an_agent_binary_that_is_not_a_linux_executable_is_refused() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "error: --agent-binary {path} is not an executable, but the Docker daemon builds \
-             linux/{arch} images\nhint: pass --agent-binary PATH naming a kovenant built for \
-             linux/{arch} (e.g. the kovenant-{triple}-unknown-linux-gnu release)\n"
+            "error: --agent-binary {path} is not an executable, but the image runs the agent on \
+             the cluster's Linux nodes\nhint: pass --agent-binary PATH naming a Linux kovenant \
+             (kovenant-x86_64-unknown-linux-gnu for amd64 nodes, \
+             kovenant-aarch64-unknown-linux-gnu for arm64 nodes)\n"
         )
     );
 }

@@ -1,0 +1,522 @@
+//! The clusters people really have (issue 22): no default StorageClass, an old API server, nodes
+//! of another architecture, a Tetragon or node-exporter already there, pods that are never
+//! created, and a status that judges only the nodes there are now.
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::{HelmMajor, Session, says};
+use crate::support::{Run, kovenant};
+
+/// A kubeconfig for `server`, no credentials.
+fn kubeconfig(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("stub.kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: old\n  cluster:\n    server: {server}\n\
+             users:\n- name: old\n  user: {{}}\ncontexts:\n- name: old\n  context:\n    cluster: old\n    \
+             user: old\ncurrent-context: old\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    path
+}
+
+/// The real API server here reports the version it is, so an API server of Kubernetes 1.20 is a
+/// stand-in: a loopback HTTP server that answers `/version` as a 1.20 API server does, and 404 to
+/// anything else. Preflight asks nothing else before it stops.
+#[test]
+fn an_api_server_older_than_1_21_is_refused_naming_cronjobs() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let (code, body) = if head.starts_with("GET /version") {
+                (
+                    "200 OK",
+                    r#"{"major":"1","minor":"20+","gitVersion":"v1.20.15-eks-1","platform":"linux/amd64"}"#,
+                )
+            } else {
+                ("404 Not Found", r#"{"kind":"Status","code":404}"#)
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = kubeconfig(dir.path(), &format!("http://{addr}"));
+    let env = dir.path().join(".env");
+    std::fs::write(&env, "").expect("write .env");
+    let out = Run::from(
+        kovenant()
+            .args(["install", "--yes", "--skip-image", "--env-file"])
+            .arg(&env)
+            .arg("--kubeconfig")
+            .arg(&config)
+            .env("KOVENANT_HELM", "/nonexistent/helm")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run kovenant"),
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains(
+            "× API server version is at least v1.21: v1.20.15-eks-1: the agent watches batch/v1 \
+             CronJobs, which Kubernetes serves from 1.21\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("hint: upgrade the cluster to Kubernetes 1.21 or later"),
+        "{out}"
+    );
+}
+
+/// Objects a test made on the shared cluster, deleted when it ends (also when it fails).
+struct Made<'a> {
+    s: &'a Session,
+    objects: Vec<Vec<String>>,
+}
+
+impl<'a> Made<'a> {
+    fn new(s: &'a Session) -> Made<'a> {
+        Made {
+            s,
+            objects: Vec::new(),
+        }
+    }
+
+    /// `kubectl apply` of `yaml`; every object in it is deleted at the end.
+    fn apply(&mut self, yaml: &str) {
+        let path = self
+            .s
+            .home
+            .path()
+            .join(format!("made-{}.yaml", self.objects.len()));
+        std::fs::write(&path, yaml).expect("write manifest");
+        let file = path.to_string_lossy().into_owned();
+        self.s.kubectl(&["apply", "-f", &file]);
+        self.objects.push(vec![
+            "delete".into(),
+            "--ignore-not-found".into(),
+            "--wait=false".into(),
+            "-f".into(),
+            file,
+        ]);
+    }
+}
+
+impl Drop for Made<'_> {
+    fn drop(&mut self) {
+        for args in self.objects.iter().rev() {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let _ = self.s.kubectl_run(&args);
+        }
+    }
+}
+
+/// A kwok node (kwok keeps it Ready and runs its pods) of `arch`.
+fn node_yaml(name: &str, arch: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  annotations:\n    \
+         node.alpha.kubernetes.io/ttl: \"0\"\n    kwok.x-k8s.io/node: fake\n  labels:\n    \
+         kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n    kubernetes.io/arch: {arch}\n    \
+         type: kwok\n"
+    )
+}
+
+fn status_json(s: &Session, extra: &[&str]) -> (i32, Value, Run) {
+    let env = s.env_arg();
+    let mut args = vec!["status", "-o", "json", "--env-file", &env];
+    args.extend_from_slice(extra);
+    let run = s.run(&args);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    (run.code, v, run)
+}
+
+/// A `kovenant_agent` point for `node`, `age` ago, with these fields.
+fn agent_point(s: &Session, node: &str, age: Duration, fields: &str) {
+    super::influx_delete(
+        &s.influxdb,
+        &s.bucket,
+        "kovenant_agent",
+        &format!("node=\"{node}\""),
+    );
+    let ts = SystemTime::now()
+        .checked_sub(age)
+        .expect("clock")
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    super::influx(
+        &s.influxdb,
+        "/write",
+        &[("db", &s.bucket)],
+        &format!("kovenant_agent,node={node} {fields} {ts}\n"),
+    );
+}
+
+/// The cluster has no default class for kovenant: KOVENANT_STORAGE_CLASS names a second one, and
+/// both claims (Prometheus's and InfluxDB's) bind in it. Prometheus's claim outlives a plain
+/// uninstall and goes with --purge.
+#[test]
+fn both_volumes_take_the_storage_class_and_prometheus_keeps_its_claim() {
+    let s = Session::new(HelmMajor::V4);
+    let class = "kovenant-test-slow";
+    let mut made = Made::new(&s);
+    let mut yaml = format!(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: {class}\n\
+         provisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: Immediate\nreclaimPolicy: Retain\n"
+    );
+    for i in 0..2 {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {class}-{i}\nspec:\n  \
+             capacity:\n    storage: 20Gi\n  accessModes: [ReadWriteOnce]\n  \
+             persistentVolumeReclaimPolicy: Retain\n  storageClassName: {class}\n  hostPath:\n    \
+             path: /tmp/{class}-{i}\n"
+        ));
+    }
+    made.apply(&yaml);
+    s.write_env(&[&format!("KOVENANT_STORAGE_CLASS={class}")]);
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    says(
+        &run,
+        &format!(
+            "√ a StorageClass for Prometheus's and InfluxDB's volumes: {class} (KOVENANT_STORAGE_CLASS)\n"
+        ),
+    );
+    for claim in ["prometheus-server", "data-kovenant-influxdb-0"] {
+        let pvc = s.get(&["pvc", "-n", "kovenant", claim]);
+        assert_eq!(pvc["spec"]["storageClassName"], class, "{claim}: {pvc:#}");
+        assert_eq!(pvc["status"]["phase"], "Bound", "{claim}: {pvc:#}");
+    }
+
+    let run = s.uninstall(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        s.exists(&["pvc", "-n", "kovenant", "prometheus-server"]),
+        "{run}"
+    );
+    let run = s.uninstall(&["--purge"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        !s.exists(&["pvc", "-n", "kovenant", "prometheus-server"]),
+        "{run}"
+    );
+
+    // A class that does not exist stops preflight: its claims would stay Pending.
+    s.write_env(&["KOVENANT_STORAGE_CLASS=no-such-class"]);
+    let run = s.install(&[]);
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        "× a StorageClass for Prometheus's and InfluxDB's volumes: KOVENANT_STORAGE_CLASS=no-such-class does not exist (the cluster has ",
+    );
+}
+
+/// A Tetragon installed with plain helm before kovenant: install refuses to adopt it (it would
+/// reconfigure the user's release, and uninstall would delete it), then, with
+/// KOVENANT_TETRAGON=existing, uses it without touching it; uninstall leaves it.
+#[test]
+fn a_tetragon_kovenant_did_not_install_is_refused_then_used_as_it_is() {
+    let s = Session::new(HelmMajor::V4);
+    let out = s.helm(&[
+        "install",
+        "tetragon",
+        "tetragon",
+        "--repo",
+        &s.chart_repo,
+        "--version",
+        "1.7.0",
+        "-n",
+        "kube-system",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = (
+        "kube-system/tetragon".to_string(),
+        1,
+        "deployed".to_string(),
+    );
+
+    let run = s.install(&[]);
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        "× no Tetragon that kovenant did not install: DaemonSet kube-system/tetragon of helm release tetragon is already running",
+    );
+    says(
+        &run,
+        "hint: set KOVENANT_TETRAGON=existing to use it as it is",
+    );
+    assert_eq!(s.releases(), std::slice::from_ref(&theirs));
+
+    s.write_env(&["KOVENANT_TETRAGON=existing"]);
+    s.write_points(Duration::from_secs(1));
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    says(
+        &run,
+        "√ an existing Tetragon to use (KOVENANT_TETRAGON=existing): DaemonSet kube-system/tetragon of helm release tetragon; kovenant neither upgrades nor removes it\n",
+    );
+    assert!(s.releases().contains(&theirs), "{:?}", s.releases());
+
+    // Without KOVENANT_TETRAGON=existing, uninstall still tells the user's release from its own.
+    s.write_env(&[]);
+    let run = s.uninstall(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        !run.stderr.contains("release kube-system/tetragon"),
+        "{run}"
+    );
+    assert_eq!(s.releases(), [theirs]);
+}
+
+/// A node-exporter of the user's already takes host port 9100: install refuses, naming it, and
+/// KOVENANT_NODE_EXPORTER_PORT moves kovenant's.
+#[test]
+fn a_node_exporter_on_port_9100_is_refused_then_kovenants_moves() {
+    let s = Session::new(HelmMajor::V4);
+    let mut made = Made::new(&s);
+    made.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kovenant-test-monitoring\n---\n\
+         apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: node-exporter\n  namespace: kovenant-test-monitoring\n\
+         spec:\n  selector:\n    matchLabels: {app: node-exporter}\n  template:\n    metadata:\n      \
+         labels: {app: node-exporter}\n    spec:\n      hostNetwork: true\n      containers:\n      \
+         - name: node-exporter\n        image: quay.io/prometheus/node-exporter:v1.8.2\n        \
+         ports:\n        - {containerPort: 9100, hostPort: 9100, name: metrics}\n",
+    );
+    let run = s.install(&[]);
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        "× host port 9100 is free for kovenant's node-exporter: DaemonSet kovenant-test-monitoring/node-exporter already takes host port 9100 on the nodes",
+    );
+    says(&run, "hint: set KOVENANT_NODE_EXPORTER_PORT to a free port");
+    assert_eq!(s.releases(), []);
+
+    s.write_env(&["KOVENANT_NODE_EXPORTER_PORT=9101"]);
+    s.write_points(Duration::from_secs(1));
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    says(
+        &run,
+        "√ host port 9101 is free for kovenant's node-exporter\n",
+    );
+    let ds = s.get(&[
+        "daemonset",
+        "-n",
+        "kovenant",
+        "-l",
+        "app.kubernetes.io/name=prometheus-node-exporter",
+    ]);
+    let ports = &ds["items"][0]["spec"]["template"]["spec"]["containers"][0]["ports"][0];
+    assert_eq!(ports["containerPort"], 9101, "{ds:#}");
+    assert_eq!(ports["hostPort"], 9101, "{ds:#}");
+}
+
+/// Pods the API server refuses are never created, so no pod shows why: install reads the
+/// controllers' FailedCreate events and stops at once, with the API server's words. A
+/// ValidatingAdmissionPolicy the real API server enforces refuses Grafana's pods, then a
+/// ResourceQuota refuses every pod.
+#[test]
+fn pods_that_are_never_created_stop_install_at_once_with_the_reason() {
+    let s = Session::new(HelmMajor::V4);
+    let mut made = Made::new(&s);
+    made.apply(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata:\n  \
+         name: kovenant-test-no-grafana\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n    \
+         resourceRules:\n    - apiGroups: [\"\"]\n      apiVersions: [v1]\n      operations: [CREATE]\n      \
+         resources: [pods]\n  validations:\n  - expression: \"!has(object.metadata.labels) || \
+         !('app.kubernetes.io/name' in object.metadata.labels) || \
+         object.metadata.labels['app.kubernetes.io/name'] != 'grafana'\"\n    \
+         message: grafana pods are not allowed here\n---\n\
+         apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata:\n  \
+         name: kovenant-test-no-grafana\nspec:\n  policyName: kovenant-test-no-grafana\n  \
+         validationActions: [Deny]\n  matchResources:\n    namespaceSelector:\n      matchLabels:\n        \
+         kubernetes.io/metadata.name: kovenant\n",
+    );
+    // The API server enforces a policy once its informer has it: wait until a dry run is refused.
+    s.kubectl(&["create", "namespace", "kovenant"]);
+    s.eventually(
+        "the policy refuses a Grafana pod",
+        Duration::from_secs(30),
+        || {
+            let out = s.kubectl_run(&[
+                "run",
+                "probe",
+                "-n",
+                "kovenant",
+                "--image=grafana",
+                "--labels=app.kubernetes.io/name=grafana",
+                "--dry-run=server",
+            ]);
+            String::from_utf8_lossy(&out.stderr).contains("grafana pods are not allowed here")
+        },
+    );
+    s.write_points(Duration::from_secs(1));
+    let started = Instant::now();
+    let run = s.install(&["--timeout", "3m"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}: {run}",
+        started.elapsed()
+    );
+    says(&run, "error: release grafana: ReplicaSet kovenant/grafana-");
+    says(&run, "cannot create its pods: ");
+    says(&run, "grafana pods are not allowed here");
+    says(&run, "--field-selector reason=FailedCreate");
+    drop(made);
+
+    // A quota of no pods at all, in a new namespace: the first release with pods there stops.
+    s.cleanup();
+    s.kubectl(&["create", "namespace", "kovenant"]);
+    let mut made = Made::new(&s);
+    made.apply(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: kovenant-test-quota\n  namespace: kovenant\n\
+         spec:\n  hard:\n    pods: \"0\"\n",
+    );
+    let started = Instant::now();
+    let run = s.install(&["--timeout", "3m"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}: {run}",
+        started.elapsed()
+    );
+    says(&run, "cannot create its pods: ");
+    says(&run, "exceeded quota: kovenant-test-quota");
+}
+
+/// Nodes come and go: an arm64 node the amd64 agent cannot run on (a warning naming it and the
+/// binary it needs; the DaemonSet selects amd64 nodes), status judging only the nodes there are
+/// now, an agent that sees one namespace, and a missing helm.
+#[test]
+fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
+    let s = Session::new(HelmMajor::V4);
+    let mut made = Made::new(&s);
+    made.apply(&node_yaml("kwok-arm-0", "arm64"));
+    s.eventually(
+        "kwok reports the node arm64",
+        Duration::from_secs(30),
+        || {
+            let n = s.get(&["node", "kwok-arm-0"]);
+            n["status"]["nodeInfo"]["architecture"] == "arm64"
+        },
+    );
+    s.write_points(Duration::from_secs(1));
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    says(
+        &run,
+        "‼ the agent binary runs on the nodes: the agent binary is linux/amd64, but kwok-arm-0 is \
+         linux/arm64 and needs --agent-binary kovenant-aarch64-unknown-linux-gnu: the agent runs \
+         only on the 2 linux/amd64 node(s)\n",
+    );
+    let ds = s.get(&["daemonset", "-n", "kovenant", "kovenant-agent"]);
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["nodeSelector"],
+        serde_json::json!({"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}),
+        "{ds:#}"
+    );
+    assert_eq!(ds["status"]["desiredNumberScheduled"], 2, "{ds:#}");
+
+    // No agent runs on the arm64 node, and status says so.
+    s.write_points(Duration::from_secs(1));
+    let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 3, "{run}");
+    assert_eq!(
+        v["influxdb"]["error"], "no kovenant_agent point in the last 1h from node kwok-arm-0",
+        "{v:#}"
+    );
+    // Its last point is old, then the node is replaced: status judges the nodes there are now.
+    agent_point(
+        &s,
+        "kwok-arm-0",
+        Duration::from_secs(600),
+        "netns=4i,sockets=9i,processes=12i",
+    );
+    let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 3, "{run}");
+    assert_eq!(
+        v["influxdb"]["error"],
+        "no kovenant_agent point newer than 30s (three agent windows) from node kwok-arm-0 (600s ago)",
+        "{v:#}"
+    );
+    s.kubectl(&["delete", "node", "kwok-arm-0"]);
+    let (code, v, run) = status_json(&s, &["--wait", "--timeout", "60s"]);
+    assert_eq!(code, 0, "{run}");
+    let nodes: Vec<&str> = v["influxdb"]["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["node"].as_str())
+        .collect();
+    assert_eq!(nodes, ["kwok-node-0", "kwok-node-1"], "{v:#}");
+    assert_eq!(v["influxdb"]["agents"][0]["netns"], 6, "{v:#}");
+    assert_eq!(v["influxdb"]["agents"][0]["sockets"], 48, "{v:#}");
+
+    // A fresh point that sees only its own namespace, or no socket, is a blind agent.
+    agent_point(
+        &s,
+        "kwok-node-1",
+        Duration::from_secs(1),
+        "netns=1i,sockets=5i,processes=3i",
+    );
+    let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 3, "{run}");
+    assert_eq!(
+        v["influxdb"]["error"],
+        "kwok-node-1: the agent sees 1 network namespace(s), so not the pods' (it needs hostPID and \
+         CAP_SYS_ADMIN to enter them; see docs/security.md)",
+        "{v:#}"
+    );
+    agent_point(
+        &s,
+        "kwok-node-1",
+        Duration::from_secs(1),
+        "netns=5i,sockets=0i,processes=30i",
+    );
+    let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 3, "{run}");
+    assert_eq!(
+        v["influxdb"]["agents"][1]["problem"],
+        "the agent read 0 sockets (sock_diag answered nothing: check the agent's log)",
+        "{v:#}"
+    );
+
+    // Without helm nothing can be said of the releases: "could not check", exit 1, not "not
+    // installed" (exit 3).
+    s.write_points(Duration::from_secs(1));
+    let env = s.env_arg();
+    let run = Run::from(
+        s.kovenant(&["status", "--env-file", &env])
+            .env("KOVENANT_HELM", "/nonexistent/helm")
+            .output()
+            .expect("run kovenant"),
+    );
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        "error: could not check the releases: helm: `/nonexistent/helm` was not found\n",
+    );
+    assert!(!run.stdout.contains("not installed"), "{run}");
+    assert!(run.stdout.contains("unknown"), "{run}");
+}
