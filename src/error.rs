@@ -90,7 +90,13 @@ impl Error {
         match self {
             Error::Config(e) => e.hint(),
             Error::Usage { hint, .. } | Error::Step { hint, .. } => hint.clone(),
-            Error::Io { .. } | Error::Interrupted | Error::Unhealthy => None,
+            // README's exit codes promise it: every step is idempotent.
+            Error::Interrupted => Some(
+                "run the same command again to finish: it completes what is missing and skips \
+                 what is done"
+                    .into(),
+            ),
+            Error::Io { .. } | Error::Unhealthy => None,
         }
     }
 }

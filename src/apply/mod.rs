@@ -1,4 +1,5 @@
 //! Executes a Plan step by step (install) and tears it down (uninstall).
+mod diff;
 mod image;
 mod install;
 mod objects;

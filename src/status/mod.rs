@@ -78,6 +78,13 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
     let rendered = crate::plan::render_all(&config, &assets, NAMES_ONLY_IMAGE)?;
     let plan = steps::build(&config, &rendered, &[])?;
     let kube = connect(global, args, start, printer).await?;
+    // Without helm no release can be checked: that is "could not check" (exit 1), never
+    // "not installed" (exit 3).
+    helm.version().await.map_err(|e| Error::Step {
+        step: "status: could not check the helm releases".into(),
+        message: e.to_string(),
+        hint: e.hint(),
+    })?;
     let report = loop {
         let step = Step::wait(
             printer,
@@ -110,7 +117,7 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
             printer.always(format!(
                 "still not healthy after {}s (--timeout {})",
                 start.elapsed().as_secs(),
-                crate::ui::trace::took(args.timeout)
+                crate::config::duration::format(args.timeout)
             ));
         }
         Err(Error::Unhealthy)
