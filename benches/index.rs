@@ -69,6 +69,7 @@ fn cluster() -> ClusterObjects {
             for p in 0..11 {
                 n += 1;
                 let pod = PodInfo {
+                    uid: None,
                     namespace: namespace.clone(),
                     name: format!("{rs}-{p:05}").into(),
                     node: format!("node-{}", n % 100).into(),

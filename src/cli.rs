@@ -239,9 +239,23 @@ pub struct ImageArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Where events come from: stdin, file:PATH (followed like tail -F) or kube-logs.
-    #[arg(long, default_value = "stdin", value_name = "SOURCE")]
-    pub source: String,
+    /// Where Tetragon's events come from (who owns the host network namespace's sockets):
+    /// none, stdin, file:PATH (followed like tail -F) or kube-logs.
+    /// [default: none; stdin with --no-kernel]
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// The proc filesystem to read processes, their I/O counters and namespaces from.
+    #[arg(long = "proc", default_value = "/proc", value_name = "DIR")]
+    pub proc_root: PathBuf,
+    /// Replay Tetragon's events alone (connects and accepts), without reading the kernel, and
+    /// stop at the end of the input. Without it the agent reads every socket and process of
+    /// this machine each window until SIGTERM or SIGINT.
+    #[arg(long)]
+    pub no_kernel: bool,
+    /// The receive buffer of each namespace's socket-destroy listener, in bytes (tests force a
+    /// tiny one to show lost notifications).
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES", hide = true)]
+    pub destroy_rcvbuf: usize,
     /// With file:PATH, read the file from its start instead of its end.
     #[arg(long)]
     pub from_start: bool,

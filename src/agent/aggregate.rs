@@ -3,46 +3,37 @@ use std::io::{self, Write};
 
 use hashbrown::HashMap;
 
-use super::attribute::{Op, ROLE_SERVER};
+use super::attribute::ROLE_SERVER;
 use super::line_protocol::{push_fields, push_measurement, push_tag, push_timestamp};
 use super::tags::{PeerRef, SrcValues, TagTables, peer_tags};
 
-pub const FLOW_FIELDS: [&str; 6] = [
-    "connects",
-    "closes",
-    "sends",
-    "send_bytes",
-    "recvs",
-    "recv_bytes",
-];
-pub const IO_FIELDS: [&str; 4] = ["reads", "read_bytes", "writes", "write_bytes"];
-/// `pod_activity`: a pod's traffic and I/O in one point, the fields of both.
-pub const POD_FIELDS: [&str; 10] = {
-    let mut out = [""; 10];
-    let mut i = 0;
-    while i < 10 {
-        out[i] = if i < 6 {
-            FLOW_FIELDS[i]
-        } else {
-            IO_FIELDS[i - 6]
-        };
-        i += 1;
-    }
-    out
-};
-const AGENT_FIELDS: [&str; 11] = [
-    "lines",
-    "events",
-    "bad_lines",
-    "ignored",
-    "unresolved_peers",
-    "keys",
-    "dropped_keys",
-    "rotated_files_read",
-    "rotated_files_lost",
-    "truncations",
-    "lag_ms",
-];
+pub use super::kernel::{FlowCounts, Io as IoCounts};
+
+/// `tcp_flow`'s fields (DESIGN.md section 3), in the order they are written.
+fn flow_fields(c: &FlowCounts) -> [(&'static str, u64); 8] {
+    [
+        ("connects", c.connects),
+        ("accepts", c.accepts),
+        ("closes", c.closes),
+        ("bytes_sent", c.bytes_sent),
+        ("bytes_received", c.bytes_received),
+        ("retrans_bytes", c.retrans_bytes),
+        ("rtt_us_sum", c.rtt_us_sum),
+        ("rtt_samples", c.rtt_samples),
+    ]
+}
+
+/// `pod_io`'s fields.
+fn io_fields(c: &IoCounts) -> [(&'static str, u64); 6] {
+    [
+        ("reads", c.reads),
+        ("read_bytes", c.read_bytes),
+        ("writes", c.writes),
+        ("write_bytes", c.write_bytes),
+        ("disk_read_bytes", c.disk_read_bytes),
+        ("disk_write_bytes", c.disk_write_bytes),
+    ]
+}
 
 /// One tcp_flow key: ids from the window's tag tables, port (0 = none) and role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +47,14 @@ pub struct FlowKey {
 /// Line counters of the current window (the `kovenant_agent` fields).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
+    /// What the last kernel pass saw and cost (live agents only).
+    pub netns: u64,
+    pub sockets: u64,
+    pub processes: u64,
+    pub destroy_events: u64,
+    pub destroys_lost: u64,
+    pub sample_us: u64,
+    /// Tetragon's export: lines read, events among them.
     pub lines: u64,
     pub events: u64,
     pub bad_lines: u64,
@@ -82,8 +81,8 @@ pub struct Aggregator {
     /// No window may start before this: a written window is never written again.
     min_start: i64,
     pub tags: TagTables,
-    flows: HashMap<FlowKey, [u64; 6]>,
-    io: HashMap<u32, [u64; 4]>,
+    flows: HashMap<FlowKey, FlowCounts>,
+    io: HashMap<u32, IoCounts>,
     pub stats: Stats,
     /// Stats of the windows already written.
     written: Stats,
@@ -127,6 +126,12 @@ impl Aggregator {
     pub fn totals(&self) -> Stats {
         let (a, b) = (&self.written, &self.stats);
         Stats {
+            netns: b.netns,
+            sockets: b.sockets,
+            processes: b.processes,
+            destroy_events: a.destroy_events + b.destroy_events,
+            destroys_lost: a.destroys_lost + b.destroys_lost,
+            sample_us: a.sample_us + b.sample_us,
             lines: a.lines + b.lines,
             events: a.events + b.events,
             bad_lines: a.bad_lines + b.bad_lines,
@@ -202,7 +207,7 @@ impl Aggregator {
         self.max_keys + self.max_keys / 16 + 16
     }
 
-    pub fn add_flow(&mut self, key: FlowKey, op: Op, bytes: u64) {
+    pub fn add_flow(&mut self, key: FlowKey, add: &FlowCounts) {
         let counters = match self.flows.get_mut(&key) {
             Some(c) => c,
             None => {
@@ -220,69 +225,45 @@ impl Aggregator {
                     }
                     folded
                 };
-                self.flows.entry(key).or_insert([0; 6])
+                self.flows.entry(key).or_default()
             }
         };
-        match op {
-            Op::Connect => counters[0] += 1,
-            Op::Close => counters[1] += 1,
-            Op::Send => {
-                counters[2] += 1;
-                counters[3] += bytes;
-            }
-            Op::Recv | Op::Read | Op::Write => {
-                counters[4] += 1;
-                counters[5] += bytes;
-            }
-        }
+        counters.add(add);
     }
 
-    pub fn add_io(&mut self, src: u32, write: bool, bytes: u64) {
+    pub fn add_io(&mut self, src: u32, add: &IoCounts) {
         let src = if self.io.contains_key(&src) || self.keys() < self.max_keys {
             src
         } else {
             self.stats.dropped_keys += 1;
             self.overflow_src()
         };
-        let c = self.io.entry(src).or_insert([0; 4]);
-        let i = if write { 2 } else { 0 };
-        c[i] += 1;
-        c[i + 1] += bytes;
+        let c = self.io.entry(src).or_default();
+        *c = c.plus(add);
     }
 
     /// The window's keys at the levels they are written at: `tcp_flow` and `pod_io` per
     /// workload group (the pods of one workload on this node summed; IP-named peers beyond
-    /// `top_peers` folded), `pod_activity` per pod.
-    #[allow(clippy::type_complexity)]
-    fn levels(
-        &mut self,
-    ) -> (
-        HashMap<FlowKey, [u64; 6]>,
-        HashMap<u32, [u64; 4]>,
-        HashMap<u32, [u64; 10]>,
-    ) {
-        let mut pods: HashMap<u32, [u64; 10]> = HashMap::new();
-        let mut flows: HashMap<FlowKey, [u64; 6]> = HashMap::with_capacity(self.flows.len());
+    /// `top_peers` folded).
+    fn levels(&mut self) -> (HashMap<FlowKey, FlowCounts>, HashMap<u32, IoCounts>) {
+        let mut flows: HashMap<FlowKey, FlowCounts> = HashMap::with_capacity(self.flows.len());
         for (key, c) in &self.flows {
-            add(&mut pods.entry(key.src).or_insert([0; 10])[..6], c);
             let group = self.tags.srcs[key.src as usize].group;
-            add(
-                flows
-                    .entry(FlowKey { src: group, ..*key })
-                    .or_insert([0; 6]),
-                c,
-            );
+            flows
+                .entry(FlowKey { src: group, ..*key })
+                .or_default()
+                .add(c);
         }
-        let mut io: HashMap<u32, [u64; 4]> = HashMap::new();
+        let mut io: HashMap<u32, IoCounts> = HashMap::new();
         for (src, c) in &self.io {
-            add(&mut pods.entry(*src).or_insert([0; 10])[6..], c);
             let group = self.tags.srcs[*src as usize].group;
-            add(io.entry(group).or_insert([0; 4]), c);
+            let e = io.entry(group).or_default();
+            *e = e.plus(c);
         }
         if self.top_peers > 0 {
             flows = self.fold_peers(flows);
         }
-        (flows, io, pods)
+        (flows, io)
     }
 
     /// Keeps, per workload group, the `top_peers` IP-named peers with the most bytes (ties:
@@ -290,11 +271,11 @@ impl Aggregator {
     /// peers, and folds the others' keys into `peer_name=other` of their type, without a port.
     /// The long tail (scanners, one-off clients, addresses that change every rollout) then
     /// adds one series per workload instead of one per address.
-    fn fold_peers(&mut self, flows: HashMap<FlowKey, [u64; 6]>) -> HashMap<FlowKey, [u64; 6]> {
+    fn fold_peers(&mut self, flows: HashMap<FlowKey, FlowCounts>) -> HashMap<FlowKey, FlowCounts> {
         let mut bytes: HashMap<(u32, u32), u64> = HashMap::new();
         for (key, c) in &flows {
             if self.tags.peer_ip_kind[key.peer as usize].is_some() {
-                *bytes.entry((key.src, key.peer)).or_default() += c[3] + c[5];
+                *bytes.entry((key.src, key.peer)).or_default() += c.bytes_sent + c.bytes_received;
             }
         }
         let mut by_group: HashMap<u32, Vec<(u64, u32)>> = HashMap::new();
@@ -318,7 +299,7 @@ impl Aggregator {
         if folded.is_empty() {
             return flows;
         }
-        let mut out: HashMap<FlowKey, [u64; 6]> = HashMap::with_capacity(flows.len());
+        let mut out: HashMap<FlowKey, FlowCounts> = HashMap::with_capacity(flows.len());
         for (key, c) in flows {
             let key = if folded.contains(&(key.src, key.peer)) {
                 let kind = self.tags.peer_ip_kind[key.peer as usize].unwrap_or("external");
@@ -333,7 +314,7 @@ impl Aggregator {
             } else {
                 key
             };
-            add(out.entry(key).or_insert([0; 6]), &c);
+            out.entry(key).or_default().add(&c);
         }
         out
     }
@@ -347,7 +328,7 @@ impl Aggregator {
         };
         let end = start.saturating_add(self.window_ns);
         let keys = self.keys() as u64;
-        let (flows, io, pods) = self.levels();
+        let (flows, io) = self.levels();
         for (key, c) in &flows {
             self.line.clear();
             push_measurement(&mut self.line, "tcp_flow");
@@ -367,7 +348,7 @@ impl Aggregator {
                 },
             );
             self.line.push_str(&src.flow);
-            push_fields(&mut self.line, &FLOW_FIELDS, c);
+            push_fields(&mut self.line, &flow_fields(c));
             push_timestamp(&mut self.line, start);
             out.write_all(self.line.as_bytes())?;
         }
@@ -376,37 +357,35 @@ impl Aggregator {
             push_measurement(&mut self.line, "pod_io");
             let src = &self.tags.srcs[self.tags.group_rep[*group as usize] as usize];
             self.line.push_str(&src.io);
-            push_fields(&mut self.line, &IO_FIELDS, c);
-            push_timestamp(&mut self.line, start);
-            out.write_all(self.line.as_bytes())?;
-        }
-        for (src, c) in &pods {
-            self.line.clear();
-            push_measurement(&mut self.line, "pod_activity");
-            self.line.push_str(&self.tags.srcs[*src as usize].pod);
-            push_fields(&mut self.line, &POD_FIELDS, c);
+            push_fields(&mut self.line, &io_fields(c));
             push_timestamp(&mut self.line, start);
             out.write_all(self.line.as_bytes())?;
         }
         let s = self.stats;
         let lag_ms = u64::try_from(wall.saturating_sub(end) / 1_000_000).unwrap_or(0);
         let values = [
-            s.lines,
-            s.events,
-            s.bad_lines,
-            s.ignored,
-            s.unresolved_peers,
-            keys,
-            s.dropped_keys,
-            s.rotated_files_read,
-            s.rotated_files_lost,
-            s.truncations,
-            lag_ms,
+            ("netns", s.netns),
+            ("sockets", s.sockets),
+            ("processes", s.processes),
+            ("destroy_events", s.destroy_events),
+            ("destroys_lost", s.destroys_lost),
+            ("sample_us", s.sample_us),
+            ("tetragon_lines", s.lines),
+            ("tetragon_events", s.events),
+            ("bad_lines", s.bad_lines),
+            ("ignored", s.ignored),
+            ("unresolved_peers", s.unresolved_peers),
+            ("keys", keys),
+            ("dropped_keys", s.dropped_keys),
+            ("rotated_files_read", s.rotated_files_read),
+            ("rotated_files_lost", s.rotated_files_lost),
+            ("truncations", s.truncations),
+            ("lag_ms", lag_ms),
         ];
         self.line.clear();
         push_measurement(&mut self.line, "kovenant_agent");
         self.line.push_str(&self.agent_tags);
-        push_fields(&mut self.line, &AGENT_FIELDS, &values);
+        push_fields(&mut self.line, &values);
         push_timestamp(&mut self.line, start);
         out.write_all(self.line.as_bytes())?;
         out.flush()?;
@@ -418,11 +397,5 @@ impl Aggregator {
         self.written = self.totals();
         self.stats = Stats::default();
         Ok(())
-    }
-}
-
-fn add(into: &mut [u64], from: &[u64]) {
-    for (a, b) in into.iter_mut().zip(from) {
-        *a += b;
     }
 }

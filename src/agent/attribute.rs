@@ -5,64 +5,35 @@ use std::net::IpAddr;
 use super::index::Index;
 use super::tags::{PeerRef, peer_tags};
 
-/// What a kprobe event does, by its function name; `None` for functions the policies do not
-/// produce (those events are `ignored`).
+/// What a kovenant-tcp event says, by its function name; `None` for functions the policy does
+/// not hook (those events are `ignored`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `tcp_connect`: a process of the host namespace opened a client socket (arg 0).
     Connect,
-    Close,
-    Send,
-    Recv,
-    Read,
-    Write,
+    /// `inet_csk_accept`: it accepted a server socket (the return value).
+    Accept,
 }
 
 impl Op {
     pub fn from_function(name: &str) -> Option<Op> {
-        Some(match name {
-            "tcp_connect" => Op::Connect,
-            "tcp_close" => Op::Close,
-            "tcp_sendmsg" => Op::Send,
-            "tcp_recvmsg" => Op::Recv,
-            _ => {
-                // Syscalls carry an architecture prefix: __x64_sys_read, __arm64_sys_write.
-                let bare = match name.strip_prefix("__") {
-                    Some(rest) => rest.split_once('_').map_or(name, |(_, sys)| sys),
-                    None => name,
-                };
-                match bare {
-                    "sys_read" => Op::Read,
-                    "sys_write" => Op::Write,
-                    _ => return None,
-                }
-            }
-        })
-    }
-
-    pub fn is_tcp(self) -> bool {
-        matches!(self, Op::Connect | Op::Close | Op::Send | Op::Recv)
-    }
-}
-
-/// Bytes an event counts: the return value when present (negative = 0 bytes), else the size
-/// argument. `None` when the event carries neither (it misses a field its kind needs).
-pub fn bytes(ret: Option<i64>, size: Option<u64>) -> Option<u64> {
-    match ret {
-        Some(r) => Some(u64::try_from(r).unwrap_or(0)),
-        None => size,
+        match name {
+            "tcp_connect" => Some(Op::Connect),
+            "inet_csk_accept" => Some(Op::Accept),
+            _ => None,
+        }
     }
 }
 
 pub const ROLE_CLIENT: u8 = 0;
 pub const ROLE_SERVER: u8 = 1;
 
-/// Role and port tag of a socket. 0 = no port tag.
+/// Role and port tag of a socket opened by `op`: an accepted socket serves its local port, a
+/// connected one is a client of its remote port.
 pub fn role_port(op: Op, sport: u16, dport: u16) -> (u8, u16) {
-    const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
-    if op != Op::Connect && EPHEMERAL.contains(&dport) && !EPHEMERAL.contains(&sport) {
-        (ROLE_SERVER, sport)
-    } else {
-        (ROLE_CLIENT, dport)
+    match op {
+        Op::Accept => (ROLE_SERVER, sport),
+        Op::Connect => (ROLE_CLIENT, dport),
     }
 }
 
@@ -124,21 +95,24 @@ mod tests {
 
     #[test]
     fn function_names() {
-        assert_eq!(Op::from_function("__x64_sys_read"), Some(Op::Read));
-        assert_eq!(Op::from_function("__arm64_sys_write"), Some(Op::Write));
-        assert_eq!(Op::from_function("sys_write"), Some(Op::Write));
-        assert_eq!(Op::from_function("__x64_sys_setns"), None);
-        assert_eq!(Op::from_function("tcp_v4_rcv"), None);
-        assert_eq!(Op::from_function("__"), None);
+        assert_eq!(Op::from_function("tcp_connect"), Some(Op::Connect));
+        assert_eq!(Op::from_function("inet_csk_accept"), Some(Op::Accept));
+        // The retired per-call hooks are not kovenant's any more.
+        for f in [
+            "tcp_sendmsg",
+            "tcp_recvmsg",
+            "__x64_sys_read",
+            "tcp_close",
+            "__",
+        ] {
+            assert_eq!(Op::from_function(f), None, "{f}");
+        }
     }
 
     #[test]
     fn roles_and_ports() {
-        assert_eq!(role_port(Op::Send, 8080, 40000), (ROLE_SERVER, 8080));
-        assert_eq!(role_port(Op::Send, 40000, 8080), (ROLE_CLIENT, 8080));
-        assert_eq!(role_port(Op::Send, 40000, 50000), (ROLE_CLIENT, 50000));
-        assert_eq!(role_port(Op::Connect, 8080, 40000), (ROLE_CLIENT, 40000));
-        assert_eq!(role_port(Op::Recv, 61000, 32768), (ROLE_SERVER, 61000));
+        assert_eq!(role_port(Op::Accept, 8080, 40000), (ROLE_SERVER, 8080));
+        assert_eq!(role_port(Op::Connect, 40000, 8080), (ROLE_CLIENT, 8080));
     }
 
     #[test]
@@ -163,14 +137,5 @@ mod tests {
         ] {
             assert!(!is_private(&ip.parse().unwrap()), "{ip}");
         }
-    }
-
-    #[test]
-    fn bytes_rules() {
-        assert_eq!(bytes(Some(-11), Some(100)), Some(0));
-        assert_eq!(bytes(Some(0), Some(100)), Some(0));
-        assert_eq!(bytes(Some(7), Some(100)), Some(7));
-        assert_eq!(bytes(None, Some(100)), Some(100));
-        assert_eq!(bytes(None, None), None);
     }
 }

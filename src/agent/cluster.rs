@@ -19,6 +19,8 @@ pub struct OwnerRef {
 /// A pod, as attribution sees it.
 #[derive(Debug, Clone, Default)]
 pub struct PodInfo {
+    /// metadata.uid, as `objects::parse_uid` reads it: what cgroup paths name.
+    pub uid: Option<u128>,
     pub namespace: Box<str>,
     pub name: Box<str>,
     pub node: Box<str>,

@@ -64,7 +64,9 @@ impl<W: Write> Driver<W> {
             agent: &mut self.agent,
             out: &mut self.out,
         };
-        self.splitter.push_to(bytes, &mut sink)
+        let result = self.splitter.push_to(bytes, &mut sink);
+        self.agent.publish();
+        result
     }
 
     /// The stream ended (or was replaced by a rotated file): its last line ends here.
@@ -77,6 +79,7 @@ impl<W: Write> Driver<W> {
     /// window when input is quiet (so an idle stream still reports every window).
     pub fn idle(&mut self) -> io::Result<()> {
         self.take_updates();
+        self.agent.publish();
         let now = Instant::now();
         let quiet = now.duration_since(self.last_input);
         if self.agent.has_open_window() {

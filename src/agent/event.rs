@@ -79,6 +79,8 @@ pub struct Arg<'a> {
 #[derive(Debug, Default, PartialEq, Deserialize)]
 pub struct Sock<'a> {
     #[serde(borrow, default)]
+    pub saddr: Option<Str<'a>>,
+    #[serde(borrow, default)]
     pub daddr: Option<Str<'a>>,
     #[serde(default)]
     pub sport: Option<FlexU64>,

@@ -94,6 +94,8 @@ pub struct Index {
     /// (namespace, name) -> the live pod and the tombstones of that name.
     pod_names: HashTable<NameEntry>,
     pod_by_ip: HashMap<IpAddr, Claims>,
+    /// metadata.uid -> the pod (live or tombstone): how processes find their pod.
+    pod_by_uid: HashMap<u128, u32>,
     /// Tombstones, oldest first, with the time they were deleted.
     tombstones: VecDeque<(u32, i64)>,
     peers: Shared,
@@ -180,6 +182,11 @@ impl Index {
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<u32> {
         self.name_entry(namespace, name).map(NameEntry::answer)
+    }
+
+    /// The pod of a UID that a process's cgroup path names.
+    pub fn pod_by_uid(&self, uid: u128) -> Option<u32> {
+        self.pod_by_uid.get(&uid).copied()
     }
 
     pub fn service_at(&self, ip: &IpAddr) -> Option<u32> {

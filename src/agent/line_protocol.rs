@@ -41,8 +41,8 @@ fn escape_into(out: &mut String, s: &str, measurement: bool) {
 }
 
 /// Appends ` a=1i,b=2i` for the named integer fields.
-pub fn push_fields(out: &mut String, names: &[&str], values: &[u64]) {
-    for (i, (name, value)) in names.iter().zip(values).enumerate() {
+pub fn push_fields(out: &mut String, fields: &[(&str, u64)]) {
+    for (i, (name, value)) in fields.iter().enumerate() {
         out.push(if i == 0 { ' ' } else { ',' });
         out.push_str(name);
         out.push('=');
@@ -69,7 +69,7 @@ mod tests {
         push_tag(&mut s, "k=1", "v 1,2=3\\");
         push_tag(&mut s, "empty", "");
         push_tag(&mut s, "nl", "x\ny");
-        push_fields(&mut s, &["n", "m"], &[1, 22]);
+        push_fields(&mut s, &[("n", 1), ("m", 22)]);
         push_timestamp(&mut s, 5);
         assert_eq!(
             s,

@@ -1,4 +1,6 @@
-//! `kovenant agent`: Tetragon JSON events -> attributed, windowed InfluxDB line protocol.
+//! `kovenant agent`: the kernel's own socket and process counters (and Tetragon's events for
+//! who owns the host network namespace's sockets) -> attributed, windowed InfluxDB line
+//! protocol.
 mod aggregate;
 mod attribute;
 pub mod cluster;
@@ -7,6 +9,7 @@ mod event;
 pub mod index;
 #[cfg(test)]
 mod index_tests;
+mod kernel;
 mod line_protocol;
 mod lines;
 mod live;
@@ -19,6 +22,7 @@ mod scalars;
 mod scan;
 mod scan_cache;
 mod scan_event;
+mod socket_owners;
 pub mod source;
 mod tags;
 mod time;
@@ -151,7 +155,26 @@ fn stop_at_end_of_stdin(stop: Arc<AtomicBool>) {
 }
 
 pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<()> {
-    let source = Source::parse(&args.source)?;
+    let source_text = args
+        .source
+        .clone()
+        .unwrap_or_else(|| if args.no_kernel { "stdin" } else { "none" }.to_string());
+    let source = Source::parse(&source_text)?;
+    if source == Source::None && args.no_kernel {
+        return Err(Error::usage(
+            "--no-kernel with --source none leaves nothing to read",
+            Some("replay Tetragon's events with --source stdin or file:PATH".to_string()),
+        ));
+    }
+    // Missing rights stop the agent at once, before it reads anything half-blind.
+    if !args.no_kernel {
+        kernel::check_rights(&args.proc_root).map_err(|e| {
+            Error::step("agent", e).with_hint(
+                "run it as root, or grant the capabilities the kovenant DaemonSet grants \
+                 (docs/security.md); to replay Tetragon's events alone, pass --no-kernel",
+            )
+        })?;
+    }
     if !matches!(source, Source::File(_)) {
         for (set, flag) in [
             (args.from_start, "--from-start"),
@@ -161,7 +184,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
                 return Err(Error::usage(
                     format!(
                         "{flag} applies to --source file:PATH only, not to --source {}",
-                        args.source
+                        source_text
                     ),
                     Some(format!(
                         "drop {flag}, or read a file with --source file:PATH"
@@ -228,10 +251,38 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
         max_keys: args.max_keys,
         top_peers: args.top_peers,
     };
+    if !args.no_kernel {
+        let cfg = kernel::Config {
+            proc_root: args.proc_root.clone(),
+            destroy_rcvbuf: args.destroy_rcvbuf,
+        };
+        let live = LiveRun {
+            index,
+            updates,
+            window: args.window,
+            window_ns,
+            limits,
+            node,
+            stop,
+        };
+        let result = run_live(live, cfg, &source, &runtime, args, printer);
+        if let Some((rt, _)) = runtime {
+            rt.shutdown_background();
+        }
+        return match result {
+            Ok(()) => {
+                hand_over_output();
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(Error::step("agent", e.to_string())),
+        };
+    }
     let agent = Agent::new(index, window_ns, limits, node);
     let out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut d = Driver::new(agent, out, stop, updates, args.window);
     let result = match &source {
+        Source::None => Ok(()),
         Source::Stdin => {
             // A regular file on stdin (`agent < tetragon.log`) is replayed through a map
             // where it can be; the rest (or all of it) is read.
@@ -290,6 +341,160 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
         }
         // The reader of our output went away (telegraf stopping): nothing left to tell.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::step("agent", format!("{}: {e}", args.source))),
+        Err(e) => Err(Error::step("agent", format!("{source_text}: {e}"))),
     }
+}
+
+/// What a live run needs besides the kernel.
+struct LiveRun<'a> {
+    index: Index,
+    updates: Option<std::sync::mpsc::Receiver<index::Delta>>,
+    window: Duration,
+    window_ns: i64,
+    limits: Limits,
+    node: &'a str,
+    stop: Arc<AtomicBool>,
+}
+
+/// The live agent: a kernel pass at the end of every wall-clock window, counted into that
+/// window and written; Tetragon's events (if any) read on a thread of their own for the
+/// socket owners they name. SIGTERM or SIGINT: a last pass and window, then the end.
+fn run_live(
+    live: LiveRun<'_>,
+    cfg: kernel::Config,
+    source: &Source,
+    runtime: &Option<(tokio::runtime::Runtime, kube::Client)>,
+    args: &AgentArgs,
+    printer: &Printer,
+) -> io::Result<()> {
+    use std::sync::atomic::Ordering;
+    let mut kernel = kernel::Kernel::open(cfg)?;
+    let shared = Arc::new(socket_owners::Shared::default());
+    let mut agent = Agent::new(live.index, live.window_ns, live.limits, live.node);
+    if *source != Source::None {
+        agent = agent.with_owners(Arc::clone(&shared));
+        spawn_tetragon_reader(
+            source,
+            runtime,
+            args,
+            &shared,
+            &live.stop,
+            live.window,
+            printer,
+        )?;
+    }
+    let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    // The baseline: counters from before the agent started are not counted.
+    let first = kernel.pass()?;
+    agent.count_pass(&first, &kernel, &mut out)?;
+    let window = live.window;
+    let mut next = next_boundary(window);
+    loop {
+        while !live.stop.load(Ordering::Relaxed) {
+            let now = std::time::SystemTime::now();
+            let Ok(left) = next.duration_since(now) else {
+                break;
+            };
+            kernel.wait_destroys(left.min(Duration::from_millis(200)))?;
+        }
+        if let Some(rx) = &live.updates {
+            while let Ok(delta) = rx.try_recv() {
+                agent.apply(delta);
+            }
+        }
+        let pass = kernel.pass()?;
+        agent.count_pass(&pass, &kernel, &mut out)?;
+        agent.flush(&mut out)?;
+        if live.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        agent.open_window(&mut out)?;
+        next = next_boundary(window);
+    }
+    io::Write::flush(&mut out)
+}
+
+/// The next multiple of `window` of the wall clock.
+fn next_boundary(window: Duration) -> std::time::SystemTime {
+    let w = window.as_nanos().max(1);
+    let now = std::time::SystemTime::now();
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let at = (since / w + 1) * w;
+    std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(at).unwrap_or(u64::MAX))
+}
+
+/// Reads Tetragon's export on a thread of its own: the owners it names go to `shared`.
+fn spawn_tetragon_reader(
+    source: &Source,
+    runtime: &Option<(tokio::runtime::Runtime, kube::Client)>,
+    args: &AgentArgs,
+    shared: &Arc<socket_owners::Shared>,
+    stop: &Arc<AtomicBool>,
+    window: Duration,
+    printer: &Printer,
+) -> io::Result<()> {
+    let window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+    let limits = Limits {
+        max_keys: args.max_keys,
+        top_peers: 0,
+    };
+    let agent = Agent::owners_only(Index::default(), window_ns, limits, Arc::clone(shared));
+    let stop = Arc::clone(stop);
+    let source = source.clone();
+    let follow = source::file::Follow {
+        from_start: args.from_start,
+        stop_at_end: false,
+    };
+    let logs = match (&source, runtime) {
+        (Source::KubeLogs, Some((rt, client))) => {
+            let target = source::kube::Target {
+                namespace: args.tetragon_namespace.clone(),
+                selector: args.tetragon_selector.clone(),
+                container: args.tetragon_container.clone(),
+                node: args.tetragon_node.clone().filter(|n| !n.is_empty()),
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            rt.spawn(source::kube::run(client.clone(), target, tx));
+            Some((rt.handle().clone(), rx))
+        }
+        (Source::KubeLogs, None) => {
+            return Err(io::Error::other("kube-logs needs the Kubernetes API"));
+        }
+        _ => None,
+    };
+    let warn = printer.clone();
+    std::thread::Builder::new()
+        .name("tetragon".into())
+        .spawn(move || {
+            let mut d = Driver::new(agent, io::sink(), stop, None, window);
+            let result = match source {
+                Source::Stdin => source::stdin::run(io::stdin(), &mut d),
+                Source::File(path) => source::file::run(&path, follow, &mut d),
+                Source::KubeLogs => match logs {
+                    Some((handle, mut rx)) => {
+                        let mut next = |t| {
+                            Ok(
+                                match handle
+                                    .block_on(async { tokio::time::timeout(t, rx.recv()).await })
+                                {
+                                    Ok(Some(buf)) => source::stdin::Next::Data(buf),
+                                    Ok(None) => source::stdin::Next::End,
+                                    Err(_) => source::stdin::Next::Idle,
+                                },
+                            )
+                        };
+                        source::stdin::drive(&mut next, &mut drop, &mut d)
+                    }
+                    None => Ok(()),
+                },
+                Source::None => Ok(()),
+            };
+            d.agent.publish();
+            if let Err(e) = result {
+                warn.warn(format!("agent: reading Tetragon's events stopped: {e}"));
+            }
+        })?;
+    Ok(())
 }

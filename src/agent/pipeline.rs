@@ -1,19 +1,21 @@
 //! One line in, counters updated: parse, classify, attribute, aggregate. No I/O but the
 //! writer the finished windows go to.
 use std::io::{self, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
-use super::aggregate::{Aggregator, FlowKey, Stats};
-use super::attribute::{Op, bytes, classify_peer, render_peer, role_port};
+use super::aggregate::{Aggregator, FlowCounts, FlowKey, Stats};
+use super::attribute::{Op, ROLE_CLIENT, ROLE_SERVER, classify_peer, render_peer, role_port};
 use super::event::{Envelope, Kprobe, parse_line};
 use super::index::{Delta, Index};
+use super::kernel::{Kernel, Pass};
 use super::owners::release_from_labels;
 use super::scalars::FlexU64;
 use super::scan::scan_prefix;
 use super::scan_cache::PodMemo;
+use super::socket_owners::{PodName, Shared};
 use super::tags::{PeerRef, SrcRef, SrcValues};
 use super::time::parse_rfc3339_ns;
 
@@ -38,6 +40,20 @@ pub struct Agent {
     default_node: Arc<str>,
     node_syms: HashMap<Box<str>, u32>,
     pod_memo: PodMemo,
+    /// Live: Tetragon's events say who owns host-namespace sockets (here), instead of being
+    /// counted as flows of their own (replays, `--no-kernel`).
+    owners: Option<Arc<Shared>>,
+    /// The source of each host-namespace socket, found once: Tetragon's event, the process
+    /// holding its inode, else the node.
+    host_sources: HashMap<(u64, u64), HostSource>,
+    /// The export reader's totals already written.
+    tetragon_seen: Stats,
+}
+
+#[derive(Debug, Clone)]
+enum HostSource {
+    Pod(Option<u128>),
+    Named(PodName),
 }
 
 impl Agent {
@@ -48,6 +64,29 @@ impl Agent {
             default_node: node.into(),
             node_syms: HashMap::new(),
             pod_memo: PodMemo::default(),
+            owners: None,
+            host_sources: HashMap::new(),
+            tetragon_seen: Stats::default(),
+        }
+    }
+
+    /// An agent that reads Tetragon's events for the socket owners they name (live).
+    pub fn owners_only(index: Index, window_ns: i64, limits: Limits, shared: Arc<Shared>) -> Self {
+        Agent::new(index, window_ns, limits, "").with_owners(shared)
+    }
+
+    /// Live: the owners Tetragon's events name are shared through `shared`.
+    pub fn with_owners(mut self, shared: Arc<Shared>) -> Self {
+        self.owners = Some(shared);
+        self
+    }
+
+    /// Publishes the line counters for the kernel reader (owners mode).
+    pub fn publish(&self) {
+        if let Some(sh) = &self.owners
+            && let Ok(mut t) = sh.totals.lock()
+        {
+            *t = self.totals();
         }
     }
 
@@ -133,7 +172,29 @@ impl Agent {
                 self.agg.stats.events += 1;
                 self.agg.stats.ignored += 1;
             }
-            Kind::Counted(k, op, bytes, peer) => {
+            Kind::Counted(k, op, conn) => {
+                if let Some(sh) = &self.owners {
+                    self.agg.stats.lines += 1;
+                    self.agg.stats.events += 1;
+                    if let Some(local) = conn.local {
+                        let pod = k
+                            .process
+                            .as_ref()
+                            .and_then(|p| p.pod.as_ref())
+                            .and_then(|p| {
+                                Some(PodName {
+                                    namespace: p.namespace.as_ref()?.as_str().into(),
+                                    name: p.name.as_ref()?.as_str().into(),
+                                })
+                            });
+                        let local = SocketAddr::new(local, conn.sport);
+                        let remote = SocketAddr::new(conn.remote, conn.dport);
+                        if let Ok(mut o) = sh.owners.lock() {
+                            o.insert(local, remote, pod);
+                        }
+                    }
+                    return Ok(());
+                }
                 let time = env.time.as_ref().and_then(|t| parse_rfc3339_ns(t.as_str()));
                 // First move the window, so this line counts in the one it belongs to.
                 self.agg.advance(time, wall_ns, out)?;
@@ -148,27 +209,175 @@ impl Agent {
                     }
                 };
                 let src = self.source(k, node);
-                match (op, peer) {
-                    (Op::Read | Op::Write, _) => self.agg.add_io(src, op == Op::Write, bytes),
-                    (_, Some((ip, sport, dport))) => {
-                        let peer = self.peer(ip, time);
-                        let (role, port) = role_port(op, sport, dport);
-                        self.agg.add_flow(
-                            FlowKey {
-                                src,
-                                peer,
-                                port,
-                                role,
-                            },
-                            op,
-                            bytes,
-                        );
-                    }
-                    (_, None) => {}
-                }
+                let peer = self.peer(conn.remote, time);
+                let (role, port) = role_port(op, conn.sport, conn.dport);
+                let counts = match op {
+                    Op::Connect => FlowCounts {
+                        connects: 1,
+                        ..FlowCounts::default()
+                    },
+                    Op::Accept => FlowCounts {
+                        accepts: 1,
+                        ..FlowCounts::default()
+                    },
+                };
+                self.agg.add_flow(
+                    FlowKey {
+                        src,
+                        peer,
+                        port,
+                        role,
+                    },
+                    &counts,
+                );
             }
         }
         Ok(())
+    }
+
+    /// Counts one kernel pass into the open window (opened at the wall clock if none is).
+    pub fn count_pass(
+        &mut self,
+        pass: &Pass,
+        kernel: &Kernel,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        self.agg.advance(None, wall_ns, out)?;
+        let node = Arc::clone(&self.default_node);
+        let host = kernel.host_netns();
+        self.resolve_host_sockets(pass, kernel, host);
+        for d in &pass.sockets {
+            if d.counts.is_zero() {
+                continue;
+            }
+            let key = (d.netns, d.cookie);
+            let src = if Some(d.netns) == host {
+                match self.host_sources.get(&key).cloned() {
+                    Some(HostSource::Named(p)) => self.named_source(&p, &node),
+                    Some(HostSource::Pod(uid)) => self.uid_source(uid, &node),
+                    None => self.uid_source(None, &node),
+                }
+            } else {
+                self.uid_source(kernel.netns_pod(d.netns), &node)
+            };
+            let peer = self.peer(d.remote.ip(), None);
+            let (role, port) = if d.server {
+                (ROLE_SERVER, d.local.port())
+            } else {
+                (ROLE_CLIENT, d.remote.port())
+            };
+            self.agg.add_flow(
+                FlowKey {
+                    src,
+                    peer,
+                    port,
+                    role,
+                },
+                &d.counts,
+            );
+            if d.counts.closes > 0 {
+                self.host_sources.remove(&key);
+            }
+        }
+        for d in &pass.io {
+            let src = self.uid_source(d.pod, &node);
+            self.agg.add_io(src, &d.io);
+        }
+        let st = &mut self.agg.stats;
+        st.netns = pass.stats.netns;
+        st.sockets = pass.stats.sockets;
+        st.processes = pass.stats.processes;
+        st.destroy_events += pass.stats.destroy_events;
+        st.destroys_lost += pass.stats.destroys_lost;
+        st.sample_us += pass.stats.sample_us;
+        if let Some(sh) = &self.owners
+            && let Ok(t) = sh.totals.lock()
+        {
+            let (now, was) = (*t, self.tetragon_seen);
+            st.lines += now.lines - was.lines.min(now.lines);
+            st.events += now.events - was.events.min(now.events);
+            st.bad_lines += now.bad_lines - was.bad_lines.min(now.bad_lines);
+            st.ignored += now.ignored - was.ignored.min(now.ignored);
+            st.rotated_files_read +=
+                now.rotated_files_read - was.rotated_files_read.min(now.rotated_files_read);
+            st.rotated_files_lost +=
+                now.rotated_files_lost - was.rotated_files_lost.min(now.rotated_files_lost);
+            st.truncations += now.truncations - was.truncations.min(now.truncations);
+            self.tetragon_seen = now;
+        }
+        Ok(())
+    }
+
+    /// Finds, once, the source of each new host-namespace socket with bytes: Tetragon's event
+    /// for its 4-tuple, else the process holding its inode, else the node.
+    fn resolve_host_sockets(&mut self, pass: &Pass, kernel: &Kernel, host: Option<u64>) {
+        let Some(host) = host else { return };
+        let mut wanted: HashSet<u32> = HashSet::new();
+        let owners = self.owners.as_ref().and_then(|sh| sh.owners.lock().ok());
+        for d in pass.sockets.iter().filter(|d| d.netns == host) {
+            let key = (d.netns, d.cookie);
+            if self.host_sources.contains_key(&key) {
+                continue;
+            }
+            match owners.as_ref().and_then(|o| o.get(d.local, d.remote)) {
+                Some(Some(pod)) => {
+                    self.host_sources
+                        .insert(key, HostSource::Named(pod.clone()));
+                }
+                Some(None) => {
+                    self.host_sources.insert(key, HostSource::Pod(None));
+                }
+                None if d.inode != 0 => {
+                    wanted.insert(d.inode);
+                }
+                None => {}
+            }
+        }
+        drop(owners);
+        if wanted.is_empty() {
+            return;
+        }
+        let holders = kernel.socket_holders(host, &wanted);
+        for d in pass.sockets.iter().filter(|d| d.netns == host) {
+            let key = (d.netns, d.cookie);
+            if self.host_sources.contains_key(&key) || d.counts.closes > 0 {
+                continue;
+            }
+            let uid = holders
+                .get(&d.inode)
+                .and_then(|pid| kernel.process_owner(*pid))
+                .and_then(|(pod, _)| pod);
+            self.host_sources.insert(key, HostSource::Pod(uid));
+        }
+        // Sockets closed without a pass in between leave nothing behind.
+        if self.host_sources.len() > 4 * pass.stats.sockets as usize + 1024 {
+            self.host_sources.clear();
+        }
+    }
+
+    /// The source of a pod UID (a process's cgroup): its pod in the index, else the node.
+    fn uid_source(&mut self, uid: Option<u128>, node: &str) -> u32 {
+        let node_sym = self.node_sym(node);
+        let r = match uid.and_then(|u| self.index.pod_by_uid(u)) {
+            Some(id) => SrcRef::Pod {
+                pod: self.index.pod_ref(id),
+                node: node_sym,
+            },
+            None => SrcRef::Host { node: node_sym },
+        };
+        self.src_for(r, node)
+    }
+
+    fn named_source(&mut self, p: &PodName, node: &str) -> u32 {
+        let node_sym = self.node_sym(node);
+        let r = match self.index.pod(&p.namespace, &p.name) {
+            Some(id) => SrcRef::Pod {
+                pod: self.index.pod_ref(id),
+                node: node_sym,
+            },
+            None => SrcRef::Host { node: node_sym },
+        };
+        self.src_for(r, node)
     }
 
     fn node_sym(&mut self, node: &str) -> u32 {
@@ -225,6 +434,11 @@ impl Agent {
             },
             None => SrcRef::Host { node: node_sym },
         };
+        self.src_for(r, node)
+    }
+
+    /// The tag id of a source reference, interned once per window.
+    fn src_for(&mut self, r: SrcRef, node: &str) -> u32 {
         if let Some(id) = self.agg.tags.cached_src(&r) {
             return id;
         }
@@ -269,20 +483,34 @@ impl Agent {
         self.agg.tags.intern_peer(text, r)
     }
 
+    /// Opens the window of the wall clock now, if none is open (live: right after a write, so
+    /// the next pass counts into the window it ends).
+    pub fn open_window(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.agg.advance(None, wall_ns, out)
+    }
+
     /// Writes the open window (event time moved on, the wall clock says so, or input ended).
     pub fn flush(&mut self, out: &mut dyn Write) -> io::Result<()> {
         self.agg.flush(wall_ns(), out)
     }
 }
 
-/// The TracingPolicies kovenant installs (policies/); events of any other policy are ignored.
-pub const OWN_POLICIES: [&str; 2] = ["kovenant-tcp", "kovenant-io"];
+/// The TracingPolicy kovenant installs (policies/); events of any other policy are ignored.
+pub const OWN_POLICIES: [&str; 1] = ["kovenant-tcp"];
+
+/// A socket as an event names it: local address (absent in old events), remote address,
+/// local and remote port.
+struct Conn {
+    local: Option<IpAddr>,
+    remote: IpAddr,
+    sport: u16,
+    dport: u16,
+}
 
 enum Kind<'e, 'a> {
     Bad,
     Ignored,
-    /// kprobe, operation, bytes, (peer address, sport, dport) for tcp.
-    Counted(&'e Kprobe<'a>, Op, u64, Option<(IpAddr, u16, u16)>),
+    Counted(&'e Kprobe<'a>, Op, Conn),
 }
 
 /// The contract's line classes: bad (not an event, or an event of ours missing what it
@@ -306,36 +534,25 @@ fn classify<'e, 'a>(env: &'e Envelope<'a>) -> Kind<'e, 'a> {
         return Kind::Bad;
     };
     let Some(op) = op else { return Kind::Ignored };
-    // A user's own policy on the same functions is not kovenant's traffic. Events of Tetragon
-    // before 1.0 name no policy: those are counted.
+    // A user's own policy on the same functions is not kovenant's. Events of Tetragon before
+    // 1.0 name no policy: those are taken.
     if k.policy_name
         .as_ref()
         .is_some_and(|p| !OWN_POLICIES.contains(&p.as_str()))
     {
         return Kind::Ignored;
     }
-    let ret = k
-        .ret
-        .as_ref()
-        .and_then(|r| r.long_arg.or(r.int_arg))
-        .map(|v| v.0);
-    let counted = match op {
-        Op::Connect | Op::Close => Some(0),
-        Op::Send => k.args.size,
-        Op::Recv | Op::Read | Op::Write => bytes(ret, k.args.size),
+    // tcp_connect's socket is its first argument; inet_csk_accept's is what it returns.
+    let sock = match op {
+        Op::Connect => k.args.sock.as_ref(),
+        Op::Accept => k.ret.as_ref().and_then(|r| r.sock_arg.as_ref()),
     };
-    let Some(n) = counted else { return Kind::Bad };
-    if !op.is_tcp() {
-        return Kind::Counted(k, op, n, None);
-    }
-    let Some(sock) = k.args.sock.as_ref() else {
+    let Some(sock) = sock else {
         return Kind::Bad;
     };
-    let Some(ip) = sock
-        .daddr
-        .as_ref()
-        .and_then(|d| d.as_str().parse::<IpAddr>().ok())
-    else {
+    let addr =
+        |a: Option<&super::scalars::Str<'_>>| a.and_then(|d| d.as_str().parse::<IpAddr>().ok());
+    let Some(remote) = addr(sock.daddr.as_ref()) else {
         return Kind::Bad;
     };
     // protojson omits zero values: an absent port is 0; one that is not a port is bad.
@@ -343,5 +560,14 @@ fn classify<'e, 'a>(env: &'e Envelope<'a>) -> Kind<'e, 'a> {
     let (Some(sport), Some(dport)) = (port(sock.sport), port(sock.dport)) else {
         return Kind::Bad;
     };
-    Kind::Counted(k, op, n, Some((ip.to_canonical(), sport, dport)))
+    Kind::Counted(
+        k,
+        op,
+        Conn {
+            local: addr(sock.saddr.as_ref()).map(|a| a.to_canonical()),
+            remote: remote.to_canonical(),
+            sport,
+            dport,
+        },
+    )
 }

@@ -154,6 +154,7 @@ impl<'a> P<'a> {
                 "daddr" => (once(&mut seen, 1)?, s.daddr = p.opt_str()?).1,
                 "sport" => (once(&mut seen, 2)?, s.sport = p.u64()?).1,
                 "dport" => (once(&mut seen, 4)?, s.dport = p.u64()?).1,
+                "saddr" => (once(&mut seen, 8)?, s.saddr = p.opt_str()?).1,
                 _ => p.skip_value()?,
             }
             Some(())

@@ -30,6 +30,8 @@ pub struct Slot {
     ips: Addrs,
     /// The next newer tombstone of the same name.
     next_dead: u32,
+    /// metadata.uid: what the cgroup paths of its processes name.
+    uid: Option<u128>,
 }
 
 /// The pods of one (namespace, name): the live one, and the tombstones oldest to newest
@@ -196,6 +198,7 @@ impl Index {
 
     fn new_pod(&mut self, p: PodInfo) -> u32 {
         let life = lifetime(&p);
+        let uid = p.uid;
         let (ident, lineage, ips) = split(p, &mut self.strings);
         let id = self.pod_ids.alloc();
         if let Some(o) = &lineage.owner {
@@ -207,8 +210,10 @@ impl Index {
             lineage,
             ips: Addrs::None,
             next_dead: NONE,
+            uid: None,
         };
         put(&mut self.slots, id, slot);
+        self.set_uid(id, uid);
         self.relabel(id, true);
         self.claim(id, life, ips);
         id
@@ -217,6 +222,7 @@ impl Index {
     /// A newer state of pod `id` (same namespace and name).
     fn refill(&mut self, id: u32, p: PodInfo) {
         let life = lifetime(&p);
+        self.set_uid(id, p.uid);
         let (ident, lineage, ips) = split(p, &mut self.strings);
         let slot = &mut self.slots[id as usize];
         let old = std::mem::replace(&mut slot.lineage, lineage);
@@ -276,6 +282,7 @@ impl Index {
     /// A tombstone leaves the index; its id is freed.
     fn remove_pod(&mut self, id: u32) {
         self.unclaim(id);
+        self.set_uid(id, None);
         let slot = std::mem::take(&mut self.slots[id as usize]);
         if let Some(o) = &slot.lineage.owner {
             self.owners.unlink(id, &self.pods[id as usize].namespace, o);
@@ -317,6 +324,23 @@ impl Index {
         }
         self.pods[id as usize] = PodIdentity::default();
         self.pod_ids.free(id);
+    }
+
+    /// Pod `id` has this UID now (a pod recreated under its name has a new one).
+    fn set_uid(&mut self, id: u32, uid: Option<u128>) {
+        let slot = &mut self.slots[id as usize];
+        if slot.uid == uid {
+            return;
+        }
+        if let Some(old) = slot.uid.take()
+            && self.pod_by_uid.get(&old) == Some(&id)
+        {
+            self.pod_by_uid.remove(&old);
+        }
+        if let Some(new) = uid {
+            self.pod_by_uid.insert(new, id);
+        }
+        self.slots[id as usize].uid = uid;
     }
 
     fn claim(&mut self, id: u32, (from, to, running): (i64, i64, bool), ips: Addrs) {

@@ -210,6 +210,7 @@ impl Gen {
         let owner_of = POD_OWNERS[usize::from(r[0]) % POD_OWNERS.len()];
         let ip = usize::from(r[1]) % (POD_IPS.len() + 1);
         PodInfo {
+            uid: None,
             namespace: NAMESPACES[ns].into(),
             name: format!("p{}", name % 6).into(),
             node: format!("n{}", r[2] % 3).into(),
@@ -442,6 +443,7 @@ proptest! {
 
 fn rs_pod(name: &str, rs: &str, ip: &str) -> PodInfo {
     PodInfo {
+        uid: None,
         namespace: "ns".into(),
         name: name.into(),
         node: "n1".into(),
@@ -583,6 +585,7 @@ fn owners_that_arrive_after_their_pods_relabel_those_pods_only() {
 
 fn bare_pod(name: &str, ip: &str, created: i64) -> PodInfo {
     PodInfo {
+        uid: None,
         namespace: "ns".into(),
         name: name.into(),
         node: "n1".into(),

@@ -1,4 +1,5 @@
-//! Where events come from: `stdin`, `file:PATH` (followed like `tail -F`) or `kube-logs`.
+//! Where Tetragon's events come from: `none`, `stdin`, `file:PATH` (followed like `tail -F`)
+//! or `kube-logs`.
 pub mod backups;
 pub mod file;
 pub mod kube;
@@ -13,6 +14,8 @@ use crate::error::{Error, Result};
 /// A parsed `--source` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// No Tetragon: host-namespace sockets are attributed through /proc alone.
+    None,
     Stdin,
     File(PathBuf),
     KubeLogs,
@@ -21,13 +24,14 @@ pub enum Source {
 impl Source {
     pub fn parse(s: &str) -> Result<Source> {
         match s {
+            "none" => Ok(Source::None),
             "stdin" | "-" => Ok(Source::Stdin),
             "kube-logs" => Ok(Source::KubeLogs),
             _ => match s.strip_prefix("file:") {
                 Some(p) if !p.is_empty() => Ok(Source::File(PathBuf::from(p))),
                 _ => Err(Error::usage(
                     format!("unknown --source {s:?}"),
-                    Some("use stdin, file:PATH or kube-logs".to_string()),
+                    Some("use none, stdin, file:PATH or kube-logs".to_string()),
                 )),
             },
         }

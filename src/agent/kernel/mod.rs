@@ -1,0 +1,283 @@
+//! The node's kernel, read once a pass: every network namespace (found through
+//! `/proc/<pid>/ns/net`) with a sock_diag dumper and a destroy listener made inside it, every
+//! process's I/O counters, and the deltas since the previous pass (DESIGN.md sections 2, 3).
+mod cgroup;
+mod io_table;
+mod procs;
+mod rights;
+mod sockdiag;
+mod sockets;
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hashbrown::{HashMap, HashSet};
+
+use self::io_table::IoTable;
+pub use self::io_table::ProcDelta;
+pub use self::procs::Io;
+use self::procs::Scan;
+pub use self::rights::check as check_rights;
+use self::sockdiag::{DestroyListener, Dumper, SockRecord};
+use self::sockets::SocketTable;
+pub use self::sockets::{FlowCounts, SocketDelta};
+
+/// Where the agent reads the kernel, and how big a destroy listener's buffer is.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub proc_root: PathBuf,
+    pub destroy_rcvbuf: usize,
+}
+
+/// Counters of one pass, for `kovenant_agent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassStats {
+    pub netns: u64,
+    pub sockets: u64,
+    pub processes: u64,
+    pub unreadable: u64,
+    pub destroy_events: u64,
+    pub destroys_lost: u64,
+    pub sample_us: u64,
+}
+
+/// What changed since the previous pass.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub sockets: Vec<SocketDelta>,
+    pub io: Vec<ProcDelta>,
+    pub stats: PassStats,
+}
+
+struct Namespace {
+    dumper: Dumper,
+    destroys: DestroyListener,
+    /// The pod of its processes (the first one that names one).
+    pod: Option<u128>,
+    /// The last pass it had a process in.
+    alive: u64,
+}
+
+pub struct Kernel {
+    cfg: Config,
+    /// The agent's own namespace, to come back to after making sockets in another.
+    home: File,
+    host: Option<u64>,
+    namespaces: HashMap<u64, Namespace>,
+    sockets: SocketTable,
+    io: IoTable,
+    scan: Scan,
+    passes: u64,
+    /// Deltas of sockets destroyed since the last pass, and their counters.
+    pending: Vec<SocketDelta>,
+    destroy_events: u64,
+    overflows: u64,
+    records: Vec<SockRecord>,
+}
+
+impl Kernel {
+    pub fn open(cfg: Config) -> io::Result<Kernel> {
+        let home = File::open("/proc/thread-self/ns/net")?;
+        Ok(Kernel {
+            cfg,
+            home,
+            host: None,
+            namespaces: HashMap::new(),
+            sockets: SocketTable::default(),
+            io: IoTable::default(),
+            scan: Scan::default(),
+            passes: 0,
+            pending: Vec::new(),
+            destroy_events: 0,
+            overflows: 0,
+            records: Vec::new(),
+        })
+    }
+
+    /// The host network namespace: pid 1's, or kthreadd's (pid 2: kernel threads all live in
+    /// the initial namespaces, and their `ns` links stay readable where pid 1's are not), else
+    /// that of the lowest pid in no pod.
+    pub fn host_netns(&self) -> Option<u64> {
+        self.host
+    }
+
+    /// The pod of a namespace's processes.
+    pub fn netns_pod(&self, netns: u64) -> Option<u128> {
+        self.namespaces.get(&netns).and_then(|n| n.pod)
+    }
+
+    /// The pod and namespace of a live process.
+    pub fn process_owner(&self, pid: i32) -> Option<(Option<u128>, u64)> {
+        self.io.owner(pid)
+    }
+
+    /// Which processes of namespace `netns` hold the sockets of `inodes` (`/proc/<pid>/fd`).
+    pub fn socket_holders(&self, netns: u64, inodes: &HashSet<u32>) -> HashMap<u32, i32> {
+        let mut found = HashMap::new();
+        let pids = self
+            .scan
+            .procs
+            .iter()
+            .filter(|p| p.netns == netns)
+            .map(|p| p.pid);
+        procs::socket_owners(&self.cfg.proc_root, pids, inodes, &mut found);
+        found
+    }
+
+    /// Waits at most `timeout` for destroy notifications, and takes those that came.
+    pub fn wait_destroys(&mut self, timeout: Duration) -> io::Result<()> {
+        let mut fds: Vec<rustix::event::PollFd<'_>> = self
+            .namespaces
+            .values()
+            .map(|n| rustix::event::PollFd::new(&n.destroys, rustix::event::PollFlags::IN))
+            .collect();
+        if !fds.is_empty() {
+            let ts = rustix::time::Timespec {
+                tv_sec: timeout.as_secs() as i64,
+                tv_nsec: i64::from(timeout.subsec_nanos()),
+            };
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            std::thread::sleep(timeout);
+        }
+        drop(fds);
+        self.drain_destroys()
+    }
+
+    fn drain_destroys(&mut self) -> io::Result<()> {
+        for (&ns, n) in &mut self.namespaces {
+            let sockets = &mut self.sockets;
+            let pending = &mut self.pending;
+            let d = n.destroys.drain(&mut |r| {
+                if let Some(delta) = sockets.destroyed(ns, &r) {
+                    pending.push(delta);
+                }
+            })?;
+            self.destroy_events += d.events;
+            self.overflows += d.overflows;
+        }
+        Ok(())
+    }
+
+    /// One pass: processes, namespaces (new ones get a dumper and a listener), a dump of each,
+    /// the destroy notifications since the last pass, and what changed.
+    pub fn pass(&mut self) -> io::Result<Pass> {
+        let started = Instant::now();
+        let baseline = self.passes == 0;
+        self.passes += 1;
+        let pass = self.passes;
+        procs::scan(&self.cfg.proc_root, &mut self.scan);
+        if self.host.is_none() {
+            self.host = self.find_host();
+        }
+        self.follow_namespaces(pass);
+        self.drain_destroys()?;
+        self.sockets.next_pass();
+        let mut out = Pass::default();
+        let mut gone = Vec::new();
+        for (&ns, n) in &mut self.namespaces {
+            self.records.clear();
+            let records = &mut self.records;
+            match n.dumper.dump(&mut |r| records.push(r)) {
+                Ok(()) => self
+                    .sockets
+                    .dump(ns, &self.records, baseline, &mut out.sockets),
+                // The namespace went away under the dump.
+                Err(_) => gone.push(ns),
+            }
+            out.stats.sockets += self.records.len() as u64;
+        }
+        self.drain_destroys()?;
+        let mut lost = 0;
+        // A namespace with no process for two passes is let go of (its destroy notifications
+        // had that long to come).
+        for (&ns, n) in &self.namespaces {
+            if pass.saturating_sub(n.alive) >= 2 {
+                gone.push(ns);
+            }
+        }
+        for ns in gone {
+            self.namespaces.remove(&ns);
+            lost += self.sockets.forget(ns);
+        }
+        lost += self.sockets.sweep(None);
+        out.sockets.append(&mut self.pending);
+        self.io.apply(&self.scan.procs, baseline, &mut out.io);
+        out.stats.netns = self.namespaces.len() as u64;
+        out.stats.processes = self.scan.procs.len() as u64;
+        out.stats.unreadable = self.scan.unreadable;
+        out.stats.destroy_events = std::mem::take(&mut self.destroy_events);
+        let overflows = std::mem::take(&mut self.overflows);
+        out.stats.destroys_lost = lost.max(overflows);
+        out.stats.sample_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(out)
+    }
+
+    fn find_host(&self) -> Option<u64> {
+        let root = &self.cfg.proc_root;
+        procs::netns_of(root, 1)
+            .or_else(|| procs::netns_of(root, 2))
+            .or_else(|| {
+                let mut free: Vec<_> = self.scan.procs.iter().filter(|p| p.pod.is_none()).collect();
+                free.sort_by_key(|p| p.pid);
+                free.first().map(|p| p.netns)
+            })
+    }
+
+    fn follow_namespaces(&mut self, pass: u64) {
+        let mut by_ns: HashMap<u64, (i32, Option<u128>)> = HashMap::new();
+        for p in &self.scan.procs {
+            let e = by_ns.entry(p.netns).or_insert((p.pid, p.pod));
+            if e.1.is_none() && p.pod.is_some() {
+                *e = (p.pid, p.pod);
+            }
+        }
+        for (ns, (pid, pod)) in by_ns {
+            if let Some(n) = self.namespaces.get_mut(&ns) {
+                n.alive = pass;
+                if pod.is_some() {
+                    n.pod = pod;
+                }
+                continue;
+            }
+            // A namespace whose sockets cannot be made (it went away) is tried next pass.
+            if let Ok((dumper, destroys)) = self.enter(ns, pid) {
+                self.namespaces.insert(
+                    ns,
+                    Namespace {
+                        dumper,
+                        destroys,
+                        pod,
+                        alive: pass,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Makes a dumper and a destroy listener inside the namespace `ns` of process `pid`, and
+    /// comes back. The namespace file is checked to be `ns` (the pid may have been reused).
+    fn enter(&self, ns: u64, pid: i32) -> io::Result<(Dumper, DestroyListener)> {
+        use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+        let path = self.cfg.proc_root.join(pid.to_string()).join("ns/net");
+        let target = File::open(path)?;
+        if target.metadata()?.ino() != ns {
+            return Err(io::Error::other("the process moved to another namespace"));
+        }
+        move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))?;
+        let made =
+            Dumper::new().and_then(|d| Ok((d, DestroyListener::new(self.cfg.destroy_rcvbuf)?)));
+        // Coming back cannot fail where going there did not: a thread left in another
+        // namespace would make every later socket there, so it is a fatal error.
+        move_into_link_name_space(self.home.as_fd(), Some(LinkNameSpaceType::Network))
+            .expect("returning to the agent's own network namespace");
+        made
+    }
+}

@@ -1,0 +1,171 @@
+//! One pass over `/proc`: each process's I/O counters (`io`), parent and start time (`stat`),
+//! pod (`cgroup`) and network namespace (`ns/net`). A process that cannot be read (it just
+//! exited, or a right is missing) is counted and skipped.
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::cgroup::pod_of_process;
+
+/// `/proc/<pid>/io`, in the flow contract's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Io {
+    /// `syscr`, `rchar`, `syscw`, `wchar`: the read/write family of system calls.
+    pub reads: u64,
+    pub read_bytes: u64,
+    pub writes: u64,
+    pub write_bytes: u64,
+    /// `read_bytes`, `write_bytes`: what reached the storage layer.
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
+}
+
+impl Io {
+    /// `self - other`, field by field, never below zero.
+    pub fn minus(&self, o: &Io) -> Io {
+        Io {
+            reads: self.reads.saturating_sub(o.reads),
+            read_bytes: self.read_bytes.saturating_sub(o.read_bytes),
+            writes: self.writes.saturating_sub(o.writes),
+            write_bytes: self.write_bytes.saturating_sub(o.write_bytes),
+            disk_read_bytes: self.disk_read_bytes.saturating_sub(o.disk_read_bytes),
+            disk_write_bytes: self.disk_write_bytes.saturating_sub(o.disk_write_bytes),
+        }
+    }
+
+    pub fn plus(&self, o: &Io) -> Io {
+        Io {
+            reads: self.reads + o.reads,
+            read_bytes: self.read_bytes + o.read_bytes,
+            writes: self.writes + o.writes,
+            write_bytes: self.write_bytes + o.write_bytes,
+            disk_read_bytes: self.disk_read_bytes + o.disk_read_bytes,
+            disk_write_bytes: self.disk_write_bytes + o.disk_write_bytes,
+        }
+    }
+
+    /// Field by field, the smaller of the two.
+    pub fn min(&self, o: &Io) -> Io {
+        Io {
+            reads: self.reads.min(o.reads),
+            read_bytes: self.read_bytes.min(o.read_bytes),
+            writes: self.writes.min(o.writes),
+            write_bytes: self.write_bytes.min(o.write_bytes),
+            disk_read_bytes: self.disk_read_bytes.min(o.disk_read_bytes),
+            disk_write_bytes: self.disk_write_bytes.min(o.disk_write_bytes),
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Io::default()
+    }
+}
+
+/// One process as one pass read it.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    /// Start time (clock ticks since boot): with the pid, what tells a reused pid apart.
+    pub start: u64,
+    pub io: Io,
+    pub pod: Option<u128>,
+    pub netns: u64,
+}
+
+/// What one pass found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub procs: Vec<Proc>,
+    /// Processes listed but not readable (gone mid-pass, or no right to read them).
+    pub unreadable: u64,
+}
+
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Reads every user process under `root` (kernel threads have no I/O of their own to count and
+/// all live in the initial namespaces).
+pub fn scan(root: &Path, out: &mut Scan) {
+    out.procs.clear();
+    out.unreadable = 0;
+    let Ok(all) = procfs::process::all_processes_with_root(root) else {
+        return;
+    };
+    for p in all {
+        let Ok(p) = p else {
+            out.unreadable += 1;
+            continue;
+        };
+        match read(root, &p) {
+            Some(Some(proc)) => out.procs.push(proc),
+            Some(None) => {}
+            None => out.unreadable += 1,
+        }
+    }
+}
+
+/// `Some(None)` for a kernel thread; `None` when the process cannot be read whole.
+fn read(root: &Path, p: &procfs::process::Process) -> Option<Option<Proc>> {
+    let stat = p.stat().ok()?;
+    if u64::from(stat.flags) & PF_KTHREAD != 0 {
+        return Some(None);
+    }
+    let io = p.io().ok()?;
+    let dir = root.join(p.pid().to_string());
+    let netns = std::fs::metadata(dir.join("ns/net")).ok()?.ino();
+    let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok()?;
+    Some(Some(Proc {
+        pid: p.pid(),
+        ppid: stat.ppid,
+        start: stat.starttime,
+        io: Io {
+            reads: io.syscr,
+            read_bytes: io.rchar,
+            writes: io.syscw,
+            write_bytes: io.wchar,
+            disk_read_bytes: io.read_bytes,
+            disk_write_bytes: io.write_bytes,
+        },
+        pod: pod_of_process(&cgroup),
+        netns,
+    }))
+}
+
+/// The inode of the network namespace of `pid`, if it can be read.
+pub fn netns_of(root: &Path, pid: i32) -> Option<u64> {
+    std::fs::metadata(root.join(pid.to_string()).join("ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Socket inodes -> the pid holding them, among `pids`, for the inodes in `wanted` only.
+pub fn socket_owners(
+    root: &Path,
+    pids: impl Iterator<Item = i32>,
+    wanted: &hashbrown::HashSet<u32>,
+    found: &mut hashbrown::HashMap<u32, i32>,
+) {
+    for pid in pids {
+        if found.len() == wanted.len() {
+            return;
+        }
+        let Ok(dir) = std::fs::read_dir(root.join(pid.to_string()).join("fd")) else {
+            continue;
+        };
+        for fd in dir.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if wanted.contains(&inode) {
+                found.entry(inode).or_insert(pid);
+            }
+        }
+    }
+}

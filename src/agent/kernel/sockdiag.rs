@@ -1,0 +1,229 @@
+//! The kernel's TCP sockets of one network namespace through `NETLINK_SOCK_DIAG`: a dump of
+//! every socket with its `tcp_info` (net/ipv4/inet_diag.c), and the destroy groups that report
+//! the final `tcp_info` of each socket as it is freed (net/core/sock_diag.c,
+//! `sock_diag_broadcast_destroy`).
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::nlas::Nla;
+use netlink_packet_sock_diag::inet::{
+    ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
+};
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
+use netlink_sys::{Socket, SocketAddr as NlAddr};
+
+/// `include/uapi/linux/sock_diag.h`: the groups of the sockets freed in a namespace.
+const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
+const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
+
+#[cfg(test)]
+pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_SYN_SENT: u8 = 2;
+pub const TCP_SYN_RECV: u8 = 3;
+pub const TCP_TIME_WAIT: u8 = 6;
+pub const TCP_CLOSE_WAIT: u8 = 8;
+pub const TCP_LAST_ACK: u8 = 9;
+pub const TCP_LISTEN: u8 = 10;
+pub const TCP_CLOSING: u8 = 11;
+const TCP_NEW_SYN_RECV: u8 = 12;
+
+/// The counters of `struct tcp_info` the flow contract reads (DESIGN.md section 3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpCounters {
+    /// `tcpi_bytes_sent`: data bytes sent, retransmissions included.
+    pub bytes_sent: u64,
+    /// `tcpi_bytes_retrans`.
+    pub bytes_retrans: u64,
+    /// `tcpi_bytes_received`: data bytes received, and a received FIN.
+    pub bytes_received: u64,
+    /// `tcpi_rtt`, smoothed, in microseconds.
+    pub rtt_us: u32,
+}
+
+/// One socket as a dump or a destroy notification reports it.
+#[derive(Debug, Clone)]
+pub struct SockRecord {
+    pub cookie: u64,
+    pub state: u8,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// 0 in destroy notifications (the kernel fills no inode there).
+    pub inode: u32,
+    pub counters: Option<TcpCounters>,
+}
+
+fn record(r: &InetResponse) -> SockRecord {
+    let id = &r.header.socket_id;
+    let counters = r.nlas.iter().find_map(|n| match n {
+        Nla::TcpInfo(t) => Some(TcpCounters {
+            bytes_sent: t.bytes_sent,
+            bytes_retrans: t.bytes_retrans,
+            bytes_received: t.bytes_received,
+            rtt_us: t.rtt,
+        }),
+        _ => None,
+    });
+    let canon = |ip: IpAddr| ip.to_canonical();
+    SockRecord {
+        cookie: u64::from_ne_bytes(id.cookie),
+        state: r.header.state,
+        local: SocketAddr::new(canon(id.source_address), id.source_port),
+        remote: SocketAddr::new(canon(id.destination_address), id.destination_port),
+        inode: r.header.inode,
+        counters,
+    }
+}
+
+/// Calls `f` for every inet response in one datagram. `Ok(true)` when the dump is done.
+fn parse_datagram(mut buf: &[u8], f: &mut dyn FnMut(SockRecord)) -> io::Result<bool> {
+    while !buf.is_empty() {
+        let msg = NetlinkMessage::<SockDiagMessage>::deserialize(buf)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let len = msg.header.length as usize;
+        match msg.payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => f(record(&r)),
+            NetlinkPayload::Done(_) => return Ok(true),
+            NetlinkPayload::Error(e) => {
+                return Err(e
+                    .code
+                    .map(|c| io::Error::from_raw_os_error(-c.get()))
+                    .unwrap_or_else(|| io::Error::other("netlink error")));
+            }
+            _ => {}
+        }
+        if len == 0 {
+            break;
+        }
+        // Messages in a datagram are 4-byte aligned (NLMSG_ALIGN).
+        buf = buf.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    Ok(false)
+}
+
+/// A socket that dumps the TCP sockets of the namespace it was made in.
+pub struct Dumper {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl Dumper {
+    pub fn new() -> io::Result<Self> {
+        let mut sock = Socket::new(NETLINK_SOCK_DIAG)?;
+        sock.bind_auto()?;
+        sock.connect(&NlAddr::new(0, 0))?;
+        Ok(Dumper {
+            sock,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Every TCP socket of the namespace, IPv4 then IPv6, but those in TIME_WAIT and
+    /// SYN_RECV (no `tcp_info`; a TIME_WAIT socket's counters came with its destroy).
+    pub fn dump(&mut self, f: &mut dyn FnMut(SockRecord)) -> io::Result<()> {
+        for family in [AF_INET, AF_INET6] {
+            self.dump_family(family, f)?;
+        }
+        Ok(())
+    }
+
+    fn dump_family(&mut self, family: u8, f: &mut dyn FnMut(SockRecord)) -> io::Result<()> {
+        let skip = (1u32 << TCP_TIME_WAIT) | (1 << TCP_SYN_RECV) | (1 << TCP_NEW_SYN_RECV);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let socket_id = if family == AF_INET {
+            SocketId::new_v4()
+        } else {
+            SocketId::new_v6()
+        };
+        let mut packet = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::INFO,
+                states: StateFlags::from_bits_retain(0xffff & !skip),
+                socket_id,
+            })
+            .into(),
+        );
+        packet.finalize();
+        let mut out = vec![0; packet.buffer_len()];
+        packet.serialize(&mut out);
+        self.sock.send(&out, 0)?;
+        loop {
+            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            if n == 0 || parse_datagram(&self.buf[..n], f)? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A listener of the namespace's TCP destroy groups (IPv4 and IPv6).
+pub struct DestroyListener {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl std::os::fd::AsFd for DestroyListener {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+/// What one drain of a listener found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Drained {
+    pub events: u64,
+    /// The listener's buffer overflowed (ENOBUFS) at least once: notifications were lost.
+    pub overflows: u64,
+}
+
+impl DestroyListener {
+    /// `rcvbuf`: the receive buffer asked for (SO_RCVBUFFORCE with CAP_NET_ADMIN, else
+    /// SO_RCVBUF within net.core.rmem_max).
+    pub fn new(rcvbuf: usize) -> io::Result<Self> {
+        let mut sock = Socket::new(NETLINK_SOCK_DIAG)?;
+        sock.bind_auto()?;
+        force_rcvbuf(&sock, rcvbuf)?;
+        sock.add_membership(SKNLGRP_INET_TCP_DESTROY)?;
+        sock.add_membership(SKNLGRP_INET6_TCP_DESTROY)?;
+        sock.set_non_blocking(true)?;
+        Ok(DestroyListener {
+            sock,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Everything queued now, without waiting.
+    pub fn drain(&mut self, f: &mut dyn FnMut(SockRecord)) -> io::Result<Drained> {
+        let mut d = Drained::default();
+        loop {
+            match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(0) => return Ok(d),
+                Ok(n) => {
+                    parse_datagram(&self.buf[..n], &mut |r| {
+                        d.events += 1;
+                        f(r)
+                    })?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(d),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => d.overflows += 1,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn force_rcvbuf(sock: &Socket, bytes: usize) -> io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_recv_buffer_size_force(sock, bytes)
+        .or_else(|_| sockopt::set_socket_recv_buffer_size(sock, bytes))
+        .map_err(io::Error::from)
+}
