@@ -23,6 +23,7 @@ mod dashboards_scenarios;
 mod image;
 mod readme;
 mod render;
+mod sandbox;
 mod schemas;
 mod series_budget;
 mod support;
