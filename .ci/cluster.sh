@@ -7,12 +7,15 @@
 # thing of each that kovenant relies on (the CRDs; volumes for claims; /api/health), and say so.
 #   .ci/cluster.sh start DIR   -> starts it all, writes DIR/env (source it)
 #   .ci/cluster.sh stop DIR    -> stops it and removes DIR
+# CLUSTER_NODES names the kwok nodes (default "kwok-node-0 kwok-node-1"); the sandbox
+# (sandbox.sh) names its one node after this machine, whose agent it runs.
 # kwok forwards kovenant-influxdb-0:8086 to a real influxd 2.7 that this script starts and sets up.
 set -euo pipefail
 
 cmd=${1:?usage: cluster.sh start|stop DIR}
 dir=${2:?usage: cluster.sh start|stop DIR}
 here=$(cd "$(dirname "$0")" && pwd)
+nodes=${CLUSTER_NODES:-kwok-node-0 kwok-node-1}
 shared=$(cd "$here/../../shared" && pwd)
 
 free_port() {
@@ -87,17 +90,17 @@ create_yaml() { # path, YAML on stdin
 # Two schedulable nodes that kwok keeps Ready, and a default StorageClass whose claims bind to
 # pre-made volumes (no provisioner runs here; the PV controller binds them as on a real cluster).
 seed() {
-  for n in 0 1; do
+  for n in $nodes; do
     create_yaml /api/v1/nodes <<YAML
 apiVersion: v1
 kind: Node
 metadata:
-  name: kwok-node-$n
+  name: $n
   annotations:
     node.alpha.kubernetes.io/ttl: "0"
     kwok.x-k8s.io/node: fake
   labels:
-    kubernetes.io/hostname: kwok-node-$n
+    kubernetes.io/hostname: $n
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     type: kwok
@@ -134,8 +137,8 @@ YAML
 
 nodes_ready() {
   local n
-  for n in 0 1; do
-    api GET "/api/v1/nodes/kwok-node-$n" | grep -q '"type":"Ready","status":"True"' || return 1
+  for n in $nodes; do
+    api GET "/api/v1/nodes/$n" | grep -q '"type":"Ready","status":"True"' || return 1
   done
 }
 

@@ -161,6 +161,24 @@ pub struct InstallArgs {
     /// cluster's architecture.
     #[arg(long, value_name = "PATH")]
     pub agent_binary: Option<PathBuf>,
+    /// How much of each release's helm-diff the plan shows.
+    #[arg(long, value_enum, default_value = "context", value_name = "HOW")]
+    pub diff: DiffMode,
+    /// Output format of the plan; json only with --dry-run (a plan to save: every step's change
+    /// and each release's full helm-diff).
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// How much of helm-diff's report the install plan shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffMode {
+    /// One line per object, then each change with 3 lines of context.
+    Context,
+    /// One line per changed object.
+    Summary,
+    /// Every line helm-diff prints.
+    Full,
 }
 
 #[derive(Debug, Args)]
@@ -314,6 +332,9 @@ pub struct DashboardArgs {
     /// Print the URL without opening a browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Also print Grafana's admin password (read from its Secret) on the terminal.
+    #[arg(long)]
+    pub print_password: bool,
 }
 
 #[derive(Debug, Args)]

@@ -106,7 +106,13 @@ impl Error {
             Error::Usage { hint, .. }
             | Error::Step { hint, .. }
             | Error::Unchecked { hint, .. } => hint.clone(),
-            Error::Io { .. } | Error::Interrupted | Error::Terminated | Error::Unhealthy => None,
+            // README's exit codes promise it: every step is idempotent.
+            Error::Interrupted | Error::Terminated => Some(
+                "run the same command again to finish: it completes what is missing and skips \
+                 what is done"
+                    .into(),
+            ),
+            Error::Io { .. } | Error::Unhealthy => None,
         }
     }
 }

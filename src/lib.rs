@@ -21,8 +21,6 @@ pub mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::error::{Error, exit};
 use crate::ui::Printer;
@@ -32,7 +30,12 @@ pub fn main() -> ExitCode {
     // kube's TLS goes through rustls; pick its provider once, before any client exists, so no
     // code path depends on which back ends the dependency graph happens to link.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match command().try_get_matches() {
+        Ok(matches) => {
+            <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        }
+        Err(e) => e.exit(),
+    };
     let printer = Printer::new(&cli.global);
     match run(cli, &printer) {
         Ok(()) => ExitCode::from(exit::OK),
@@ -45,21 +48,49 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The global flags that mean nothing to a command, by the id clap gives them: refused when
+/// given, and left out of that command's `--help` and completions.
+const MEANINGLESS: &[(&str, &[&str])] = &[
+    (
+        "completions",
+        &["kubeconfig", "context", "namespace", "assets"],
+    ),
+    ("agent", &["namespace", "assets"]),
+];
+
+/// The command line, with each command's meaningless global flags hidden from its help.
+pub fn command() -> clap::Command {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    // A subcommand that defines an argument of a global's id keeps its own copy when clap
+    // propagates the globals: a hidden copy parses the same and stays out of help.
+    let globals: Vec<clap::Arg> = cmd.get_arguments().cloned().collect();
+    for (name, ids) in MEANINGLESS {
+        cmd = cmd.mut_subcommand(*name, |sub| {
+            globals
+                .iter()
+                .filter(|a| ids.contains(&a.get_id().as_str()))
+                .fold(sub, |sub, a| sub.arg(a.clone().hide(true)))
+        });
+    }
+    cmd
+}
+
 /// Refuses global flags that mean nothing to `command` (clap's global flags reach every
 /// subcommand; taking one silently would let a user believe it did something).
-fn refuse_globals(
-    global: &cli::GlobalArgs,
-    command: &str,
-    meaningless: &[&str],
-) -> error::Result<()> {
+fn refuse_globals(global: &cli::GlobalArgs, command: &str) -> error::Result<()> {
+    let meaningless = MEANINGLESS
+        .iter()
+        .find(|(name, _)| *name == command)
+        .map_or(&[][..], |(_, ids)| *ids);
     let given = [
-        ("--kubeconfig", global.kubeconfig.is_some()),
-        ("--context", global.context.is_some()),
-        ("--namespace", global.namespace.is_some()),
-        ("--assets", global.assets.is_some()),
+        ("kubeconfig", global.kubeconfig.is_some()),
+        ("context", global.context.is_some()),
+        ("namespace", global.namespace.is_some()),
+        ("assets", global.assets.is_some()),
     ];
-    for (flag, set) in given {
-        if set && meaningless.contains(&flag) {
+    for (id, set) in given {
+        let flag = format!("--{id}");
+        if set && meaningless.contains(&id) {
             return Err(Error::usage(
                 format!("{flag} means nothing to `kovenant {command}`"),
                 Some(format!("drop {flag}")),
@@ -72,18 +103,14 @@ fn refuse_globals(
 fn run(cli: Cli, printer: &Printer) -> error::Result<()> {
     let global = cli.global;
     match &cli.command {
-        Command::Completions(_) => refuse_globals(
-            &global,
-            "completions",
-            &["--kubeconfig", "--context", "--namespace", "--assets"],
-        )?,
-        Command::Agent(_) => refuse_globals(&global, "agent", &["--namespace", "--assets"])?,
+        Command::Completions(_) => refuse_globals(&global, "completions")?,
+        Command::Agent(_) => refuse_globals(&global, "agent")?,
         _ => {}
     }
     match cli.command {
         Command::Render(args) => render::run(&global, &args, printer),
         Command::Completions(args) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = command();
             clap_complete::generate(args.shell, &mut cmd, "kovenant", &mut std::io::stdout());
             Ok(())
         }

@@ -2,11 +2,13 @@
 //! through the same port-forward as `status`), grouped by workload, pod, release or external peer.
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{GlobalArgs, OutputFormat, TopArgs, TopBy};
 use crate::cluster::{runtime, session};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::status::collect::influx_query;
 use crate::ui::Printer;
@@ -240,7 +242,10 @@ async fn collect(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Resu
         since,
         args.by == TopBy::External,
     );
-    let body = ask(q).await?;
+    let body = match ask(q).await {
+        Ok(body) => body,
+        Err(e) => return Err(not_installed(&kube, &config).await.unwrap_or(e)),
+    };
     let flows =
         rows(&body, &flow_tags, &FLOW_FIELDS, args.limit).map_err(|e| Error::step("top", e))?;
     let pods = match &io {
@@ -259,8 +264,57 @@ async fn collect(global: &GlobalArgs, args: &TopArgs, printer: &Printer) -> Resu
     })
 }
 
-fn table(printer: &Printer, title: &str, rows: &[Row], tags: &[&str], fields: &[&str]) {
-    printer.stdout(title);
+/// Bytes in IEC units, as `ls -lh` and `du -h` show them: `512 B`, `1.5 KiB`, `12.0 MiB`.
+fn human_bytes(n: i64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n.unsigned_abs() < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// A sum as the table shows it: bytes in human units (`-o json` keeps the raw numbers).
+fn cell(field: &str, n: i64) -> String {
+    if field.ends_with("_bytes") {
+        human_bytes(n)
+    } else {
+        n.to_string()
+    }
+}
+
+/// A table's lines: tags left-aligned, sums right-aligned, columns as wide as their cells.
+/// After an uninstall there is no InfluxDB to forward to: say that, not the port-forward's error.
+/// `None` when the pipeline's InfluxDB is there (or is the user's own), or the API cannot say.
+async fn not_installed(kube: &crate::backend::kube::Kube, config: &Config) -> Option<Error> {
+    if config.influxdb.url.is_some() {
+        return None;
+    }
+    let ns = config.namespace.as_str();
+    let sets = kube::Api::<StatefulSet>::namespaced(kube.client.clone(), ns);
+    match sets.get_opt(names::INFLUXDB_NAME).await {
+        Ok(None) => Some(
+            Error::step(
+                "top",
+                format!(
+                    "kovenant is not installed in namespace {ns} of context {}: there is no \
+                     InfluxDB (StatefulSet {}) to read",
+                    kube.context,
+                    names::INFLUXDB_NAME
+                ),
+            )
+            .with_hint("run kovenant install (or pass -n NAMESPACE where it is installed)"),
+        ),
+        _ => None,
+    }
+}
+
+fn table(title: &str, rows: &[Row], tags: &[&str], fields: &[&str]) -> Vec<String> {
     let with_rtt = rows.iter().any(|r| r.rtt_us.is_some());
     let mut header: Vec<String> = tags.iter().map(|t| t.to_uppercase()).collect();
     header.extend(fields.iter().map(|f| f.to_uppercase()));
@@ -280,7 +334,7 @@ fn table(printer: &Printer, title: &str, rows: &[Row], tags: &[&str], fields: &[
         line.extend(
             fields
                 .iter()
-                .map(|f| r.sums.get(*f).copied().unwrap_or(0).to_string()),
+                .map(|f| cell(f, r.sums.get(*f).copied().unwrap_or(0))),
         );
         if with_rtt {
             line.push(match r.rtt_us {
@@ -288,7 +342,7 @@ fn table(printer: &Printer, title: &str, rows: &[Row], tags: &[&str], fields: &[
                 _ => "-".to_string(),
             });
         }
-        line.push(r.total_bytes.to_string());
+        line.push(human_bytes(r.total_bytes));
         lines.push(line);
     }
     let widths: Vec<usize> = (0..lines[0].len())
@@ -300,14 +354,23 @@ fn table(printer: &Printer, title: &str, rows: &[Row], tags: &[&str], fields: &[
                 .unwrap_or(0)
         })
         .collect();
+    let mut out = vec![title.to_string()];
     for l in &lines {
         let cells: Vec<String> = l
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i < tags.len() {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
             .collect();
-        printer.stdout(cells.join("  ").trim_end());
+        out.push(cells.join("  ").trim_end().to_string());
     }
+    out
 }
 
 fn print_text(printer: &Printer, top: &Top) {
@@ -329,26 +392,75 @@ fn print_text(printer: &Printer, top: &Top) {
             tables(by).flow_from
         ));
     } else {
-        table(
-            printer,
+        let lines = table(
             &format!("FLOWS (last {since}, by {})", top.by),
             &top.flows,
             &flow_tags,
             &FLOW_SHOWN,
         );
+        lines.iter().for_each(|l| printer.stdout(l));
     }
     if let Some((from, tags)) = io {
         if top.pods.is_empty() {
             printer.info(format!("no {from} point in the last {since}"));
         } else {
             printer.stdout("");
-            table(
-                printer,
+            let lines = table(
                 &format!("POD I/O (last {since}, by {})", top.by),
                 &top.pods,
                 &tags,
                 &IO_FIELDS,
             );
+            lines.iter().for_each(|l| printer.stdout(l));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_in_human_units() {
+        let cases = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (5 * 1024 * 1024 + 300 * 1024, "5.3 MiB"),
+            (3 << 30, "3.0 GiB"),
+        ];
+        for (n, shown) in cases {
+            assert_eq!(human_bytes(n), shown, "{n}");
+        }
+    }
+
+    #[test]
+    fn the_table_shows_human_bytes_and_counts_as_they_are() {
+        let row = |workload: &str, sent: i64, received: i64, connects: i64| Row {
+            tags: [("src_workload".to_string(), workload.to_string())].into(),
+            sums: [
+                ("send_bytes".to_string(), sent),
+                ("recv_bytes".to_string(), received),
+                ("connects".to_string(), connects),
+            ]
+            .into(),
+            total_bytes: sent + received,
+        };
+        let lines = table(
+            "FLOWS",
+            &[row("api", 2_500_000, 1000, 12), row("db", 10, 0, 1)],
+            &["src_workload"],
+            &["send_bytes", "recv_bytes", "connects"],
+        );
+        assert_eq!(
+            lines,
+            [
+                "FLOWS",
+                "SRC_WORKLOAD  SEND_BYTES  RECV_BYTES  CONNECTS  TOTAL_BYTES",
+                "api              2.4 MiB      1000 B        12      2.4 MiB",
+                "db                  10 B         0 B         1         10 B",
+            ]
+        );
     }
 }

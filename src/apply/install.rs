@@ -10,7 +10,8 @@ use crate::assets::Assets;
 use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
-use crate::cli::{GlobalArgs, InstallArgs, Part};
+use crate::cli::{GlobalArgs, InstallArgs, OutputFormat, Part};
+use crate::cluster::session;
 use crate::cluster::wait::{self, Deadline};
 use crate::cluster::{lease, session};
 use crate::error::{Error, Result};
@@ -61,6 +62,16 @@ async fn within(
         return Err(Error::usage(
             "--skip-image and --only image contradict each other",
             Some("drop one: --only image builds the image, --skip-image leaves it out".into()),
+        ));
+    }
+    let json = args.output == OutputFormat::Json;
+    if json && !args.dry_run {
+        return Err(Error::usage(
+            "-o json prints the plan of a dry run, and this is not one",
+            Some(
+                "add --dry-run to save the plan: kovenant install --dry-run -o json > plan.json"
+                    .into(),
+            ),
         ));
     }
     let config = session::config(global, &args.env, printer)?;
@@ -150,8 +161,12 @@ async fn within(
         (Some(k), 0) => k,
         (_, n) if args.dry_run => {
             // A dry run's plan is its data: on stdout, kept by -q, ready to pipe.
-            preview::print(&printer.as_data(), &plan, None);
-            if wants_image {
+            if json {
+                printer.stdout(plan_json(&plan, None));
+            } else {
+                preview::print(&printer.as_data(), &plan, None, args.diff);
+            }
+            if wants_image && !json {
                 let line = image::describe(&image_ref, delivery.as_ref());
                 printer.stdout(format!("  {:>9}  {line}", "ensure"));
             }
@@ -226,13 +241,16 @@ async fn within(
             return Err(e);
         }
     };
-    // A dry run's plan is its data (stdout); before a real install it is a step's report.
-    let plan_out = if args.dry_run {
-        printer.as_data()
+    // The plan is the command's data, dry run or not: on stdout, kept by -q (the README says
+    // so), and what a user reviews before answering the prompt.
+    let plan_out = printer.as_data();
+    if json {
+        printer.stdout(plan_json(&plan, Some(&preview)));
     } else {
-        printer.clone()
-    };
-    preview::print(&plan_out, &plan, Some(&preview));
+        preview::print(&plan_out, &plan, Some(&preview), args.diff);
+    }
+    // JSON holds the plan; the lines below are for people.
+    let plan_out = if json { printer.clone() } else { plan_out };
     for t in tokens.changing() {
         let (tag, why) = match &t.verdict {
             tokens::Verdict::Rotate => ("rotate", "--rotate-credentials".to_owned()),
@@ -263,7 +281,7 @@ async fn within(
         kube.context, kube.server
     );
     let asked = Instant::now();
-    let answer = crate::ui::prompt::confirm(printer, &question, args.yes);
+    let answer = crate::ui::prompt::confirm(printer, &question, args.yes).await;
     wait::paused(asked.elapsed());
     if !answer? {
         // A "no" is the user's answer, not a failure: exit 0 (README, exit codes).
@@ -348,9 +366,14 @@ async fn within(
             secrets_plan::GRAFANA_PASSWORD_KEY
         ));
     }
-    summary::print(printer, &config, &plan, &preview, ensured.as_ref());
+    summary::print(printer, &config, &plan, &preview, ensured.as_ref(), &tokens);
     timing(printer, started, &helm);
     Ok(())
+}
+
+/// The JSON plan of `--dry-run -o json`, pretty-printed.
+fn plan_json(plan: &Plan, preview: Option<&Preview>) -> String {
+    serde_json::to_string_pretty(&preview::json(plan, preview)).unwrap_or_default()
 }
 
 /// Every namespace the plan writes into: kovenant's own and each release's.

@@ -1,5 +1,6 @@
 //! Executes a Plan step by step (install) and tears it down (uninstall).
 mod coexist;
+mod diff;
 mod image;
 mod install;
 mod objects;

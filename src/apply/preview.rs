@@ -2,10 +2,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde_json::json;
+
+use super::diff;
 use super::objects;
 use super::secrets;
 use crate::backend::helm::{Diff, Helm, Release};
 use crate::backend::kube::Kube;
+use crate::cli::DiffMode;
 use crate::error::Result;
 use crate::plan::steps::{Chart, Plan, ReleaseStep};
 use crate::ui::Printer;
@@ -214,8 +218,118 @@ pub async fn run(
     Ok(p)
 }
 
-/// Prints the plan, with each step's change when a preview exists.
-pub fn print(printer: &Printer, plan: &Plan, preview: Option<&Preview>) {
+/// A release's helm-diff: every line (`full`), else a line per object and, unless `summary`,
+/// each change with [`diff::CONTEXT`] lines around it.
+fn print_diff(printer: &Printer, release: &str, text: &str, mode: DiffMode) {
+    let objects = diff::parse(text);
+    if mode == DiffMode::Full || objects.is_empty() {
+        for line in text.lines() {
+            printer.info(format!("      {line}"));
+        }
+        return;
+    }
+    for o in &objects {
+        printer.info(format!("      {}", o.summary(release)));
+        if mode == DiffMode::Context {
+            for line in o.with_context(diff::CONTEXT) {
+                printer.info(format!("          {line}"));
+            }
+        }
+    }
+}
+
+/// The plan and its preview as JSON (`install --dry-run -o json`): every step with its change,
+/// and each release's full helm-diff, to be saved and read later.
+pub fn json(plan: &Plan, preview: Option<&Preview>) -> serde_json::Value {
+    let change = |list: Option<&Vec<Change>>, i: usize| {
+        list.and_then(|l| l.get(i))
+            .map_or("apply".to_string(), |c| c.to_string())
+    };
+    let namespaces: Vec<_> = plan
+        .namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| json!({"name": ns, "change": change(preview.map(|p| &p.namespaces), i)}))
+        .collect();
+    // Key names only: a Secret's values never leave the cluster.
+    let secrets: Vec<_> = plan
+        .secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let keys: Vec<&str> = s.keys.iter().map(|k| k.key).collect();
+            json!({
+                "namespace": s.namespace,
+                "name": s.name,
+                "keys": keys,
+                "change": change(preview.map(|p| &p.secrets), i),
+            })
+        })
+        .collect();
+    let releases: Vec<_> = plan
+        .releases
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (repo, chart, version) = match &r.chart {
+                Chart::Repo {
+                    repo,
+                    chart,
+                    version,
+                    ..
+                } => (Some(repo.as_str()), chart.as_str(), Some(version.as_str())),
+                Chart::Local { dir } => (None, dir.as_str(), None),
+            };
+            let text = preview.and_then(|p| p.diffs.get(&r.name));
+            let objects: Vec<_> = text
+                .map(|t| diff::parse(t))
+                .unwrap_or_default()
+                .iter()
+                .map(|o| {
+                    let (added, removed) = o.counts();
+                    json!({
+                        "namespace": o.namespace, "name": o.name, "kind": o.kind,
+                        "change": o.change, "lines_added": added, "lines_removed": removed,
+                    })
+                })
+                .collect();
+            json!({
+                "namespace": r.namespace,
+                "name": r.name,
+                "repo": repo,
+                "chart": chart,
+                "version": version,
+                "change": change(preview.map(|p| &p.releases), i),
+                "objects": objects,
+                "diff": text,
+            })
+        })
+        .collect();
+    let objects: Vec<_> = plan
+        .objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            json!({
+                "kind": o.kind(),
+                "namespace": o.namespace(),
+                "name": o.name(),
+                "change": change(preview.map(|p| &p.objects), i),
+            })
+        })
+        .collect();
+    json!({
+        "previewed": preview.is_some(),
+        "namespaces": namespaces,
+        "secrets": secrets,
+        "releases": releases,
+        "objects": objects,
+    })
+}
+
+/// Prints the plan, with each step's change when a preview exists; a release's helm-diff as
+/// `mode` says (one line per object, with its changes in context, or all of it).
+pub fn print(printer: &Printer, plan: &Plan, preview: Option<&Preview>, mode: DiffMode) {
     let tag = |list: Option<&Vec<Change>>, i: usize| match list.and_then(|l| l.get(i)) {
         Some(c) => format!("{c:>9}"),
         None => format!("{:>9}", "apply"),
@@ -267,10 +381,8 @@ pub fn print(printer: &Printer, plan: &Plan, preview: Option<&Preview>) {
         if let Some(note) = preview.and_then(|p| p.pending.get(&r.name)) {
             printer.info(format!("      {note}"));
         }
-        if let Some(diff) = preview.and_then(|p| p.diffs.get(&r.name)) {
-            for line in diff.lines() {
-                printer.info(format!("      {line}"));
-            }
+        if let Some(text) = preview.and_then(|p| p.diffs.get(&r.name)) {
+            print_diff(printer, &r.name, text, mode);
         }
     }
     for (i, o) in plan.objects.iter().enumerate() {

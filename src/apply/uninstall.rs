@@ -52,15 +52,24 @@ fn err(what: &str) -> impl Fn(kube::Error) -> Error + '_ {
     move |e| Error::step(format!("list {what}"), describe(&e))
 }
 
+/// What uninstall removes, and what it leaves without `--purge` (InfluxDB's volume, the
+/// credentials its data answers to, the namespace), so a run can say both.
+#[derive(Debug, Default)]
+struct Inventory {
+    remove: Vec<Item>,
+    kept: Vec<Item>,
+}
+
 async fn inventory(
     kube: &Kube,
     helm: &crate::backend::helm::Helm,
     config: &crate::config::Config,
     args: &UninstallArgs,
-) -> Result<Vec<Item>> {
+) -> Result<Inventory> {
     let ns = config.namespace.as_str();
     let c = kube.client.clone();
     let mut items = Vec::new();
+    let mut kept = Vec::new();
     let obj = |kind, namespace: Option<&str>, name: String| Item::Object {
         kind,
         namespace: namespace.map(str::to_owned),
@@ -136,19 +145,24 @@ async fn inventory(
         .list(&managed)
         .await
     {
-        Ok(l) => items.extend(
-            names(l.items)
-                .into_iter()
+        Ok(l) => {
+            for n in names(l.items) {
                 // InfluxDB's volume outlives an uninstall without --purge, and its data answers
                 // only the operator token it was set up with: that Secret stays with the volume,
                 // so the next install finds both.
-                .filter(|n| args.purge || n != crate::plan::secrets::INFLUXDB_SECRET)
-                .map(|n| obj("Secret", Some(ns), n)),
-        ),
+                let keep = !args.purge && n == crate::plan::secrets::INFLUXDB_SECRET;
+                let item = obj("Secret", Some(ns), n);
+                if keep {
+                    kept.push(item)
+                } else {
+                    items.push(item)
+                }
+            }
+        }
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(err("Secrets")(e)),
     }
-    if args.purge {
+    {
         // Claims of the charts' own volumes carry their release's instance label; those of
         // InfluxDB's StatefulSet (a volumeClaimTemplate) carry part-of=kovenant instead.
         let selectors = [
@@ -173,11 +187,14 @@ async fn inventory(
         }
         claims.sort();
         claims.dedup();
-        items.extend(
-            claims
-                .into_iter()
-                .map(|n| obj("PersistentVolumeClaim", Some(ns), n)),
-        );
+        let claims = claims
+            .into_iter()
+            .map(|n| obj("PersistentVolumeClaim", Some(ns), n));
+        if args.purge {
+            items.extend(claims);
+        } else {
+            kept.extend(claims);
+        }
         let nsobj = Api::<Namespace>::all(c)
             .get_opt(ns)
             .await
@@ -186,10 +203,30 @@ async fn inventory(
             .and_then(|n| n.metadata.labels)
             .is_some_and(|l| l.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1));
         if created_by_us {
-            items.push(obj("Namespace", None, ns.to_string()));
+            let namespace = obj("Namespace", None, ns.to_string());
+            if args.purge {
+                items.push(namespace);
+            } else {
+                kept.push(namespace);
+            }
         }
     }
-    Ok(items)
+    Ok(Inventory {
+        remove: items,
+        kept,
+    })
+}
+
+/// "kept (`--purge` removes them): ..." for what stays, or `None` when nothing does.
+fn kept_line(kept: &[Item]) -> Option<String> {
+    (!kept.is_empty()).then(|| {
+        let list: Vec<String> = kept.iter().map(Item::label).collect();
+        format!(
+            "kept: {} (InfluxDB's data, the credentials it answers to, and their namespace; \
+             `kovenant uninstall --purge` removes them)",
+            list.join(", ")
+        )
+    })
 }
 
 async fn remove(
@@ -289,12 +326,18 @@ async fn within(
         lease::Take::Wait
     };
     lease::acquire(&kube, &locked, "uninstall", take, deadline, printer).await?;
-    let items = inventory(&kube, &helm, &config, args).await?;
+    let Inventory {
+        remove: items,
+        kept,
+    } = inventory(&kube, &helm, &config, args).await?;
     if items.is_empty() {
         printer.success(format!(
-            "nothing to remove: no kovenant object in context {}",
+            "nothing to remove: no release, policy or dashboard of kovenant in context {}",
             kube.context
         ));
+        if let Some(line) = kept_line(&kept) {
+            printer.info(line);
+        }
         return Ok(());
     }
     printer.info(format!(
@@ -304,15 +347,12 @@ async fn within(
     for i in &items {
         printer.info(format!("  {}", i.label()));
     }
-    if !args.purge {
-        printer.info(
-            "Persistent volume claims, InfluxDB's credentials (Secret kovenant-influxdb) and the \
-             namespace are kept (--purge removes them).",
-        );
+    if let Some(line) = kept_line(&kept) {
+        printer.info(line);
     }
     let question = "Remove these?";
     let asked = std::time::Instant::now();
-    let answer = crate::ui::prompt::confirm(printer, question, args.yes);
+    let answer = crate::ui::prompt::confirm(printer, question, args.yes).await;
     wait::paused(asked.elapsed());
     if !answer? {
         // A "no" is the user's answer, not a failure: exit 0 (README, exit codes).
@@ -322,8 +362,8 @@ async fn within(
     for i in &items {
         let step = Step::start(printer, format!("Removing {}", i.label()));
         match remove(&kube, &helm, i, deadline).await {
-            Ok(true) => step.finish("removed"),
-            Ok(false) => step.finish("already absent"),
+            Ok(true) => step.finish_as(format!("{} removed", i.label())),
+            Ok(false) => step.finish_as(format!("{} already absent", i.label())),
             Err(e) => {
                 step.fail();
                 return Err(e);
@@ -340,7 +380,7 @@ async fn within(
     {
         let step = Step::start(printer, format!("Waiting for namespace {name} to be gone"));
         match wait::namespace_gone(&kube, name, deadline.left()).await {
-            Ok(()) => step.finish("gone"),
+            Ok(()) => step.finish_as(format!("namespace {name} is gone")),
             Err(e) => {
                 step.fail();
                 return Err(e);

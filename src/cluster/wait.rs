@@ -353,8 +353,8 @@ pub async fn ready(kube: &Kube, ns: &str, release: &str, deadline: Deadline) -> 
             return Err(Error::step(
                 format!("release {release}"),
                 format!(
-                    "not ready within --timeout {}s: {}{}",
-                    deadline.total().as_secs(),
+                    "not ready within --timeout {}: {}{}",
+                    crate::config::duration::format(deadline.total()),
                     waiting.join(", "),
                     if why.is_empty() {
                         String::new()

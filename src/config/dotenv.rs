@@ -19,7 +19,20 @@ pub struct Entry {
 ///
 /// dotenvy resolves `$VAR` outside single quotes from the process environment first, then from
 /// earlier lines: the one way the process environment reaches into a file's values.
+///
+/// Every bad line is reported, in one error when there are several (see `parse_all`).
 pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, ConfigError> {
+    let (entries, problems) = parse_all(path, bytes)?;
+    match ConfigError::combine(problems) {
+        Some(e) => Err(e),
+        None => Ok(entries),
+    }
+}
+
+/// Parses a dotenv file's bytes into the entries that could be read and a problem for each line
+/// that could not (syntax, a key set twice), so one run names them all: dotenvy goes on with the
+/// next logical line after a bad one. Only a file that is not UTF-8 stops at once.
+pub fn parse_all(path: &Path, bytes: &[u8]) -> Result<(Vec<Entry>, Vec<ConfigError>), ConfigError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut text = match std::str::from_utf8(bytes) {
         Ok(text) => text.to_string(),
@@ -31,15 +44,19 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, ConfigError>
     }
     let spans = split(&text);
     let mut entries: Vec<Entry> = Vec::with_capacity(spans.len());
+    let mut problems = Vec::new();
     let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
     for (item, span) in dotenvy::from_read_iter(text.as_bytes()).zip(&spans) {
         let at = Source::File {
             path: path.to_path_buf(),
             line: span.line,
         };
-        let (key, value) = item.map_err(|_| syntax_error(&at, span))?;
+        let Ok((key, value)) = item else {
+            problems.push(syntax_error(&at, span));
+            continue;
+        };
         if let Some(first) = first_line.insert(key.clone(), span.line) {
-            return Err(ConfigError::new(
+            problems.push(ConfigError::new(
                 format!(
                     "{}: set twice, on lines {first} and {}; expected each key once",
                     Place(&at, &key),
@@ -51,6 +68,7 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, ConfigError>
                     path.display()
                 ),
             ));
+            continue;
         }
         entries.push(Entry {
             key,
@@ -58,7 +76,7 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<Entry>, ConfigError>
             line: span.line,
         });
     }
-    Ok(entries)
+    Ok((entries, problems))
 }
 
 /// One logical entry of the file: a `KEY=value` line, or several when a quote spans lines.

@@ -38,6 +38,28 @@ impl ConfigError {
         self.hint.clone()
     }
 
+    /// One error for several problems: the only one as it is, or a count followed by each message
+    /// and its hint, in the order given. `None` when there is none.
+    pub fn combine(mut problems: Vec<ConfigError>) -> Option<Self> {
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            n => {
+                let mut message = format!("{n} problems in the configuration:");
+                for p in &problems {
+                    message.push_str(&format!("\n  {}", p.message));
+                    if let Some(h) = &p.hint {
+                        message.push_str(&format!("\n    hint: {h}"));
+                    }
+                }
+                Some(ConfigError {
+                    message,
+                    hint: None,
+                })
+            }
+        }
+    }
+
     /// A value that failed its check. `value` is `None` for secrets: then it is not shown.
     pub fn invalid(
         at: &Source,

@@ -243,14 +243,20 @@ pub fn lookup(name: &str) -> Option<&'static Key> {
 
 /// The text of `example.env`: every key in order, a `# help` line, then `KEY=default`.
 pub fn example_env() -> String {
+    // Every key is commented out: a `.env` copied from here pins nothing, so it keeps following
+    // the binary's defaults (chart versions, image tags) as kovenant is upgraded.
     let mut out = String::from(
-        "# kovenant configuration: copy to .env and change what you need; every line is optional.\n\
+        "# kovenant configuration: copy to .env, then uncomment (drop the leading '# ') and change\n\
+         # only what you need; a commented line shows the default, which kovenant uses without it.\n\
          # The process environment overrides this file. Empty secrets are generated once and kept\n\
          # in Kubernetes Secrets. A .env holding secrets should be private: chmod 600 .env\n\
          # Put values holding spaces, # or $ in single quotes: KEY='a b#c$d' is taken as written.\n",
     );
     for key in KEYS {
-        out.push_str(&format!("\n# {}\n{}={}\n", key.help, key.name, key.default));
+        out.push_str(&format!(
+            "\n# {}\n# {}={}\n",
+            key.help, key.name, key.default
+        ));
     }
     out
 }

@@ -4,7 +4,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::apply::{apply, empty_allowed};
-use super::dotenv::parse_bytes;
+use super::dotenv::parse_all;
 use super::error::{ConfigError, Place, Source};
 use super::names::{self, Name};
 use super::{Config, keys};
@@ -66,9 +66,25 @@ pub fn load_from(
             };
             build(Some(file), env)
         }
-        Err(e) if e.kind() == ErrorKind::NotFound && !explicit => build(None, env),
+        Err(e) if e.kind() == ErrorKind::NotFound && !explicit => {
+            let mut config = build(None, env)?;
+            // Said before anything is done: with --yes, a run from the wrong folder would
+            // otherwise quietly put the defaults back over the settings of the right one.
+            let folder = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            config.warnings.insert(0, no_env_file(&folder));
+            Ok(config)
+        }
         Err(e) => Err(unreadable(&path, &e)),
     }
+}
+
+/// The warning for a run with no `.env` in the current folder and no `--env-file`.
+pub fn no_env_file(folder: &Path) -> String {
+    format!(
+        "no .env in {}: using the defaults and the KOVENANT_* environment; run from the folder \
+         of your .env, or pass --env-file PATH (example.env lists every key)",
+        folder.display()
+    )
 }
 
 #[cfg(unix)]
@@ -117,12 +133,11 @@ pub fn build(
 ) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     // Every bad key and value of the file and the environment, so one run names them all.
-    let mut problems: Vec<ConfigError> = Vec::new();
     // canonical key -> (value, where it came from); the environment overrides the file.
     let mut chosen: BTreeMap<&'static str, (&str, Source)> = BTreeMap::new();
-    let entries = match file {
-        Some(f) => parse_bytes(f.path, f.bytes)?,
-        None => Vec::new(),
+    let (entries, mut problems) = match file {
+        Some(f) => parse_all(f.path, f.bytes)?,
+        None => (Vec::new(), Vec::new()),
     };
     if let Some(f) = file {
         for entry in &entries {
@@ -132,9 +147,9 @@ pub fn build(
             };
             match names::in_file(&entry.key) {
                 Name::Known(key) => {
-                    // Reachable only through an alias: parse_bytes already refused repeated names.
+                    // Reachable only through an alias: parse_all already refused repeated names.
                     if let Some((_, Source::File { line: first, .. })) = chosen.get(key.name) {
-                        return Err(ConfigError::new(
+                        problems.push(ConfigError::new(
                             format!(
                                 "{}: sets {} again, first set on line {first}; expected each key once",
                                 Place(&at, &entry.key),
@@ -146,6 +161,7 @@ pub fn build(
                                 f.path.display()
                             ),
                         ));
+                        continue;
                     }
                     chosen.insert(key.name, (entry.value.as_str(), at));
                 }
@@ -162,7 +178,9 @@ pub fn build(
                 chosen.insert(key.name, (value.as_str(), Source::Environment));
             }
             Name::Obsolete => config.warnings.push(obsolete(&Source::Environment, name)),
-            Name::Unknown(near) => problems.push(unknown(&Source::Environment, name, near)),
+            // A CI job may carry KOVENANT_ variables of its own: warn, as strict as the file
+            // only where the user wrote kovenant's configuration.
+            Name::Unknown(near) => config.warnings.push(unknown_in_env(name, near)),
             Name::Foreign => {}
         }
     }
@@ -198,22 +216,9 @@ pub fn build(
         ),
         _ => {}
     }
-    match problems.len() {
-        0 => Ok(config),
-        1 => Err(problems.remove(0)),
-        n => {
-            let mut message = format!("{n} problems in the configuration:");
-            for p in &problems {
-                message.push_str(&format!("\n  {}", p.message));
-                if let Some(h) = &p.hint {
-                    message.push_str(&format!("\n    hint: {h}"));
-                }
-            }
-            Err(ConfigError {
-                message,
-                hint: None,
-            })
-        }
+    match ConfigError::combine(problems) {
+        None => Ok(config),
+        Some(e) => Err(e),
     }
 }
 
@@ -247,20 +252,34 @@ fn obsolete(at: &Source, name: &str) -> String {
     )
 }
 
+/// An unknown key of a file: an error, since the user wrote it as kovenant's configuration.
 fn unknown(at: &Source, name: &str, near: Option<&str>) -> ConfigError {
     let place = Place(at, name);
-    let action = match at {
-        Source::File { .. } => "delete the line",
-        _ => "unset it",
-    };
     match near {
         Some(near) => ConfigError::new(
             format!("{place}: unknown key; did you mean {near}?"),
-            format!("rename it to {near}, or {action}; example.env lists every key kovenant reads"),
+            format!(
+                "rename it to {near}, or delete the line; example.env lists every key kovenant reads"
+            ),
         ),
         None => ConfigError::new(
             format!("{place}: unknown key; expected one of the keys listed in example.env"),
-            format!("{action}; example.env lists every key kovenant reads"),
+            "delete the line; example.env lists every key kovenant reads",
+        ),
+    }
+}
+
+/// The warning for a `KOVENANT_*` variable of the process environment that is not a key.
+fn unknown_in_env(name: &str, near: Option<&str>) -> String {
+    let place = Place(&Source::Environment, name);
+    match near {
+        Some(near) => format!(
+            "{place}: not a kovenant key, ignored; did you mean {near}? (rename it, or unset it \
+             to silence this)"
+        ),
+        None => format!(
+            "{place}: not a kovenant key, ignored (example.env lists every key kovenant reads; \
+             unset it to silence this)"
         ),
     }
 }

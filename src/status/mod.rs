@@ -168,7 +168,7 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
             printer.always(format!(
                 "still not healthy after {}s (--timeout {})",
                 start.elapsed().as_secs(),
-                crate::ui::trace::took(args.timeout)
+                crate::config::duration::format(args.timeout)
             ));
         }
         Err(Error::Unhealthy)

@@ -152,7 +152,7 @@ impl Report {
         for (ok, name) in [
             (self.policies.healthy, "policies"),
             (self.dashboards.healthy, "dashboards"),
-            (self.grafana.healthy, "grafana endpoint"),
+            (self.grafana.healthy, "grafana-api"),
             (self.influxdb.healthy, "influxdb"),
         ] {
             if !ok {
@@ -167,8 +167,24 @@ fn mark(ok: bool) -> &'static str {
     if ok { "ok" } else { "FAIL" }
 }
 
-/// A presence row: what is there when all is, else what is missing and why.
-fn presence_row(p: &Presence) -> String {
+impl Report {
+    /// No release of kovenant and none of its policies or dashboards, with every check made:
+    /// kovenant is not installed in this context (rather than broken).
+    pub fn not_installed(&self) -> bool {
+        !self.components.is_empty()
+            && self
+                .components
+                .iter()
+                .all(|c| c.helm.is_none() && c.errors.is_empty())
+            && [&self.policies, &self.dashboards]
+                .iter()
+                .all(|p| p.present.is_empty() && p.errors.is_empty())
+    }
+}
+
+/// A presence row: what is there when all is, else what is missing and why. `part` names the
+/// `--only` part that puts them back.
+fn presence_row(p: &Presence, part: &str, installed: bool) -> String {
     if !p.errors.is_empty() {
         return format!("cannot list: {}", p.errors.join("; "));
     }
@@ -181,26 +197,64 @@ fn presence_row(p: &Presence) -> String {
     if missing.is_empty() {
         return p.present.join(", ");
     }
+    if !installed {
+        return "none present: not installed, run kovenant install".to_string();
+    }
     let present = if p.present.is_empty() {
         "none present".to_string()
     } else {
         format!("present: {}", p.present.join(", "))
     };
     format!(
-        "missing {} ({present}); kovenant install --only {{}} puts them back",
+        "missing {} ({present}); kovenant install --only {part} puts them back",
         missing.join(", ")
     )
 }
 
-/// The status table, on stdout: it is the command's data (`kovenant status | grep FAIL`).
-/// Each failing row says what is wrong and why.
-pub fn print_text(printer: &Printer, r: &Report) {
-    let out = |line: String| printer.stdout(line);
-    out(format!("context {}", r.context));
-    out(format!(
-        "{:<11} {:<4} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
-        "COMPONENT", "", "RELEASE", "NAMESPACE", "CHART", "REV", "HELM", "READY"
-    ));
+/// Left-aligned columns as wide as their widest cell, two spaces apart (the last unpadded).
+fn columns(rows: &[Vec<String>]) -> Vec<String> {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}
+
+/// The status table's lines (stdout), without the verdict.
+pub fn table(r: &Report) -> Vec<String> {
+    let installed = !r.not_installed();
+    let mut out = vec![format!("context {}", r.context)];
+    let mut rows = vec![
+        [
+            "COMPONENT",
+            "OK?",
+            "RELEASE",
+            "NAMESPACE",
+            "CHART",
+            "REV",
+            "HELM",
+            "READY",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    // Pod problems and failed checks go under their component's row.
+    let mut under: Vec<Vec<String>> = vec![Vec::new()];
     for c in &r.components {
         let (chart, rev, status) = match &c.helm {
             Some(h) => (h.version.clone(), h.revision.to_string(), h.status.clone()),
@@ -218,51 +272,52 @@ pub fn print_text(printer: &Printer, r: &Report) {
         } else {
             ready.join(", ")
         };
-        out(format!(
-            "{:<11} {:<4} {:<20} {:<12} {:<10} {:>4}  {:<10} {}",
-            c.name,
-            mark(c.healthy),
-            c.release,
-            c.namespace,
+        rows.push(vec![
+            c.name.clone(),
+            mark(c.healthy).into(),
+            c.release.clone(),
+            c.namespace.clone(),
             chart,
             rev,
             status,
-            ready
-        ));
+            ready,
+        ]);
+        let mut notes = Vec::new();
         for p in &c.problems {
             let msg = if p.message.is_empty() {
                 String::new()
             } else {
                 format!(": {}", p.message)
             };
-            out(format!("  pod {}/{} {}{msg}", p.namespace, p.pod, p.reason));
+            notes.push(format!("  pod {}/{} {}{msg}", p.namespace, p.pod, p.reason));
         }
         for e in &c.errors {
-            out(format!("  cannot check: {e}"));
+            notes.push(format!("  cannot check: {e}"));
         }
+        under.push(notes);
     }
-    out(format!(
-        "{:<11} {:<4} {}",
+    for (row, notes) in columns(&rows).into_iter().zip(under) {
+        out.push(row);
+        out.extend(notes);
+    }
+    let row = |name: &str, ok: bool, detail: String| format!("{name:<11} {:<4} {detail}", mark(ok));
+    out.push(row(
         "policies",
-        mark(r.policies.healthy),
-        presence_row(&r.policies).replace("{}", "policies")
+        r.policies.healthy,
+        presence_row(&r.policies, "policies", installed),
     ));
-    out(format!(
-        "{:<11} {:<4} {}",
+    out.push(row(
         "dashboards",
-        mark(r.dashboards.healthy),
-        presence_row(&r.dashboards).replace("{}", "dashboards")
+        r.dashboards.healthy,
+        presence_row(&r.dashboards, "dashboards", installed),
     ));
     let g = match (&r.grafana.version, &r.grafana.error) {
         (_, Some(e)) => e.clone(),
         (Some(v), None) => format!("answering /api/health (version {v})"),
         (None, None) => "answering /api/health".into(),
     };
-    out(format!(
-        "{:<11} {:<4} {g}",
-        "grafana",
-        mark(r.grafana.healthy)
-    ));
+    // Not "grafana" again: the release has that row; this one is Grafana's HTTP API.
+    out.push(row("grafana-api", r.grafana.healthy, g));
     let i = match &r.influxdb.error {
         Some(e) => e.clone(),
         None => {
@@ -288,15 +343,28 @@ pub fn print_text(printer: &Printer, r: &Report) {
         Some(url) => format!("{url}: {i}"),
         None => i,
     };
-    out(format!(
-        "{:<11} {:<4} {i}",
-        "influxdb",
-        mark(r.influxdb.healthy)
-    ));
-    // The verdict is a message, on stderr.
+    out.push(row("influxdb", r.influxdb.healthy, i));
+    out
+}
+
+/// The status table, on stdout: it is the command's data (`kovenant status | grep FAIL`).
+/// Each failing row says what is wrong and why; the verdict is a message, on stderr.
+pub fn print_text(printer: &Printer, r: &Report) {
+    for line in table(r) {
+        printer.stdout(line);
+    }
     if r.healthy {
         printer.success("the stack is healthy");
+    } else if r.not_installed() {
+        printer.always(format!(
+            "× kovenant is not installed in context {}: run kovenant install",
+            r.context
+        ));
     } else {
         printer.always(format!("× the stack is not healthy: {}", r.summary()));
     }
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

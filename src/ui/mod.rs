@@ -1,4 +1,4 @@
-//! The only code that writes to the terminal: a printer, progress (indicatif), prompts (dialoguer).
+//! The only code that writes to the terminal: a printer, progress (indicatif), prompts.
 pub mod browser;
 pub mod checks;
 mod printer;

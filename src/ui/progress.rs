@@ -72,12 +72,19 @@ impl Step {
         }
     }
 
+    /// Clears the spinner and prints "label outcome".
     pub fn finish(self, outcome: impl AsRef<str>) {
+        let line = format!("{} {}", self.label, outcome.as_ref());
+        self.finish_as(line);
+    }
+
+    /// Clears the spinner and prints `line` in place of the label, for a label that reads as an
+    /// action ("Removing X") whose outcome is a sentence of its own ("X removed").
+    pub fn finish_as(self, line: impl AsRef<str>) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        self.printer
-            .success(format!("{} {}", self.label, outcome.as_ref()));
+        self.printer.success(line.as_ref());
         super::trace::line(format!(
             "step `{}` took {}",
             self.label,
@@ -100,6 +107,18 @@ impl Step {
     /// Clears the spinner without a line (a wait whose result the caller reports itself).
     pub fn clear(self) {
         if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A step dropped unfinished (Ctrl-C drops the work mid-step) clears its spinner, so no stale
+/// frame stays on the screen above the error.
+impl Drop for Step {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar
+            && !bar.is_finished()
+        {
             bar.finish_and_clear();
         }
     }

@@ -41,15 +41,33 @@ fn example_env_is_what_the_key_table_says() {
     );
 }
 
+/// example.env pins nothing as it is (`cp example.env .env` keeps following the binary's
+/// defaults), and every key, uncommented, is its default.
 #[test]
-fn example_env_parses_to_the_defaults_and_lists_every_key_once() {
+fn example_env_sets_nothing_and_uncommented_lists_every_default_once() {
     let path = repo_file("example.env");
-    let bytes = std::fs::read(&path).expect("read example.env");
-    let entries = config::parse_bytes(&path, &bytes).expect("example.env parses");
+    let text = std::fs::read_to_string(&path).expect("read example.env");
+    let as_is = config::parse_bytes(&path, text.as_bytes()).expect("example.env parses");
+    assert_eq!(as_is, Vec::new(), "example.env must set no key as it is");
+    let loaded = config::load_from(Some(&path), &BTreeMap::new()).expect("example.env loads");
+    assert_eq!(loaded, Config::default());
+
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if keys::lookup(rest.split('=').next().unwrap_or("")).is_some() => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let every = dir.path().join(".env");
+    std::fs::write(&every, &uncommented).expect("write");
+    let entries = config::parse_bytes(&every, uncommented.as_bytes()).expect("parses");
     let listed: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
     let known: Vec<&str> = keys::KEYS.iter().map(|k| k.name).collect();
     assert_eq!(listed, known);
-    let loaded = config::load_from(Some(&path), &BTreeMap::new()).expect("example.env loads");
+    let loaded = config::load_from(Some(&every), &BTreeMap::new()).expect("it loads");
     assert_eq!(loaded, Config::default());
 }
 

@@ -30,6 +30,7 @@ mod kernel_io;
 mod kernel_telegraf;
 mod readme;
 mod render;
+mod sandbox;
 mod schemas;
 mod series_budget;
 mod support;

@@ -1,6 +1,7 @@
 //! `kovenant dashboard` on the real control plane: the URL it prints reaches Grafana's pod port
 //! through a real port-forward (kwok forwards it to the stand-in answering /api/health, as no
-//! Grafana runs here), the login is named but never printed, and Ctrl-C ends it with exit 0.
+//! Grafana runs here), the login is named but printed only with --print-password, and Ctrl-C
+//! ends it with exit 0.
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::Duration;
@@ -67,7 +68,8 @@ fn dashboard_serves_grafana_through_a_port_forward_until_ctrl_c() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(
-            "log in as admin; the password: kubectl -n kovenant get secret kovenant-grafana -o jsonpath='{.data.admin-password}' | base64 -d"
+            "log in as admin; the password is in Secret kovenant/kovenant-grafana, key \
+             admin-password: kovenant dashboard --print-password shows it\n"
         ),
         "{stderr}"
     );
@@ -86,5 +88,63 @@ fn dashboard_serves_grafana_through_a_port_forward_until_ctrl_c() {
         .expect("base64");
     let plain = String::from_utf8_lossy(&plain).into_owned();
     assert!(!plain.is_empty() && !stderr.contains(&plain) && !url.contains(&plain));
+    // install's last lines point here, with the same path, and no kubectl pipeline.
+    assert!(
+        run.stderr
+            .contains("Grafana: kovenant dashboard (then http://127.0.0.1:3000/grafana/)"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("base64 -d"), "{run}");
+
+    // Asked for by name, the password is shown, with where it comes from.
+    let (url, stderr) = until_ctrl_c(&s, &["--print-password"]);
+    assert!(url.ends_with("/grafana/"), "{url}");
+    assert!(
+        stderr.contains(&format!(
+            "log in as admin with password {plain} (from Secret kovenant/kovenant-grafana, key \
+             admin-password)\n"
+        )),
+        "{stderr}"
+    );
     s.cleanup();
+}
+
+/// `kovenant dashboard --port 0 --no-browser EXTRA`, stopped with Ctrl-C once it has printed its
+/// URL: the URL and what it said on stderr.
+fn until_ctrl_c(s: &Session, extra: &[&str]) -> (String, String) {
+    let env = s.env_arg();
+    let mut args = vec![
+        "dashboard",
+        "--env-file",
+        &env,
+        "--port",
+        "0",
+        "--no-browser",
+    ];
+    args.extend(extra);
+    let mut child = s
+        .kovenant(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kovenant dashboard");
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut url)
+        .expect("the URL line");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    (url.trim().to_string(), stderr)
 }

@@ -119,6 +119,14 @@ fn lifecycle(major: HelmMajor) {
 
     let run = s.install(&[]);
     assert_eq!(run.code, 0, "first install: {run}");
+    // The summary names everything install made: the namespace and the token Secrets too.
+    for made in [
+        "  namespace kovenant             created\n",
+        "  Secret  kovenant-influxdb-telegraf created\n",
+        "  Secret  kovenant-influxdb-grafana created\n",
+    ] {
+        assert!(run.stderr.contains(made), "{made:?}: {run}");
+    }
     assert_releases(&s, [1, 2, 1, 1]);
     assert_all_ready(&s);
     assert_eq!(policy_names(&s), ["kovenant-tcp"]);
@@ -196,8 +204,21 @@ fn lifecycle(major: HelmMajor) {
 
     // One key of one release: exactly that release is upgraded.
     s.write_env(&["GRAFANA_PORT=3001"]);
-    let changed = s.install(&[]);
+    let changed = s.install(&["-q"]);
     assert_eq!(changed.code, 0, "install after a .env change: {changed}");
+    // The plan is on stdout even with -q, and a one-key change is a few lines: one per changed
+    // object and its change in context, not the whole object (`--diff full` shows that).
+    assert!(
+        changed
+            .stdout
+            .contains("      ~ grafana: Service grafana (+1 -1 lines)\n"),
+        "{changed}"
+    );
+    assert!(changed.stdout.contains("3001"), "{changed}");
+    assert!(
+        changed.stdout.lines().count() < 40,
+        "a one-key change floods the screen: {changed}"
+    );
     assert_releases(&s, [2, 2, 1, 1]);
     let svc = s.get(&["service", "-n", "kovenant", "grafana"]);
     assert_eq!(svc["spec"]["ports"][0]["port"], 3001, "{svc}");
@@ -234,9 +255,54 @@ fn lifecycle(major: HelmMajor) {
         !pvcs["items"].as_array().is_none_or(Vec::is_empty),
         "PVCs survive uninstall: {pvcs}"
     );
+    // Each removal is one sentence, not the spinner's label plus an outcome.
+    assert!(
+        un.stderr
+            .contains("√ ConfigMap kovenant/kovenant-dashboard-pod-io removed\n"),
+        "{un}"
+    );
+    assert!(!un.stderr.contains("Removing"), "{un}");
+    let env = s.env_arg();
     let un2 = s.uninstall(&[]);
     assert_eq!(un2.code, 0, "second uninstall: {un2}");
-    assert!(both(&un2).contains("nothing to remove"), "{un2}");
+    // The second run says what it keeps and why, not "no kovenant object".
+    let claims: Vec<String> = s
+        .names(&["pvc", "-n", "kovenant"])
+        .iter()
+        .map(|n| format!("PersistentVolumeClaim kovenant/{n}"))
+        .collect();
+    assert!(
+        un2.stderr.contains(&format!(
+            "nothing to remove: no release, policy or dashboard of kovenant in context \
+             kovenant-test\n\
+             kept: Secret kovenant/kovenant-influxdb, {}, Namespace kovenant (InfluxDB's data, the \
+             credentials it answers to, and their namespace; `kovenant uninstall --purge` removes \
+             them)\n",
+            claims.join(", ")
+        )),
+        "{un2}"
+    );
+
+    // Nothing installed: status and top say so, with what to run, not a part to put back or a
+    // port-forward's error.
+    let status = s.run(&["status", "--env-file", &env]);
+    assert_eq!(status.code, 3, "{status}");
+    assert!(
+        status.stderr.contains(
+            "× kovenant is not installed in context kovenant-test: run kovenant install\n"
+        ),
+        "{status}"
+    );
+    assert!(!status.stdout.contains("--only"), "{status}");
+    let top = s.run(&["top", "--env-file", &env]);
+    assert_eq!(top.code, 1, "{top}");
+    assert!(
+        top.stderr.contains(
+            "error: top: kovenant is not installed in namespace kovenant of context kovenant-test: \
+             there is no InfluxDB (StatefulSet kovenant-influxdb) to read\nhint: run kovenant install"
+        ),
+        "{top}"
+    );
 
     // Install over the kept volumes, purge, and install on the same cluster at once.
     let back = s.install(&[]);

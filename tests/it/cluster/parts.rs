@@ -188,15 +188,55 @@ fn dry_run_confirmation_keep_tetragon_and_a_second_machine() {
         "{}",
         String::from_utf8_lossy(&by_hand.stderr)
     );
+    // The saved plan (--dry-run -o json) keeps helm-diff's whole text, and the objects it names.
+    let env = s.env_arg();
+    let saved = s.run(&[
+        "install",
+        "--dry-run",
+        "--skip-image",
+        "-o",
+        "json",
+        "--env-file",
+        &env,
+    ]);
+    assert_eq!(saved.code, 0, "{saved}");
+    let plan: serde_json::Value = serde_json::from_str(&saved.stdout).expect("JSON plan");
+    assert_eq!(plan["previewed"], true, "{plan:#}");
+    let grafana = plan["releases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "grafana")
+        .unwrap_or_else(|| panic!("no grafana release: {plan:#}"));
+    assert_eq!(grafana["change"], "update", "{grafana:#}");
+    let diff = grafana["diff"].as_str().unwrap_or_default();
+    assert!(
+        diff.contains("kovenant, grafana, Deployment (") && diff.contains("handmade"),
+        "{diff}"
+    );
+    assert!(
+        grafana["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["kind"] == "Deployment"
+                && o["name"] == "grafana"
+                && o["change"] == "changed"),
+        "{grafana:#}"
+    );
     let back = s.install(&[]);
     assert_eq!(back.code, 0, "{back}");
     assert!(
-        back.stderr
+        back.stdout
             .contains("update  helm release kovenant/grafana"),
         "{back}"
     );
     assert!(
-        back.stderr.contains("handmade"),
+        back.stdout.contains("~ grafana: Deployment grafana ("),
+        "one line per changed object: {back}"
+    );
+    assert!(
+        back.stdout.contains("handmade"),
         "helm-diff's lines: {back}"
     );
     let deployment = s.get(&["deployment", "-n", "kovenant", "grafana"]);

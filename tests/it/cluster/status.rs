@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{HelmMajor, Session};
+use crate::support::Run;
 
 fn status(s: &Session, env: &str) -> (i32, Value, String) {
     let run = s.run(&["status", "--env-file", env, "-o", "json"]);
@@ -153,4 +154,48 @@ fn nothing_installed_reports_every_part_and_exits_3() {
         "{v:#}"
     );
     assert_eq!(v["influxdb"]["healthy"], false, "{v:#}");
+    // Its end says the timeout as it was given, not as a float of seconds.
+    assert!(
+        run.stderr.contains("(--timeout 1s)\n") && !run.stderr.contains(".0s"),
+        "{run}"
+    );
+}
+
+/// Without helm, status cannot tell whether anything is installed: "could not check", exit 1
+/// (README's exit codes), never "not installed" with exit 3.
+#[test]
+fn status_without_helm_could_not_check() {
+    let s = Session::new(HelmMajor::V4);
+    let env = s.env_arg();
+    for json in [false, true] {
+        let mut args = vec!["status", "--env-file", &env];
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        let run = Run::from(
+            s.kovenant(&args)
+                .env("KOVENANT_HELM", "/nonexistent/helm")
+                .output()
+                .expect("run kovenant"),
+        );
+        assert_eq!(run.code, 1, "{run}");
+        assert!(
+            run.stderr.contains(
+                "error: status: could not check the helm releases: helm: `/nonexistent/helm` was \
+                 not found\nhint: install helm 3"
+            ),
+            "{run}"
+        );
+        assert!(!run.stdout.contains("not installed"), "{run}");
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+            assert_eq!(v["healthy"], false);
+            assert!(
+                v["errors"][0]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("status: could not check the helm releases")),
+                "{v}"
+            );
+        }
+    }
 }

@@ -194,12 +194,53 @@ fn unknown_keys_get_a_suggestion() {
         "bad.env line 2: GRAFANA_PROT: unknown key; did you mean GRAFANA_PORT?",
         "rename it to GRAFANA_PORT, or delete the line; example.env lists every key kovenant reads",
     );
-    check(
-        bad_file("", &[("KOVENANT_FROBNICATE", "1")]),
-        "environment variable KOVENANT_FROBNICATE: unknown key; expected one of the keys listed \
-         in example.env",
-        "unset it; example.env lists every key kovenant reads",
+}
+
+/// A CI job may carry KOVENANT_ variables of its own: the environment's unknown keys warn (with a
+/// suggestion when one is near), the file's stop everything (above).
+#[test]
+fn unknown_keys_of_the_environment_only_warn() {
+    let config = config::build(
+        None,
+        &env(&[("KOVENANT_FROBNICATE", "1"), ("KOVENANT_NAMESPACES", "x")]),
+    )
+    .expect("unknown environment variables are not fatal");
+    assert_eq!(
+        config.warnings,
+        [
+            "environment variable KOVENANT_FROBNICATE: not a kovenant key, ignored (example.env \
+             lists every key kovenant reads; unset it to silence this)",
+            "environment variable KOVENANT_NAMESPACES: not a kovenant key, ignored; did you mean \
+             KOVENANT_NAMESPACE? (rename it, or unset it to silence this)",
+        ]
     );
+    assert_eq!(config.namespace, "kovenant");
+}
+
+/// A syntax error no longer hides the lines after it: every bad line, syntax or value, in one run.
+#[test]
+fn every_bad_line_is_reported_in_one_pass() {
+    let err = bad_file(
+        "GRAFANA_PORT=two words\nKOVENANT_NAMESPAC=x\nDOCKER_INFLUXDB_INIT_PORT=0\nNOEQUALS\n\
+         GRAFANA_ADMIN_USER=a\nGRAFANA_ADMIN_USER=b\n",
+        &[],
+    );
+    assert_eq!(
+        err.message,
+        "5 problems in the configuration:
+  bad.env line 2: GRAFANA_PORT: the value cannot be read: it has whitespace outside quotes or an unknown backslash escape; expected a single word, or the value in quotes
+    hint: quote the value, e.g. KEY=\"two words\" (inside '...' nothing is special)
+  bad.env line 5: NOEQUALS: no '=' after the key; expected KEY=VALUE
+    hint: write the line as KEY=VALUE
+  bad.env line 7: GRAFANA_ADMIN_USER: set twice, on lines 6 and 7; expected each key once
+    hint: delete line 6 or line 7 of bad.env
+  bad.env line 3: KOVENANT_NAMESPAC: unknown key; did you mean KOVENANT_NAMESPACE?
+    hint: rename it to KOVENANT_NAMESPACE, or delete the line; example.env lists every key kovenant reads
+  bad.env line 4: DOCKER_INFLUXDB_INIT_PORT: `0` is not a valid port (0 is reserved); expected an integer from 1 to 65535
+    hint: correct DOCKER_INFLUXDB_INIT_PORT on line 4 of bad.env, or delete the line to use the default `8086`"
+    );
+    assert_eq!(err.hint, None);
+    assert!(!err.message.contains(SECRET));
 }
 
 #[test]
