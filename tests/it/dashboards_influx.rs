@@ -83,7 +83,13 @@ pub fn fixture() -> &'static Fixture {
 pub fn fill_influx(url: &str, db: &str, dir: &Path) -> String {
     let events = std::fs::File::open(dir.join("events.jsonl")).expect("open events.jsonl");
     let out = kovenant()
-        .args(["agent", "--source", "stdin", "--cluster-snapshot"])
+        .args([
+            "agent",
+            "--no-kernel",
+            "--source",
+            "stdin",
+            "--cluster-snapshot",
+        ])
         .arg(dir.join("cluster.json"))
         .stdin(events)
         .output()
