@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark of `kovenant agent` (DESIGN.md section 7): events/s on one core side by side with a
-# plain typed serde_json parse and the Python pipeline it replaces, plus peak RSS on the corpus
-# and on ten times the corpus. Usage: bench/agent.sh [EVENTS] [SEED]   (default 200000 11)
+# Benchmark of the agent's Tetragon parser, `kovenant agent --no-kernel` (a replay): events/s on
+# one core side by side with a plain typed serde_json parse and a Python pipeline, plus peak RSS
+# on the corpus and on ten times the corpus. The corpus is the retired per-call stream, kept as a
+# parsing load: its events are read, parsed and (all but tcp_connect) ignored (benches/agent.rs).
+# Usage: bench/agent.sh [EVENTS] [SEED]   (default 200000 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}

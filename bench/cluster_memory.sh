@@ -18,7 +18,7 @@ run() { # name, corpus args...
   pods=$(grep -o '"kind": *"Pod"' "$dir/cluster.json" | wc -l)
   for snap in cluster cluster-rich; do
     size=$(du -m "$dir/$snap.json" | cut -f1)
-    /usr/bin/time -f "$name $snap.json ($pods pods, $size MB): peak RSS %M KiB, %e s" "$agent" agent \
+    /usr/bin/time -f "$name $snap.json ($pods pods, $size MB): peak RSS %M KiB, %e s" "$agent" agent --no-kernel \
       --cluster-snapshot "$dir/$snap.json" --source stdin <"$dir/events.jsonl" \
       | python3 bench/check_truth.py "$dir/expected.json"
   done

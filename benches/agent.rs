@@ -1,5 +1,12 @@
-//! Throughput benchmark of `kovenant agent`: side by side with a plain typed serde_json parse
-//! of the same lines and with the Python pipeline it replaces, plus the agent's peak RSS.
+//! Throughput benchmark of `kovenant agent --no-kernel` (a replay of Tetragon's export): side by
+//! side with a plain typed serde_json parse of the same lines and with the Python pipeline, plus
+//! the agent's peak RSS.
+//!
+//! The corpus is the seed's per-call stream (`tcp_sendmsg`, `tcp_recvmsg`, `sys_read`,
+//! `sys_write`, one event per call). That path is retired: bytes come from the kernel's own
+//! counters, and only `kovenant-tcp`'s `tcp_connect` and `inet_csk_accept` are counted. The
+//! corpus stays as a parsing load: every line is still read and parsed, the per-call events are
+//! then ignored, so this measures the parser and the line counters, not a way to count bytes.
 //!
 //! Run through `bench/agent.sh` (which pins everything to one core and makes the corpus):
 //! `cargo bench --bench agent -- CORPUS_DIR KOVENANT_BINARY`.
@@ -152,6 +159,7 @@ fn agent(bin: &str, dir: &str, repeat: usize) -> (Duration, u64) {
             "%M",
             bin,
             "agent",
+            "--no-kernel",
             "--window",
             "10s",
             "--cluster-snapshot",

@@ -42,117 +42,158 @@ fn run_fixture(name: &str) -> Vec<Point> {
     parse_lp(&run_agent(&["--cluster-snapshot", &snap], Some(&input)))
 }
 
+/// Neither fixture has a `tcp_connect` or `inet_csk_accept` event: every one of them (the
+/// 2022 cluster's `tcp_recvmsg`, the docs' `sys_read`/`sys_write` and others) is read, parsed and
+/// ignored, and nothing is counted.
 #[test]
 fn agent_reads_every_fixture_event() {
-    for (name, lines, ignored) in [
-        ("tetragon-docs.jsonl", 58, 56),
-        ("kovenant-2022-cluster.jsonl", 4, 2),
+    for (name, lines) in [
+        ("tetragon-docs.jsonl", 58),
+        ("kovenant-2022-cluster.jsonl", 4),
     ] {
-        let t = agent_totals(&run_fixture(name));
-        assert_eq!(t["lines"], lines, "{name}");
-        assert_eq!(t["events"], lines, "{name}");
+        let points = run_fixture(name);
+        let t = agent_totals(&points);
+        assert_eq!(t["tetragon_lines"], lines, "{name}");
+        assert_eq!(t["tetragon_events"], lines, "{name}");
         assert_eq!(t["bad_lines"], 0, "{name}");
-        assert_eq!(t["ignored"], ignored, "{name}");
+        assert_eq!(t["ignored"], lines, "{name}");
+        assert!(
+            points.iter().all(|p| p.measurement == "kovenant_agent"),
+            "{name}: {points:?}"
+        );
     }
 }
 
+/// The 2022 cluster's real `tcp_recvmsg` event reshaped into the two events `kovenant-tcp`
+/// makes: `tcp_connect` (the socket is argument 0) and `inet_csk_accept` (the socket is the
+/// return value's `sock_arg`, as Tetragon exports a kretprobe's `returnArg`). Tetragon's docs
+/// and the 2022 capture have no such event of their own.
+fn reshaped(function: &str, policy: Option<&str>) -> String {
+    let path =
+        crate::support::shared().join("fixtures/tetragon-events/kovenant-2022-cluster.jsonl");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let k = &mut event["process_kprobe"];
+    let sock = k["args"][0].clone();
+    k["function_name"] = json!(function);
+    if let Some(policy) = policy {
+        k["policy_name"] = json!(policy);
+    }
+    if function == "inet_csk_accept" {
+        k["args"] = json!([]);
+        k["return"] = sock;
+        k["return_action"] = json!("KPROBE_ACTION_POST");
+    } else {
+        k["args"] = json!([sock]);
+    }
+    event.to_string()
+}
+
+fn run_lines(lines: &[String]) -> Vec<Point> {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = snapshot(dir.path());
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    parse_lp(&run_agent(&["--cluster-snapshot", &snap], Some(&input)))
+}
+
+fn flow_tags(p: &Point) -> Vec<(&str, &str)> {
+    let mut tags: Vec<_> = p
+        .tags
+        .iter()
+        .filter(|(k, _)| *k != "node")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    tags.sort_unstable();
+    tags
+}
+
 #[test]
-fn agent_attributes_the_2022_cluster_events() {
-    let points = run_fixture("kovenant-2022-cluster.jsonl");
+fn agent_attributes_a_real_shaped_connect_and_accept() {
+    let points = run_lines(&[
+        reshaped("tcp_connect", Some("kovenant-tcp")),
+        reshaped("inet_csk_accept", Some("kovenant-tcp")),
+        reshaped("inet_csk_accept", None),
+    ]);
+    let t = agent_totals(&points);
+    assert_eq!(
+        (
+            t["tetragon_lines"],
+            t["tetragon_events"],
+            t["bad_lines"],
+            t["ignored"]
+        ),
+        (3, 3, 0, 0)
+    );
     let flows: Vec<_> = points
         .iter()
         .filter(|p| p.measurement == "tcp_flow")
         .collect();
-    assert_eq!(flows.len(), 1);
-    let f = flows[0];
-    let tag = |k: &str| f.tags.get(k).map(String::as_str);
-    assert_eq!(tag("node"), Some("mgmt"));
-    assert_eq!(tag("src_namespace"), Some("kcos-sso"));
-    assert_eq!(tag("src_workload"), Some("keycloak-operator"));
-    assert_eq!(tag("src_kind"), Some("Deployment"));
-    assert_eq!(tag("src_release"), Some("sso"));
-    // The pod is in pod_activity; tcp_flow is kept per workload.
-    assert_eq!(tag("src_pod"), None);
-    let pods: Vec<_> = points
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    fn tags(role: &'static str, port: &'static str) -> Vec<(&'static str, &'static str)> {
+        let mut t = vec![
+            ("peer_name", "mgmt"),
+            ("peer_type", "node"),
+            ("port", port),
+            ("role", role),
+            ("src_kind", "Deployment"),
+            ("src_namespace", "kcos-sso"),
+            ("src_release", "sso"),
+            ("src_workload", "keycloak-operator"),
+        ];
+        t.sort_unstable();
+        t
+    }
+    // tcp_connect: a client of the remote port (dport).
+    let client = flows
         .iter()
-        .filter(|p| p.measurement == "pod_activity")
-        .collect();
-    assert_eq!(pods.len(), 1);
-    assert_eq!(pods[0].tags["pod"], "keycloak-operator-5bc7649f79-nnpjh");
-    assert_eq!(pods[0].tags["workload"], "keycloak-operator");
-    assert_eq!(pods[0].fields["recv_bytes"], 87_952);
-    assert_eq!(tag("peer_type"), Some("node"));
-    assert_eq!(tag("peer_name"), Some("mgmt"));
-    assert_eq!(tag("port"), Some("443"));
-    assert_eq!(tag("role"), Some("client"));
-    assert_eq!(f.fields["recvs"], 2);
-    assert_eq!(f.fields["recv_bytes"], 87_952);
+        .find(|p| p.tags["role"] == "client")
+        .expect("the connect");
+    assert_eq!(flow_tags(client), tags("client", "443"));
+    assert_eq!(client.tags["node"], "mgmt");
+    // inet_csk_accept: a server of its local port (sport); Tetragon before 1.0 names no policy
+    // and its events are taken too.
+    let server = flows
+        .iter()
+        .find(|p| p.tags["role"] == "server")
+        .expect("the accept");
+    assert_eq!(flow_tags(server), tags("server", "11929"));
+    let fields = |p: &Point| FLOW_FIELDS.map(|f| p.fields[f]);
+    assert_eq!(fields(client), [1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(fields(server), [0, 2, 0, 0, 0, 0, 0, 0]);
 }
 
+/// An `inet_csk_accept` whose socket is not in its return value (arg 0, where `tcp_connect`
+/// has it) is a bad line: the agent does not guess the socket.
 #[test]
-fn agent_attributes_the_docs_syscalls() {
-    let points = run_fixture("tetragon-docs.jsonl");
-    let io: Vec<_> = points
-        .iter()
-        .filter(|p| p.measurement == "pod_io")
-        .collect();
-    assert_eq!(io.len(), 2);
-    let write = io
-        .iter()
-        .find(|p| p.fields["writes"] == 1)
-        .expect("the write");
-    assert_eq!(write.tags["workload"], "elasticsearch");
-    assert_eq!(write.tags["kind"], "Deployment");
-    assert_eq!(write.tags["release"], "jobs");
-    assert_eq!(write.fields["write_bytes"], 627);
-    // The other pod is not in the snapshot: Tetragon's event is all there is.
-    let read = io
-        .iter()
-        .find(|p| p.fields["reads"] == 1)
-        .expect("the read");
-    assert_eq!(read.tags.get("pod"), None, "pod_io is kept per workload");
-    assert_eq!(read.tags["workload"], "elasticsearch-56f8fc6988-65smb");
-    assert_eq!(read.tags["kind"], "Pod");
-    assert_eq!(read.tags["node"], "minikube");
-    assert_eq!(read.fields["read_bytes"], 65_536);
-    let pod = points
-        .iter()
-        .find(|p| p.measurement == "pod_activity" && p.fields["reads"] == 1)
-        .expect("the reading pod");
-    assert_eq!(pod.tags["pod"], "elasticsearch-56f8fc6988-65smb");
-    assert_eq!(pod.fields["read_bytes"], 65_536);
+fn agent_takes_the_accepted_socket_from_the_return_value_only() {
+    let mut event: serde_json::Value =
+        serde_json::from_str(&reshaped("tcp_connect", Some("kovenant-tcp"))).unwrap();
+    event["process_kprobe"]["function_name"] = json!("inet_csk_accept");
+    let points = run_lines(&[event.to_string()]);
+    let t = agent_totals(&points);
+    assert_eq!((t["tetragon_lines"], t["bad_lines"]), (1, 1));
+    assert!(points.iter().all(|p| p.measurement != "tcp_flow"));
 }
 
-/// Real Tetragon output of a write(2) kprobe, as kovenant's policy and as a user's own policy on
-/// the same syscall: only kovenant's is counted, the other is `ignored`.
+/// The same real-shaped connect as kovenant's policy and as a user's own policy on the same
+/// function: only kovenant's is counted, the other is `ignored`.
 #[test]
 fn agent_counts_only_kovenants_own_policies() {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = snapshot(dir.path());
-    let docs = crate::support::shared().join("fixtures/tetragon-events/tetragon-docs.jsonl");
-    let docs = std::fs::read_to_string(docs).unwrap();
-    let write = docs
-        .lines()
-        .find(|l| l.contains("\"__x64_sys_write\""))
-        .expect("the docs' write event");
-    let mut lines = String::new();
-    for policy in ["kovenant-io", "user-file-audit"] {
-        let mut event: serde_json::Value = serde_json::from_str(write).unwrap();
-        event["process_kprobe"]["policy_name"] = json!(policy);
-        lines.push_str(&event.to_string());
-        lines.push('\n');
-    }
-    let input = dir.path().join("events.jsonl");
-    std::fs::write(&input, lines).unwrap();
-    let points = parse_lp(&run_agent(&["--cluster-snapshot", &snap], Some(&input)));
+    let points = run_lines(&[
+        reshaped("tcp_connect", Some("kovenant-tcp")),
+        reshaped("tcp_connect", Some("user-connect-audit")),
+    ]);
     let t = agent_totals(&points);
-    assert_eq!((t["lines"], t["events"], t["ignored"]), (2, 2, 1));
-    let io: Vec<_> = points
+    assert_eq!(
+        (t["tetragon_lines"], t["tetragon_events"], t["ignored"]),
+        (2, 2, 1)
+    );
+    let flows: Vec<_> = points
         .iter()
-        .filter(|p| p.measurement == "pod_io")
+        .filter(|p| p.measurement == "tcp_flow")
         .collect();
-    assert_eq!(io.len(), 1, "{io:?}");
-    assert_eq!(io[0].fields["writes"], 1);
-    assert_eq!(io[0].fields["write_bytes"], 627);
-    assert_eq!(io[0].tags["workload"], "elasticsearch");
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    assert_eq!(flows[0].fields["connects"], 1);
+    assert_eq!(flows[0].tags["src_workload"], "keycloak-operator");
 }

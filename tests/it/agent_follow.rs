@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crate::agent_support::*;
 
+/// Starts a replay, `kovenant agent --no-kernel ARGS`, its stdout read on a thread.
 pub fn start(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
     let mut child = crate::support::kovenant()
-        .arg("agent")
+        .args(["agent", "--no-kernel"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -162,7 +163,7 @@ fn agent_starts_at_the_end_of_the_file_by_default() {
     append(&log, &new.concat());
     pause();
     let t = agent_totals(&parse_lp(&stop(child, reader)));
-    assert_eq!(t["lines"], 300);
+    assert_eq!(t["tetragon_lines"], 300);
     assert_eq!(t["bad_lines"], 0);
 }
 
@@ -192,7 +193,7 @@ fn agent_reports_every_window_while_input_is_idle() {
         "{} self-metrics points in 3.6 s",
         agent.len()
     );
-    assert!(agent.iter().all(|p| p.fields["lines"] == 0));
+    assert!(agent.iter().all(|p| p.fields["tetragon_lines"] == 0));
 }
 
 /// telegraf's execd input stops its child by closing the child's stdin (SIGTERM comes 5 s
@@ -207,7 +208,8 @@ fn agent_with_a_file_source_stops_when_its_piped_stdin_ends() {
     let src = format!("file:{}", log.display());
     let snap = c.path("cluster.json").display().to_string();
     let mut child = crate::support::kovenant()
-        .args(["agent", "--source", &src, "--cluster-snapshot", &snap])
+        .args(["agent", "--no-kernel", "--source", &src])
+        .args(["--cluster-snapshot", &snap])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -112,7 +112,7 @@ fn streams_and_watches(point: Point) {
         )).expect("kubeconfig");
     };
     let mut cmd = crate::support::kovenant();
-    cmd.args(["agent", "--source", "kube-logs"]);
+    cmd.args(["agent", "--no-kernel", "--source", "kube-logs"]);
     match point {
         Point::Env => {
             write(&kubeconfig, "c");

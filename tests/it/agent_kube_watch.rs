@@ -37,7 +37,7 @@ fn tetragon_pod() -> Value {
 
 fn send(pod: &str, daddr: &str) -> String {
     format!(
-        r#"{{"process_kprobe":{{"process":{{"pid":1,"pod":{{"namespace":"shop","name":"{pod}"}}}},"function_name":"tcp_sendmsg","policy_name":"kovenant-tcp","args":[{{"sock_arg":{{"family":"AF_INET","saddr":"10.244.0.1","daddr":"{daddr}","sport":40000,"dport":8080}}}},{{"size_arg":"100"}}]}},"node_name":"node-1","time":"2026-01-01T00:00:00Z"}}"#
+        r#"{{"process_kprobe":{{"process":{{"pid":1,"pod":{{"namespace":"shop","name":"{pod}"}}}},"function_name":"tcp_connect","policy_name":"kovenant-tcp","args":[{{"sock_arg":{{"family":"AF_INET","saddr":"10.244.0.1","daddr":"{daddr}","sport":40000,"dport":8080}}}}]}},"node_name":"node-1","time":"2026-01-01T00:00:00Z"}}"#
     )
 }
 
@@ -166,7 +166,7 @@ fn agent_kube_watched_changes_reach_attribution() {
     )
     .expect("kubeconfig");
     let mut child = crate::support::kovenant()
-        .args(["agent", "--source", "kube-logs"])
+        .args(["agent", "--no-kernel", "--source", "kube-logs"])
         .env("KUBECONFIG", &kubeconfig)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

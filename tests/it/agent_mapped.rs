@@ -44,7 +44,7 @@ fn agent_replays_stdin_from_where_its_descriptor_stands() {
     file.seek(SeekFrom::Start(skip as u64)).expect("seek");
     let mut cmd = crate::support::kovenant();
     let out = cmd
-        .arg("agent")
+        .args(["agent", "--no-kernel"])
         .args(snapshot(&c))
         .stdin(file)
         .output()
@@ -59,7 +59,7 @@ fn agent_replays_stdin_from_where_its_descriptor_stands() {
     // The same bytes through a pipe, read(2) only.
     let mut cmd = crate::support::kovenant();
     let mut child = cmd
-        .arg("agent")
+        .args(["agent", "--no-kernel"])
         .args(snapshot(&c))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -77,8 +77,8 @@ fn agent_replays_stdin_from_where_its_descriptor_stands() {
     let lines = mapped
         .2
         .iter()
-        .find(|(k, _)| k == "lines")
-        .expect("lines")
+        .find(|(k, _)| k == "tetragon_lines")
+        .expect("tetragon_lines")
         .1;
     assert_eq!(lines, 6_000 - 2_500);
 }
@@ -102,7 +102,7 @@ fn agent_gives_its_map_up_to_a_truncation_and_lives() {
     let mut cmd = crate::support::kovenant();
     // One-second windows: output enough to fill the pipe early.
     let mut child = cmd
-        .args(["agent", "--window", "1s"])
+        .args(["agent", "--no-kernel", "--window", "1s"])
         .args(snapshot(&c))
         .stdin(std::fs::File::open(&path).expect("open corpus"))
         .stdout(Stdio::piped())
@@ -162,7 +162,7 @@ fn agent_gives_its_map_up_to_a_truncation_and_lives() {
     assert!(status.success(), "agent ended with {status}: {err}");
     assert_eq!(std::fs::metadata(&path).expect("file").len(), 0);
     let totals = agent_totals(&parse_lp(&out));
-    let lines = usize::try_from(totals["lines"]).expect("lines");
+    let lines = usize::try_from(totals["tetragon_lines"]).expect("lines");
     assert!(
         lines > 0 && lines < total,
         "counted {lines} of {total} lines: the agent should have stopped where the file was cut"

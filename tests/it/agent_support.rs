@@ -17,19 +17,40 @@ pub const FLOW_KEY: [&str; 9] = [
     "port",
     "role",
 ];
-pub const FLOW_FIELDS: [&str; 6] = [
+/// `tcp_flow`'s fields (DESIGN.md section 3).
+pub const FLOW_FIELDS: [&str; 8] = [
     "connects",
+    "accepts",
     "closes",
-    "sends",
-    "send_bytes",
-    "recvs",
-    "recv_bytes",
+    "bytes_sent",
+    "bytes_received",
+    "retrans_bytes",
+    "rtt_us_sum",
+    "rtt_samples",
 ];
+/// The `tcp_flow` fields a replay of Tetragon's events fills (`--no-kernel`): the others come
+/// from the kernel's counters only.
+pub const REPLAY_FLOW_FIELDS: [&str; 2] = ["connects", "accepts"];
 pub const IO_KEY: [&str; 4] = ["namespace", "workload", "kind", "release"];
-pub const IO_FIELDS: [&str; 4] = ["reads", "read_bytes", "writes", "write_bytes"];
-pub const AGENT_FIELDS: [&str; 11] = [
-    "lines",
-    "events",
+/// `pod_io`'s fields; only the kernel's counters fill them.
+pub const IO_FIELDS: [&str; 6] = [
+    "reads",
+    "read_bytes",
+    "writes",
+    "write_bytes",
+    "disk_read_bytes",
+    "disk_write_bytes",
+];
+/// `kovenant_agent`'s fields.
+pub const AGENT_FIELDS: [&str; 17] = [
+    "netns",
+    "sockets",
+    "processes",
+    "destroy_events",
+    "destroys_lost",
+    "sample_us",
+    "tetragon_lines",
+    "tetragon_events",
     "bad_lines",
     "ignored",
     "unresolved_peers",
@@ -39,6 +60,15 @@ pub const AGENT_FIELDS: [&str; 11] = [
     "rotated_files_lost",
     "truncations",
     "lag_ms",
+];
+/// The `kovenant_agent` fields only the kernel's readers fill: zero in every replay.
+pub const KERNEL_AGENT_FIELDS: [&str; 6] = [
+    "netns",
+    "sockets",
+    "processes",
+    "destroy_events",
+    "destroys_lost",
+    "sample_us",
 ];
 
 /// A generated corpus: cluster.json, events.jsonl, expected.json in a temporary folder.
@@ -191,30 +221,72 @@ pub fn agent_totals(points: &[Point]) -> BTreeMap<String, i64> {
     all.into_values().next().unwrap_or_default()
 }
 
-/// Asserts the output equals the ground truth: every flow and io key and counter, and the
-/// line counts.
-pub fn assert_ground_truth(points: &[Point], expected: &Value) {
-    let flows = sum(points, "tcp_flow", &FLOW_KEY, &FLOW_FIELDS);
-    let want = expected_sums(expected, "flows", &FLOW_KEY, &FLOW_FIELDS);
-    assert_eq!(flows.len(), want.len(), "number of flow keys");
-    for (k, v) in &want {
-        assert_eq!(flows.get(k), Some(v), "flow {k:?}");
-    }
-    let io = sum(points, "pod_io", &IO_KEY, &IO_FIELDS);
-    assert_eq!(io, expected_sums(expected, "io", &IO_KEY, &IO_FIELDS));
-    let t = agent_totals(points);
-    let c = &expected["counts"];
-    assert_eq!(t["lines"], c["lines"].as_i64().expect("lines"));
-    assert_eq!(t["bad_lines"], c["bad_lines"].as_i64().expect("bad_lines"));
-    assert_eq!(t["events"], c["events"].as_i64().expect("events"));
-    assert_eq!(t["ignored"], c["ignored_events"].as_i64().expect("ignored"));
-    assert_eq!(t["dropped_keys"], 0);
+/// What a replay makes of the corpus' flows: only `tcp_connect` events are counted (the
+/// generator's `tcp_sendmsg`, `tcp_recvmsg` and `tcp_close` events are the retired per-call
+/// hooks', now ignored), so each flow key with connects has them, and no accepts (the
+/// generator writes no `inet_csk_accept`).
+pub fn replay_flows(expected: &Value) -> Sums {
+    expected_sums(expected, "flows", &FLOW_KEY, &["connects"])
+        .into_iter()
+        .filter(|(_, v)| v["connects"] > 0)
+        .map(|(k, mut v)| {
+            v.insert("accepts".to_string(), 0);
+            (k, v)
+        })
+        .collect()
 }
 
-/// Runs `kovenant agent ARGS` to its end with `stdin` as input; returns stdout.
+/// What a replay counts of the corpus' lines: every event but the `tcp_connect`s is ignored
+/// (exec/exit events, and the retired per-call hooks' `sys_read`, `sys_write`, `tcp_sendmsg`,
+/// `tcp_recvmsg` and `tcp_close`).
+pub fn replay_counts(expected: &Value) -> BTreeMap<String, i64> {
+    let c = &expected["counts"];
+    let n = |f: &str| c[f].as_i64().unwrap_or_else(|| panic!("counts.{f}"));
+    let connects: i64 = replay_flows(expected).values().map(|v| v["connects"]).sum();
+    BTreeMap::from([
+        ("tetragon_lines".to_string(), n("lines")),
+        ("tetragon_events".to_string(), n("events")),
+        ("bad_lines".to_string(), n("bad_lines")),
+        ("ignored".to_string(), n("events") - connects),
+    ])
+}
+
+/// Asserts a replay's output equals the ground truth: every flow key with its connects and
+/// accepts, nothing in the kernel-only fields, no `pod_io`, and the line counts.
+pub fn assert_ground_truth(points: &[Point], expected: &Value) {
+    let flows = sum(points, "tcp_flow", &FLOW_KEY, &FLOW_FIELDS);
+    let want = replay_flows(expected);
+    assert!(!want.is_empty(), "the corpus has connects");
+    assert_eq!(flows.len(), want.len(), "number of flow keys");
+    for (k, v) in &flows {
+        for f in &FLOW_FIELDS[2..] {
+            assert_eq!(v[*f], 0, "{f} of {k:?}: a replay has no kernel counters");
+        }
+        let got: BTreeMap<String, i64> = REPLAY_FLOW_FIELDS
+            .iter()
+            .map(|f| (f.to_string(), v[*f]))
+            .collect();
+        assert_eq!(Some(&got), want.get(k), "flow {k:?}");
+    }
+    assert!(
+        points.iter().all(|p| p.measurement != "pod_io"),
+        "a replay writes no pod_io"
+    );
+    let t = agent_totals(points);
+    for (f, n) in replay_counts(expected) {
+        assert_eq!(t[&f], n, "{f}");
+    }
+    assert_eq!(t["dropped_keys"], 0);
+    for f in KERNEL_AGENT_FIELDS {
+        assert_eq!(t[f], 0, "{f} in a replay");
+    }
+}
+
+/// Runs `kovenant agent --no-kernel ARGS` (a replay) to its end with `stdin` as input;
+/// returns stdout.
 pub fn run_agent(args: &[&str], stdin: Option<&Path>) -> String {
     let mut cmd = crate::support::kovenant();
-    cmd.arg("agent").args(args);
+    cmd.args(["agent", "--no-kernel"]).args(args);
     cmd.stdin(match stdin {
         Some(p) => std::fs::File::open(p).expect("open input").into(),
         None => std::process::Stdio::null(),

@@ -204,7 +204,14 @@ fn a_day_of_hourly_rollouts_stays_within_the_series_budget() {
     };
 
     let mut agent = kovenant()
-        .args(["agent", "--source", "stdin", "--node-name", "agent-node"])
+        .args([
+            "agent",
+            "--no-kernel",
+            "--source",
+            "stdin",
+            "--node-name",
+            "agent-node",
+        ])
         .args(["--top-peers", TOP_PEERS, "--cluster-snapshot"])
         .arg(&snap)
         .stdin(Stdio::piped())

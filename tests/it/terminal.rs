@@ -258,7 +258,13 @@ fn agent_flags_that_cannot_work_are_refused() {
         "{r}"
     );
     let r = run(
-        &["agent", "--from-start", "--cluster-snapshot", &snap],
+        &[
+            "agent",
+            "--no-kernel",
+            "--from-start",
+            "--cluster-snapshot",
+            &snap,
+        ],
         dir.path(),
     );
     assert_eq!(r.code, 2, "{r}");
@@ -266,6 +272,52 @@ fn agent_flags_that_cannot_work_are_refused() {
         r.stderr.contains(
             "error: --from-start applies to --source file:PATH only, not to --source stdin"
         ),
+        "{r}"
+    );
+    // A replay needs events to replay: --source none (the live agent's default) is refused at
+    // once, before anything is read, with the sources that work.
+    let r = run(
+        &[
+            "agent",
+            "--no-kernel",
+            "--source",
+            "none",
+            "--cluster-snapshot",
+            &snap,
+        ],
+        dir.path(),
+    );
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr
+            .contains("error: --no-kernel with --source none leaves nothing to read"),
+        "{r}"
+    );
+    assert!(
+        r.stderr
+            .contains("hint: replay Tetragon's events with --source stdin or file:PATH"),
+        "{r}"
+    );
+    assert!(r.stdout.is_empty(), "{r}");
+    let r = run(
+        &[
+            "agent",
+            "--no-kernel",
+            "--source",
+            "nothing",
+            "--cluster-snapshot",
+            &snap,
+        ],
+        dir.path(),
+    );
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("error: unknown --source \"nothing\""),
+        "{r}"
+    );
+    assert!(
+        r.stderr
+            .contains("hint: use none, stdin, file:PATH or kube-logs"),
         "{r}"
     );
     let r = run(
@@ -304,6 +356,7 @@ fn agent_no_follow_replays_the_whole_file() {
     let r = run(
         &[
             "agent",
+            "--no-kernel",
             "--source",
             &src,
             "--no-follow",
@@ -314,13 +367,15 @@ fn agent_no_follow_replays_the_whole_file() {
     );
     assert_eq!(r.code, 0, "{r}");
     let lines = std::fs::read_to_string(&events).unwrap().lines().count();
-    // The last kovenant_agent point's running totals are not needed: the sum of `lines` over
-    // windows is every line of the file.
+    // The sum of `tetragon_lines` over windows is every line of the file.
     let total: u64 = r
         .stdout
         .lines()
         .filter(|l| l.starts_with("kovenant_agent"))
-        .filter_map(|l| l.split([' ', ',']).find_map(|f| f.strip_prefix("lines=")))
+        .filter_map(|l| {
+            l.split([' ', ','])
+                .find_map(|f| f.strip_prefix("tetragon_lines="))
+        })
         .filter_map(|v| v.trim_end_matches('i').parse::<u64>().ok())
         .sum();
     assert_eq!(total, lines as u64, "{}", r.stdout);
@@ -332,7 +387,12 @@ fn agent_against_a_closed_port_says_so_at_once() {
     let kc = closed_kubeconfig(dir.path());
     let started = Instant::now();
     let r = run(
-        &["agent", "--kubeconfig", &kc.to_string_lossy()],
+        &[
+            "agent",
+            "--no-kernel",
+            "--kubeconfig",
+            &kc.to_string_lossy(),
+        ],
         dir.path(),
     );
     assert!(

@@ -4,7 +4,11 @@ use proptest::prelude::*;
 use crate::agent::cluster::index::Index;
 use crate::agent::pipeline::{Agent, Limits};
 
-const RECV: &str = r#"{"process_kprobe":{"process":{"pid":312484,"pod":{"namespace":"team-3","name":"auth-0","pod_labels":{"app.kubernetes.io/instance":"shop-3","app.kubernetes.io/managed-by":"Helm"},"workload":"auth","workload_kind":"StatefulSet"}},"function_name":"tcp_recvmsg","args":[{"sock_arg":{"family":"AF_INET","saddr":"10.244.1.64","daddr":"10.244.2.9","sport":38281,"dport":8080,"cookie":"2791016250064148286"}},{"size_arg":"262144"}],"return":{"int_arg":87381}},"node_name":"node-1","time":"2026-01-01T00:00:00.030038622Z"}"#;
+/// kovenant-tcp's `tcp_connect`: the socket is argument 0.
+const CONNECT: &str = r#"{"process_kprobe":{"process":{"pid":312484,"pod":{"namespace":"team-3","name":"auth-0","pod_labels":{"app.kubernetes.io/instance":"shop-3","app.kubernetes.io/managed-by":"Helm"},"workload":"auth","workload_kind":"StatefulSet"}},"function_name":"tcp_connect","args":[{"sock_arg":{"family":"AF_INET","state":"TCP_SYN_SENT","saddr":"10.244.1.64","daddr":"10.244.2.9","sport":38281,"dport":8080,"cookie":"2791016250064148286"}}],"action":"KPROBE_ACTION_POST","policy_name":"kovenant-tcp"},"node_name":"node-1","time":"2026-01-01T00:00:00.030038622Z"}"#;
+/// kovenant-tcp's `inet_csk_accept`: the socket is the return value.
+const ACCEPT: &str = r#"{"process_kprobe":{"process":{"pid":312484,"pod":{"namespace":"team-3","name":"auth-0","pod_labels":{"app.kubernetes.io/instance":"shop-3","app.kubernetes.io/managed-by":"Helm"},"workload":"auth","workload_kind":"StatefulSet"}},"function_name":"inet_csk_accept","return":{"sock_arg":{"family":"AF_INET","state":"TCP_ESTABLISHED","saddr":"10.244.1.64","daddr":"10.244.2.9","sport":8080,"dport":51234,"cookie":"2791016250064148287"}},"action":"KPROBE_ACTION_POST","policy_name":"kovenant-tcp","return_action":"KPROBE_ACTION_POST"},"node_name":"node-1","time":"2026-01-01T00:00:00.040038622Z"}"#;
+/// The retired kovenant-io policy's per-call `sys_write`: still parsed, now ignored.
 const WRITE: &str = r#"{"process_kprobe":{"process":{"pid":7},"function_name":"__x64_sys_write","args":[{"int_arg":1},{"size_arg":"512"}],"return":{"long_arg":"-11"}},"node_name":"node-0","time":"2026-01-01T00:01:00Z"}"#;
 const EXEC: &str =
     r#"{"process_exec":{"process":{"pid":1}},"node_name":"node-0","time":"2026-01-01T00:00:01Z"}"#;
@@ -58,7 +62,7 @@ proptest! {
     fn mangled_events_are_counted_once(
         picks in prop::collection::vec((0usize..3, 0usize..700, prop::collection::vec((any::<usize>(), any::<u8>()), 0..3)), 1..60)
     ) {
-        let base = [RECV, WRITE, EXEC];
+        let base = [CONNECT, WRITE, EXEC];
         let lines: Vec<Vec<u8>> = picks.iter().map(|(w, cut, flips)| mangle(base[*w], *cut, flips)).collect();
         let (t, out) = run(&lines);
         prop_assert_eq!(t.lines, lines.len() as u64);
@@ -67,7 +71,7 @@ proptest! {
         // Every written window carries its self-metrics, and they add up to the totals.
         let sum: u64 = out.lines().filter(|l| l.starts_with("kovenant_agent")).map(|l| {
             let f = l.split(' ').nth(1).unwrap_or("");
-            f.split(',').find_map(|kv| kv.strip_prefix("lines=")).and_then(|v| v.trim_end_matches('i').parse::<u64>().ok()).unwrap_or(0)
+            f.split(',').find_map(|kv| kv.strip_prefix("tetragon_lines=")).and_then(|v| v.trim_end_matches('i').parse::<u64>().ok()).unwrap_or(0)
         }).sum();
         prop_assert_eq!(sum, t.lines);
         // At most 8 keys (+ the overflow allowance) per window, however many sources.
@@ -81,9 +85,9 @@ proptest! {
     /// The fast scanner either gives up or says exactly what serde says.
     #[test]
     fn the_fast_scanner_agrees_with_serde(
-        w in 0usize..3, cut in 0usize..700, flips in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az".to_vec())), 0..4)
+        w in 0usize..4, cut in 0usize..700, flips in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az".to_vec())), 0..4)
     ) {
-        let line = mangle([RECV, WRITE, EXEC][w], cut, &flips);
+        let line = mangle([CONNECT, WRITE, EXEC, ACCEPT][w], cut, &flips);
         if let Ok(text) = std::str::from_utf8(&line)
             && let Some(fast) = crate::agent::tetragon::scan::scan(text)
         {
@@ -111,10 +115,10 @@ proptest! {
             }
             Ok(())
         };
-        feed(RECV.as_bytes())?;
+        feed(CONNECT.as_bytes())?;
         for (cut, flips) in &lines {
-            feed(&mangle(RECV, *cut, flips))?;
-            feed(RECV.as_bytes())?;
+            feed(&mangle(CONNECT, *cut, flips))?;
+            feed(CONNECT.as_bytes())?;
         }
     }
 }
@@ -122,7 +126,8 @@ proptest! {
 #[test]
 fn the_fast_scanner_takes_the_usual_lines() {
     for line in [
-        RECV,
+        CONNECT,
+        ACCEPT,
         WRITE,
         EXEC,
         r#"{"process_kprobe":null}"#,
@@ -149,7 +154,7 @@ fn the_fast_scanner_takes_the_usual_lines() {
 
 #[test]
 fn unmangled_events_are_counted_as_the_contract_says() {
-    let lines: Vec<Vec<u8>> = [RECV, WRITE, EXEC, ""]
+    let lines: Vec<Vec<u8>> = [CONNECT, ACCEPT, WRITE, EXEC, ""]
         .iter()
         .map(|l| l.as_bytes().to_vec())
         .collect();
@@ -162,28 +167,63 @@ fn unmangled_events_are_counted_as_the_contract_says() {
             t.ignored,
             t.unresolved_peers
         ),
-        (4, 3, 1, 1, 1)
+        (5, 4, 1, 2, 2)
     );
-    assert!(out.contains("tcp_flow,node=node-1,peer_name=10.244.2.9,peer_type=unresolved,port=8080,role=client,src_kind=StatefulSet,src_namespace=team-3,src_release=shop-3,src_workload=auth connects=0i,closes=0i,sends=0i,send_bytes=0i,recvs=1i,recv_bytes=87381i 1767225600000000000\n"), "{out}");
-    assert!(out.contains("pod_activity,kind=StatefulSet,namespace=team-3,node=node-1,pod=auth-0,release=shop-3,workload=auth connects=0i,closes=0i,sends=0i,send_bytes=0i,recvs=1i,recv_bytes=87381i,reads=0i,read_bytes=0i,writes=0i,write_bytes=0i 1767225600000000000\n"), "{out}");
-    assert!(out.contains("pod_io,kind=Node,node=node-0,workload=node-0 reads=0i,read_bytes=0i,writes=1i,write_bytes=0i 1767225660000000000\n"), "{out}");
+    let src = "src_kind=StatefulSet,src_namespace=team-3,src_release=shop-3,src_workload=auth";
+    let peer = "tcp_flow,node=node-1,peer_name=10.244.2.9,peer_type=unresolved";
+    let zero = "closes=0i,bytes_sent=0i,bytes_received=0i,retrans_bytes=0i,rtt_us_sum=0i,\
+                rtt_samples=0i 1767225600000000000\n";
+    // A client of the remote port, a server of the local one; no bytes without the kernel.
+    let client = format!("{peer},port=8080,role=client,{src} connects=1i,accepts=0i,{zero}");
+    let server = format!("{peer},port=8080,role=server,{src} connects=0i,accepts=1i,{zero}");
+    assert!(out.contains(&client), "{out}");
+    assert!(out.contains(&server), "{out}");
+    assert_eq!(
+        out.lines().count(),
+        3,
+        "two flows and the self-metrics: {out}"
+    );
 }
 
 /// `--top-peers`: per workload and window, the busiest IP-named peers keep their address; the
 /// rest, and any peer under 1% of the workload's bytes to such peers, become `other` of their
-/// type, with no port. Totals are unchanged.
+/// type, with no port. Totals are unchanged. The bytes are the kernel's counters, added to the
+/// window as a kernel pass adds them.
 #[test]
 fn top_peers_folds_the_long_tail_of_addresses() {
-    let recv = |pod: &str, daddr: &str, dport: u16, got: u64| {
-        RECV.replace("\"name\":\"auth-0\"", &format!("\"name\":\"{pod}\""))
-            .replace("10.244.2.9", daddr)
-            .replace("\"dport\":8080", &format!("\"dport\":{dport}"))
-            .replace("87381", &got.to_string())
-            .into_bytes()
+    use super::aggregate::{Aggregator, FlowCounts, FlowKey};
+    use super::tags::{SrcValues, peer_tags};
+    let mut agg = Aggregator::new(10_000_000_000, 100, 3, "node-1");
+    let mut out = Vec::new();
+    agg.advance(Some(1_767_225_600_000_000_000), || 0, &mut out)
+        .expect("writing to a Vec");
+    let mut add = |pod: &str, kind: &'static str, ip: &str, port: u16, received: u64| {
+        let values = SrcValues {
+            node: "node-1",
+            namespace: "team-3",
+            workload: "auth",
+            kind: "StatefulSet",
+            pod,
+            release: "shop-3",
+        };
+        let src = agg.tags.intern_src(values.tags(), None);
+        let peer = agg
+            .tags
+            .intern_peer_text(peer_tags(kind, "", ip), Some(kind));
+        let key = FlowKey {
+            src,
+            peer,
+            port,
+            role: super::attribute::ROLE_CLIENT,
+        };
+        let counts = FlowCounts {
+            bytes_received: received,
+            ..FlowCounts::default()
+        };
+        agg.add_flow(key, &counts);
     };
     // Two pods of one workload: five external addresses with 5..1 x 10,000 bytes, a sixth
     // with 10 bytes (0.007%), and an unresolved one.
-    let mut lines = Vec::new();
     for (i, ip) in [
         "140.82.0.1",
         "140.82.0.2",
@@ -195,18 +235,12 @@ fn top_peers_folds_the_long_tail_of_addresses() {
     .enumerate()
     {
         let pod = if i % 2 == 0 { "auth-0" } else { "auth-1" };
-        lines.push(recv(pod, ip, 443, (5 - i as u64) * 10_000));
+        add(pod, "external", ip, 443, (5 - i as u64) * 10_000);
     }
-    lines.push(recv("auth-1", "140.82.0.6", 80, 10));
-    lines.push(recv("auth-0", "10.243.0.9", 8443, 500));
-    let mut agent = agent(100, 3);
-    let mut out = Vec::new();
-    for l in &lines {
-        agent.feed(l, &mut out).expect("writing to a Vec");
-    }
-    agent.flush(&mut out).expect("writing to a Vec");
+    add("auth-1", "external", "140.82.0.6", 80, 10);
+    add("auth-0", "unresolved", "10.243.0.9", 8443, 500);
+    agg.flush(0, &mut out).expect("writing to a Vec");
     let out = String::from_utf8(out).expect("UTF-8");
-    let flows: Vec<&str> = out.lines().filter(|l| l.starts_with("tcp_flow,")).collect();
     let peer = |l: &str| {
         let tags = l.split(' ').next().unwrap_or_default();
         let get = |k: &str| {
@@ -216,14 +250,18 @@ fn top_peers_folds_the_long_tail_of_addresses() {
                 .to_string()
         };
         let bytes: u64 = l
-            .split("recv_bytes=")
+            .split("bytes_received=")
             .nth(1)
             .and_then(|v| v.split('i').next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         (get("peer_type"), get("peer_name"), get("port"), bytes)
     };
-    let mut got: Vec<_> = flows.iter().map(|l| peer(l)).collect();
+    let mut got: Vec<_> = out
+        .lines()
+        .filter(|l| l.starts_with("tcp_flow,"))
+        .map(peer)
+        .collect();
     got.sort();
     let s = |t: &str, n: &str, p: &str, b: u64| (t.to_string(), n.to_string(), p.to_string(), b);
     assert_eq!(
@@ -239,17 +277,6 @@ fn top_peers_folds_the_long_tail_of_addresses() {
         ],
         "{out}"
     );
-    // Per pod, nothing is folded: the pod-level series are for a short retention.
-    let pods: Vec<&str> = out
-        .lines()
-        .filter(|l| l.starts_with("pod_activity,"))
-        .collect();
-    assert_eq!(pods.len(), 2, "{out}");
-    assert!(
-        pods.iter()
-            .any(|l| l.contains(",pod=auth-1,") && l.contains("recv_bytes=60010i")),
-        "{out}"
-    );
 }
 
 proptest! {
@@ -262,11 +289,11 @@ proptest! {
         w in 0usize..3, cut in 0usize..700, flips in prop::collection::vec((any::<usize>(), prop::sample::select(b"{}[]\",:0123456789 -.eEnulltrue\\az\r\t".to_vec())), 0..4),
         next in 0usize..3, spaces in 0usize..3,
     ) {
-        let mut line = mangle([RECV, WRITE, EXEC][w], cut, &flips);
+        let mut line = mangle([CONNECT, WRITE, EXEC][w], cut, &flips);
         line.extend(std::iter::repeat_n(b' ', spaces));
         let mut text = line.clone();
         text.push(b'\n');
-        text.extend_from_slice([RECV, WRITE, EXEC][next].as_bytes());
+        text.extend_from_slice([CONNECT, WRITE, EXEC][next].as_bytes());
         if let (Ok(alone), Ok(text)) = (std::str::from_utf8(&line), std::str::from_utf8(&text)) {
             let mut memo = crate::agent::tetragon::scan_cache::PodMemo::default();
             let mut env = crate::agent::tetragon::event::Envelope::default();
@@ -287,9 +314,9 @@ proptest! {
         cuts in prop::collection::vec(0usize..4000, 0..12),
         max_line in prop::sample::select(vec![300usize, 1 << 20]),
     ) {
-        let base = [RECV, WRITE, EXEC, RECV];
+        let base = [CONNECT, WRITE, EXEC, ACCEPT];
         // (Points are compared as sets: a window's points come in the order of its hash map.)
-        // The fourth pick is the clean RECV line: most lines of a real stream are usual.
+        // The fourth pick is the clean ACCEPT line: most lines of a real stream are usual.
         // What follows the event on its line: nothing, spaces, or what makes it not JSON.
         let lines: Vec<Vec<u8>> = picks.iter().map(|(w, cut, flips, after)| {
             let flips: &[(usize, u8)] = if *w == 3 { &[] } else { flips };

@@ -73,7 +73,7 @@ mod tests {
 
     fn line(pod: &str, tail: &str) -> String {
         format!(
-            r#"{{"process_kprobe":{{"process":{{"pid":1,"pod":{pod}}},"function_name":"tcp_close"{tail}}},"node_name":"n1"}}"#
+            r#"{{"process_kprobe":{{"process":{{"pid":1,"pod":{pod}}},"function_name":"tcp_connect"{tail}}},"node_name":"n1"}}"#
         )
     }
 

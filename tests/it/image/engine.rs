@@ -154,7 +154,14 @@ fn the_agent_inside_the_image_turns_a_fixture_into_line_protocol() {
     let dir = tempfile::tempdir().expect("tempdir");
     let snapshot = dir.path().join("cluster.json");
     std::fs::write(&snapshot, r#"{"apiVersion":"v1","kind":"List","items":[]}"#).expect("snapshot");
-    let agent_args = ["agent", "--source", "stdin", "--node-name", "it-node"];
+    let agent_args = [
+        "agent",
+        "--no-kernel",
+        "--source",
+        "stdin",
+        "--node-name",
+        "it-node",
+    ];
     let events =
         || std::fs::File::open(fixtures.join("tetragon-docs.jsonl")).expect("open the fixture");
     let snap_mount = format!("{}:/snap:ro", dir.path().display());

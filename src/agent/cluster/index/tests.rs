@@ -596,9 +596,10 @@ fn bare_pod(name: &str, ip: &str, created: i64) -> PodInfo {
     }
 }
 
-fn send(pod: &str, daddr: &str, dport: u16, ms: u32) -> String {
+/// kovenant-tcp's `tcp_connect` from `pod`.
+fn connect(pod: &str, daddr: &str, dport: u16, ms: u32) -> String {
     format!(
-        r#"{{"process_kprobe":{{"process":{{"pid":1,"pod":{{"namespace":"ns","name":"{pod}"}}}},"function_name":"tcp_sendmsg","args":[{{"sock_arg":{{"family":"AF_INET","saddr":"10.0.0.1","daddr":"{daddr}","sport":40000,"dport":{dport}}}}},{{"size_arg":"100"}}]}},"node_name":"n1","time":"2026-01-01T00:00:00.{ms:03}Z"}}"#
+        r#"{{"process_kprobe":{{"process":{{"pid":1,"pod":{{"namespace":"ns","name":"{pod}"}}}},"function_name":"tcp_connect","args":[{{"sock_arg":{{"family":"AF_INET","saddr":"10.0.0.1","daddr":"{daddr}","sport":40000,"dport":{dport}}}}}]}},"node_name":"n1","time":"2026-01-01T00:00:00.{ms:03}Z"}}"#
     )
 }
 
@@ -630,8 +631,8 @@ fn ids_reused_within_a_window_never_mislabel_a_key() {
     let mut out = Vec::new();
     let mut feed =
         |agent: &mut Agent, line: String| agent.feed(line.as_bytes(), &mut out).expect("a Vec");
-    feed(&mut agent, send("a", "8.8.8.8", 443, 100));
-    feed(&mut agent, send("client", "10.0.0.5", 8080, 200));
+    feed(&mut agent, connect("a", "8.8.8.8", 443, 100));
+    feed(&mut agent, connect("client", "10.0.0.5", 8080, 200));
     // `a` goes; a burial 11 minutes later lets its tombstone go; `b` takes its ids and address.
     agent.apply(Delta::Delete(
         Info::Pod(bare_pod("a", "10.0.0.5", T0 - 60 * S)),
@@ -650,18 +651,18 @@ fn ids_reused_within_a_window_never_mislabel_a_key() {
         "b reuses a's ids"
     );
     assert_eq!(ix.pod("ns", "a"), None);
-    feed(&mut agent, send("b", "8.8.8.8", 443, 300));
-    feed(&mut agent, send("client", "10.0.0.5", 8080, 400));
+    feed(&mut agent, connect("b", "8.8.8.8", 443, 300));
+    feed(&mut agent, connect("client", "10.0.0.5", 8080, 400));
     agent.flush(&mut out).expect("a Vec");
     let out = String::from_utf8(out).expect("UTF-8");
     let has = |prefix: &str| out.lines().filter(|l| l.starts_with(prefix)).count();
     for pod in ["a", "b"] {
-        let activity = format!(
-            "pod_activity,kind=Pod,namespace=ns,node=n1,pod={pod},workload={pod} connects=0i,closes=0i,sends=1i,send_bytes=100i,"
+        let source = format!(
+            "tcp_flow,node=n1,peer_name=8.8.8.8,peer_type=external,port=443,role=client,src_kind=Pod,src_namespace=ns,src_workload={pod} connects=1i,"
         );
-        assert_eq!(has(&activity), 1, "{activity}\n{out}");
+        assert_eq!(has(&source), 1, "{source}\n{out}");
         let flow = format!(
-            "tcp_flow,node=n1,peer_name={pod},peer_namespace=ns,peer_type=pod,port=8080,role=client,src_kind=Pod,src_namespace=ns,src_workload=client connects=0i,closes=0i,sends=1i,"
+            "tcp_flow,node=n1,peer_name={pod},peer_namespace=ns,peer_type=pod,port=8080,role=client,src_kind=Pod,src_namespace=ns,src_workload=client connects=1i,"
         );
         assert_eq!(has(&flow), 1, "{flow}\n{out}");
     }
