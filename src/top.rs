@@ -10,6 +10,7 @@ use crate::cli::{GlobalArgs, OutputFormat, TopArgs, TopBy};
 use crate::cluster::{runtime, session};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::plan::names;
 use crate::status::collect::influx_query;
 use crate::ui::Printer;
 
@@ -281,7 +282,7 @@ fn human_bytes(n: i64) -> String {
 
 /// A sum as the table shows it: bytes in human units (`-o json` keeps the raw numbers).
 fn cell(field: &str, n: i64) -> String {
-    if field.ends_with("_bytes") {
+    if field.ends_with("_bytes") || field.starts_with("bytes_") {
         human_bytes(n)
     } else {
         n.to_string()
@@ -440,26 +441,27 @@ mod tests {
         let row = |workload: &str, sent: i64, received: i64, connects: i64| Row {
             tags: [("src_workload".to_string(), workload.to_string())].into(),
             sums: [
-                ("send_bytes".to_string(), sent),
-                ("recv_bytes".to_string(), received),
+                ("bytes_sent".to_string(), sent),
+                ("bytes_received".to_string(), received),
                 ("connects".to_string(), connects),
             ]
             .into(),
             total_bytes: sent + received,
+            rtt_us: None,
         };
         let lines = table(
             "FLOWS",
             &[row("api", 2_500_000, 1000, 12), row("db", 10, 0, 1)],
             &["src_workload"],
-            &["send_bytes", "recv_bytes", "connects"],
+            &["bytes_sent", "bytes_received", "connects"],
         );
         assert_eq!(
             lines,
             [
                 "FLOWS",
-                "SRC_WORKLOAD  SEND_BYTES  RECV_BYTES  CONNECTS  TOTAL_BYTES",
-                "api              2.4 MiB      1000 B        12      2.4 MiB",
-                "db                  10 B         0 B         1         10 B",
+                "SRC_WORKLOAD  BYTES_SENT  BYTES_RECEIVED  CONNECTS  TOTAL_BYTES",
+                "api              2.4 MiB          1000 B        12      2.4 MiB",
+                "db                  10 B             0 B         1         10 B",
             ]
         );
     }

@@ -11,7 +11,6 @@ use crate::backend::docker::AgentBinary;
 use crate::backend::helm::{ChartArgs, Helm};
 use crate::backend::kube::Kube;
 use crate::cli::{GlobalArgs, InstallArgs, OutputFormat, Part};
-use crate::cluster::session;
 use crate::cluster::wait::{self, Deadline};
 use crate::cluster::{lease, session};
 use crate::error::{Error, Result};

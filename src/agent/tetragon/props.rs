@@ -191,8 +191,8 @@ fn unmangled_events_are_counted_as_the_contract_says() {
 /// window as a kernel pass adds them.
 #[test]
 fn top_peers_folds_the_long_tail_of_addresses() {
-    use super::aggregate::{Aggregator, FlowCounts, FlowKey};
-    use super::tags::{SrcValues, peer_tags};
+    use crate::agent::aggregate::tags::{SrcValues, peer_tags};
+    use crate::agent::aggregate::{Aggregator, FlowCounts, FlowKey};
     let mut agg = Aggregator::new(10_000_000_000, 100, 3, "node-1");
     let mut out = Vec::new();
     agg.advance(Some(1_767_225_600_000_000_000), || 0, &mut out)
@@ -214,7 +214,7 @@ fn top_peers_folds_the_long_tail_of_addresses() {
             src,
             peer,
             port,
-            role: super::attribute::ROLE_CLIENT,
+            role: crate::agent::attribution::ROLE_CLIENT,
         };
         let counts = FlowCounts {
             bytes_received: received,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{HelmMajor, Session, both, says};
+use super::{HelmMajor, Session, says};
 
 const RELEASES: [&str; 4] = [
     "kovenant/grafana",
