@@ -259,7 +259,9 @@ pub fn table(r: &Report) -> Vec<String> {
         let (chart, rev, status) = match &c.helm {
             Some(h) => (h.version.clone(), h.revision.to_string(), h.status.clone()),
             // helm could not say whether the release is there.
-            None if !r.cannot_check.is_empty() => ("-".into(), "-".into(), "unknown".into()),
+            None if !r.cannot_check.is_empty() || !c.errors.is_empty() => {
+                ("-".into(), "-".into(), "could not check".into())
+            }
             None => ("-".into(), "-".into(), "not installed".into()),
         };
         let ready: Vec<String> = c

@@ -244,9 +244,8 @@ impl Aggregator {
         *c = c.plus(add);
     }
 
-    /// The window's keys at the levels they are written at: `tcp_flow` and `pod_io` per
-    /// workload group (the pods of one workload on this node summed; IP-named peers beyond
-    /// `top_peers` folded).
+    /// The window's keys as they are written: `tcp_flow` and `pod_io` per pod (sources with
+    /// the same tags summed), IP-named peers beyond `top_peers` per workload folded.
     fn levels(&mut self) -> (HashMap<FlowKey, FlowCounts>, HashMap<u32, IoCounts>) {
         let mut flows: HashMap<FlowKey, FlowCounts> = HashMap::with_capacity(self.flows.len());
         for (key, c) in &self.flows {
@@ -277,7 +276,9 @@ impl Aggregator {
         let mut bytes: HashMap<(u32, u32), u64> = HashMap::new();
         for (key, c) in &flows {
             if self.tags.peer_ip_kind[key.peer as usize].is_some() {
-                *bytes.entry((key.src, key.peer)).or_default() += c.bytes_sent + c.bytes_received;
+                let workload =
+                    self.tags.srcs[self.tags.group_rep[key.src as usize] as usize].workload_group;
+                *bytes.entry((workload, key.peer)).or_default() += c.bytes_sent + c.bytes_received;
             }
         }
         let mut by_group: HashMap<u32, Vec<(u64, u32)>> = HashMap::new();
@@ -303,7 +304,9 @@ impl Aggregator {
         }
         let mut out: HashMap<FlowKey, FlowCounts> = HashMap::with_capacity(flows.len());
         for (key, c) in flows {
-            let key = if folded.contains(&(key.src, key.peer)) {
+            let workload =
+                self.tags.srcs[self.tags.group_rep[key.src as usize] as usize].workload_group;
+            let key = if folded.contains(&(workload, key.peer)) {
                 let kind = self.tags.peer_ip_kind[key.peer as usize].unwrap_or("external");
                 let peer = self
                     .tags

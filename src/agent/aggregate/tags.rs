@@ -39,6 +39,11 @@ pub struct SrcTags {
     pub flow: Box<str>,
     /// The `pod_io` tags.
     pub io: Box<str>,
+    /// `flow` without `src_pod`: the workload `--top-peers` folds peers per.
+    pub workload: Box<str>,
+    /// The workload (the same node and workload-level tags) this source belongs to; set when
+    /// interned.
+    pub workload_group: u32,
     /// The key's group (the same node and tags) this source belongs to; set when interned.
     pub group: u32,
 }
@@ -60,9 +65,12 @@ impl SrcValues<'_> {
         let mut flow = String::new();
         push_tag(&mut flow, "src_kind", self.kind);
         push_tag(&mut flow, "src_namespace", self.namespace);
+        let mut workload = flow.clone();
         push_tag(&mut flow, "src_pod", self.pod);
-        push_tag(&mut flow, "src_release", self.release);
-        push_tag(&mut flow, "src_workload", self.workload);
+        for f in [&mut flow, &mut workload] {
+            push_tag(f, "src_release", self.release);
+            push_tag(f, "src_workload", self.workload);
+        }
         let mut io = String::new();
         push_tag(&mut io, "kind", self.kind);
         push_tag(&mut io, "namespace", self.namespace);
@@ -74,6 +82,8 @@ impl SrcValues<'_> {
             node: node.into(),
             flow: flow.into(),
             io: io.into(),
+            workload: workload.into(),
+            workload_group: 0,
             group: 0,
         }
     }
@@ -103,6 +113,7 @@ pub struct TagTables {
     peer_cache: HashMap<PeerRef, u32>,
     src_by_text: HashMap<Box<str>, u32>,
     group_by_text: HashMap<(Box<str>, Box<str>), u32>,
+    workload_by_text: HashMap<(Box<str>, Box<str>), u32>,
     peer_by_text: HashMap<Box<str>, u32>,
 }
 
@@ -122,6 +133,11 @@ impl TagTables {
         if id == next {
             let groups = self.group_rep.len() as u32;
             let group_key = (tags.node.clone(), tags.flow.clone());
+            let next_workload = self.workload_by_text.len() as u32;
+            tags.workload_group = *self
+                .workload_by_text
+                .entry((tags.node.clone(), tags.workload.clone()))
+                .or_insert(next_workload);
             tags.group = *self.group_by_text.entry(group_key).or_insert(groups);
             if tags.group == groups {
                 self.group_rep.push(id);
@@ -175,6 +191,7 @@ impl TagTables {
         self.group_rep.clear();
         self.src_by_text.clear();
         self.group_by_text.clear();
+        self.workload_by_text.clear();
         self.peer_by_text.clear();
     }
 }

@@ -169,7 +169,7 @@ fn unmangled_events_are_counted_as_the_contract_says() {
         ),
         (5, 4, 1, 2, 2)
     );
-    let src = "src_kind=StatefulSet,src_namespace=team-3,src_release=shop-3,src_workload=auth";
+    let src = "src_kind=StatefulSet,src_namespace=team-3,src_pod=auth-0,src_release=shop-3,src_workload=auth";
     let peer = "tcp_flow,node=node-1,peer_name=10.244.2.9,peer_type=unresolved";
     let zero = "closes=0i,bytes_sent=0i,bytes_received=0i,retrans_bytes=0i,rtt_us_sum=0i,\
                 rtt_samples=0i 1767225600000000000\n";
@@ -270,8 +270,10 @@ fn top_peers_folds_the_long_tail_of_addresses() {
             s("external", "140.82.0.1", "443", 50_000),
             s("external", "140.82.0.2", "443", 40_000),
             s("external", "140.82.0.3", "443", 30_000),
-            // 140.82.0.4, .5 (beyond the top 3) and .6 (under 1%), portless.
-            s("external", "other", "", 20_000 + 10_000 + 10),
+            // 140.82.0.4, .5 (beyond the workload's top 3) and .6 (under 1%), portless, in
+            // their own pod's key: auth-0's .5, auth-1's .4 and .6.
+            s("external", "other", "", 10_000),
+            s("external", "other", "", 20_000 + 10),
             // 500 of 150,510 bytes: under 1%.
             s("unresolved", "other", "", 500),
         ],

@@ -658,11 +658,11 @@ fn ids_reused_within_a_window_never_mislabel_a_key() {
     let has = |prefix: &str| out.lines().filter(|l| l.starts_with(prefix)).count();
     for pod in ["a", "b"] {
         let source = format!(
-            "tcp_flow,node=n1,peer_name=8.8.8.8,peer_type=external,port=443,role=client,src_kind=Pod,src_namespace=ns,src_workload={pod} connects=1i,"
+            "tcp_flow,node=n1,peer_name=8.8.8.8,peer_type=external,port=443,role=client,src_kind=Pod,src_namespace=ns,src_pod={pod},src_workload={pod} connects=1i,"
         );
         assert_eq!(has(&source), 1, "{source}\n{out}");
         let flow = format!(
-            "tcp_flow,node=n1,peer_name={pod},peer_namespace=ns,peer_type=pod,port=8080,role=client,src_kind=Pod,src_namespace=ns,src_workload=client connects=1i,"
+            "tcp_flow,node=n1,peer_name={pod},peer_namespace=ns,peer_type=pod,port=8080,role=client,src_kind=Pod,src_namespace=ns,src_pod=client,src_workload=client connects=1i,"
         );
         assert_eq!(has(&flow), 1, "{flow}\n{out}");
     }
