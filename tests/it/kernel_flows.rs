@@ -55,15 +55,20 @@ fn kernel_many_short_connections_are_counted_exactly_on_both_ends() {
     let ip = s.pods[server].ip4.clone();
     let mut srv = s.start(
         server,
-        &["listen", &ip, "8080", "serve", "300", "1000", "5000"],
+        &[
+            "listen", &ip, "8080", "serve", "300", "1000", "5000", "wait2",
+        ],
     );
-    let mut cli = s.start(client, &["connect", &ip, "8080", "300", "1000", "5000"]);
+    let mut cli = s.start(
+        client,
+        &["connect", &ip, "8080", "300", "1000", "5000", "wait2"],
+    );
     let agent = Agent::start(&s, &[]);
     srv.go();
     cli.go();
-    cli.wait_ok();
-    srv.wait_ok();
-    agent.wait_windows(2);
+    // pod_io is exact when the agent samples a process after its last I/O: these exit
+    // only then, as a container process reaped by its shim is counted up to then.
+    finish(&agent, &mut [&mut cli, &mut srv]);
     let points = agent.stop();
     assert_flows(
         &flows(&s, &points),
@@ -191,15 +196,27 @@ fn kernel_loopback_inside_a_pod_is_counted_on_both_ends() {
     let pod = s.pod("monolith", Layout::SystemdV1);
     let mut srv = s.start(
         pod,
-        &["listen", "127.0.0.1", "7000", "serve", "40", "123", "4567"],
+        &[
+            "listen",
+            "127.0.0.1",
+            "7000",
+            "serve",
+            "40",
+            "123",
+            "4567",
+            "wait2",
+        ],
     );
-    let mut cli = s.start(pod, &["connect", "127.0.0.1", "7000", "40", "123", "4567"]);
+    let mut cli = s.start(
+        pod,
+        &["connect", "127.0.0.1", "7000", "40", "123", "4567", "wait2"],
+    );
     let agent = Agent::start(&s, &[]);
     srv.go();
     cli.go();
-    cli.wait_ok();
-    srv.wait_ok();
-    agent.wait_windows(2);
+    // pod_io is exact when the agent samples a process after its last I/O: these exit
+    // only then, as a container process reaped by its shim is counted up to then.
+    finish(&agent, &mut [&mut cli, &mut srv]);
     let points = agent.stop();
     assert_flows(
         &flows(&s, &points),
@@ -244,15 +261,20 @@ fn kernel_ipv6_connections_are_counted_exactly() {
     let ip = s.pods[server].ip6.clone();
     let mut srv = s.start(
         server,
-        &["listen", &ip, "8443", "serve", "50", "2048", "65536"],
+        &[
+            "listen", &ip, "8443", "serve", "50", "2048", "65536", "wait2",
+        ],
     );
-    let mut cli = s.start(client, &["connect", &ip, "8443", "50", "2048", "65536"]);
+    let mut cli = s.start(
+        client,
+        &["connect", &ip, "8443", "50", "2048", "65536", "wait2"],
+    );
     let agent = Agent::start(&s, &[]);
     srv.go();
     cli.go();
-    cli.wait_ok();
-    srv.wait_ok();
-    agent.wait_windows(2);
+    // pod_io is exact when the agent samples a process after its last I/O: these exit
+    // only then, as a container process reaped by its shim is counted up to then.
+    finish(&agent, &mut [&mut cli, &mut srv]);
     let points = agent.stop();
     assert_flows(
         &flows(&s, &points),
