@@ -78,13 +78,15 @@ echo "sockets: $(for i in $(seq 1 $pods); do ip netns exec kscale-$i ss -tanH; d
 agent=$!
 until grep -qs "^kovenant_agent" "$work/agent.lp"; do sleep 0.1; done
 cpu0=$(awk '{print $14+$15}' /proc/$agent/stat)
+user0=$(awk '{print $14}' /proc/$agent/stat)
 until [ "$(grep -c '^kovenant_agent' "$work/agent.lp")" -ge $((windows + 1)) ]; do sleep 0.5; done
 cpu1=$(awk '{print $14+$15}' /proc/$agent/stat)
+user1=$(awk '{print $14}' /proc/$agent/stat)
 hwm=$(awk '/VmHWM/ {print $2}' /proc/$agent/status)
 kill -TERM $agent; wait $agent || true
-python3 - "$work/agent.lp" "$cpu0" "$cpu1" "$hwm" "$(getconf CLK_TCK)" "$windows" "${window%s}" <<'PY'
+python3 - "$work/agent.lp" "$cpu0" "$cpu1" "$hwm" "$(getconf CLK_TCK)" "$windows" "${window%s}" "$((user1 - user0))" <<'PY'
 import sys
-lp, cpu0, cpu1, hwm, hz, windows, window = sys.argv[1:]
+lp, cpu0, cpu1, hwm, hz, windows, window, user = sys.argv[1:]
 agent = []
 for line in open(lp):
     if line.startswith("kovenant_agent"):
@@ -94,5 +96,6 @@ steady = agent[1:int(windows) + 1]
 cpu = (int(cpu1) - int(cpu0)) / int(hz) / int(windows)
 print("per window (steady):", ", ".join(f"{k}={steady[-1].get(k)}" for k in ("netns", "sockets", "processes")))
 print(f"agent CPU per {window} s window: {cpu*1000:.1f} ms ({cpu/int(window)*100:.2f}% of one core); "
+      f"of which user {int(user)/int(hz)/int(windows)*1000:.1f} ms, kernel {cpu*1000-int(user)/int(hz)/int(windows)*1000:.1f} ms; "
       f"sample_us mean {sum(a.get('sample_us', 0) for a in steady)/len(steady)/1000:.1f} ms; peak RSS {int(hwm)/1024:.1f} MiB")
 PY

@@ -58,6 +58,8 @@ struct Namespace {
     destroys: DestroyListener,
     /// The pod of its processes (the first one that names one).
     pod: Option<u128>,
+    /// A process in it, to read its `net/sockstat` through.
+    pid: i32,
     /// The last pass it had a process in.
     alive: u64,
 }
@@ -185,7 +187,13 @@ impl Kernel {
         for (&ns, n) in &mut self.namespaces {
             self.records.clear();
             let records = &mut self.records;
-            match n.dumper.dump(&mut |r| records.push(r)) {
+            // A namespace gone since this pass's listing answers "unknown": dumped, and failing.
+            let families = if n.alive == pass {
+                procs::tcp_in_use(&self.cfg.proc_root, n.pid)
+            } else {
+                (true, true)
+            };
+            match n.dumper.dump(families, &mut |r| records.push(r)) {
                 Ok(()) => self
                     .sockets
                     .dump(ns, &self.records, baseline, &mut out.sockets),
@@ -242,6 +250,7 @@ impl Kernel {
         for (ns, (pid, pod)) in by_ns {
             if let Some(n) = self.namespaces.get_mut(&ns) {
                 n.alive = pass;
+                n.pid = pid;
                 if pod.is_some() {
                     n.pod = pod;
                 }
@@ -255,6 +264,7 @@ impl Kernel {
                         dumper,
                         destroys,
                         pod,
+                        pid,
                         alive: pass,
                     },
                 );

@@ -169,3 +169,41 @@ pub fn socket_owners(
         }
     }
 }
+
+/// Whether the network namespace of `pid` has TCP sockets in use, IPv4 and IPv6
+/// (`/proc/<pid>/net/sockstat` `TCP: inuse N`, `sockstat6` `TCP6: inuse N`: the kernel's
+/// per-namespace counters of hashed sockets, listeners included). Unknown is "yes".
+pub fn tcp_in_use(root: &Path, pid: i32) -> (bool, bool) {
+    let dir = root.join(pid.to_string()).join("net");
+    let in_use = |file: &str, prefix: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|t| inuse(&t, prefix))
+            .is_none_or(|n| n > 0)
+    };
+    (in_use("sockstat", "TCP:"), in_use("sockstat6", "TCP6:"))
+}
+
+fn inuse(text: &str, prefix: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "inuse" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sockstat_says_how_many_tcp_sockets_are_in_use() {
+        let v4 =
+            "sockets: used 210\nTCP: inuse 7 orphan 0 tw 2 alloc 9 mem 1\nUDP: inuse 1 mem 0\n";
+        assert_eq!(super::inuse(v4, "TCP:"), Some(7));
+        let v6 = "TCP6: inuse 0\nUDP6: inuse 2\n";
+        assert_eq!(super::inuse(v6, "TCP6:"), Some(0));
+        assert_eq!(super::inuse("", "TCP6:"), None);
+    }
+}

@@ -124,9 +124,18 @@ impl Dumper {
 
     /// Every TCP socket of the namespace, IPv4 then IPv6, but those in TIME_WAIT and
     /// SYN_RECV (no `tcp_info`; a TIME_WAIT socket's counters came with its destroy).
-    pub fn dump(&mut self, f: &mut dyn FnMut(SockRecord)) -> io::Result<()> {
-        for family in [AF_INET, AF_INET6] {
-            self.dump_family(family, f)?;
+    /// `families`: (IPv4, IPv6) to dump; a family with no socket in use is skipped, because a
+    /// dump walks the whole of the kernel's established hash, shared by every namespace
+    /// (net/ipv4/inet_diag.c `inet_diag_dump_icsk`), whatever it finds in this one.
+    pub fn dump(
+        &mut self,
+        families: (bool, bool),
+        f: &mut dyn FnMut(SockRecord),
+    ) -> io::Result<()> {
+        for (family, wanted) in [(AF_INET, families.0), (AF_INET6, families.1)] {
+            if wanted {
+                self.dump_family(family, f)?;
+            }
         }
         Ok(())
     }
