@@ -360,7 +360,7 @@ async fn within(
         return Ok(());
     }
     for i in &items {
-        let step = Step::start(printer, format!("Removing {}", i.label()));
+        let step = Step::wait(printer, format!("Removing {}", i.label()));
         match remove(&kube, &helm, i, deadline).await {
             Ok(true) => step.finish_as(format!("{} removed", i.label())),
             Ok(false) => step.finish_as(format!("{} already absent", i.label())),

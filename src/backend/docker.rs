@@ -171,7 +171,10 @@ pub async fn check_daemon() -> Result<DaemonSummary> {
 /// cluster that NAME is) the image alone, and print its reference on stdout.
 pub fn run_image_command(global: &GlobalArgs, args: &ImageArgs, printer: &Printer) -> Result<()> {
     let config = crate::config::resolve(global, args.env.env_file.as_deref())?;
-    for warning in &config.warnings {
+    // The missing-.env warning guards commands that change a cluster; building an image
+    // changes none.
+    let no_env = crate::config::no_env_file(&std::env::current_dir().unwrap_or_default());
+    for warning in config.warnings.iter().filter(|w| **w != no_env) {
         printer.warn(warning);
     }
     // With --context, the image goes to that cluster as install would send it (pushed, or loaded

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use dotenv::{Entry, parse_bytes};
 pub use error::{ConfigError, Source};
-pub use load::{EnvFile, build, load, load_from};
+pub use load::{EnvFile, build, load, load_from, no_env_file};
 pub use secret::Secret;
 
 /// The configuration a command runs with: `env_file` (or `./.env`) overlaid by the environment,

@@ -93,6 +93,13 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
             || session::probe(global),
         )
         .await?;
+    // Without helm no release can be checked: that is "could not check" (exit 1), never
+    // "not installed" (exit 3).
+    helm.version().await.map_err(|e| Error::Step {
+        step: "status: could not check the helm releases".into(),
+        message: e.to_string(),
+        hint: e.hint(),
+    })?;
     // status only reads the lock: a run holding it is changing what this reports.
     for ns in [&config.namespace, &config.tetragon_namespace] {
         if let Ok(Some(h)) = lease::holder(&kube, ns).await {

@@ -138,6 +138,7 @@ fn agent_attributes_a_real_shaped_connect_and_accept() {
             ("role", role),
             ("src_kind", "Deployment"),
             ("src_namespace", "kcos-sso"),
+            ("src_pod", "keycloak-operator-5bc7649f79-nnpjh"),
             ("src_release", "sso"),
             ("src_workload", "keycloak-operator"),
         ];

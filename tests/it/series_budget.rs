@@ -187,6 +187,7 @@ fn write(url: &str, rp: &str, lines: &[&str]) {
 }
 
 #[test]
+#[ignore = "pod_activity is gone (DESIGN.md section 3 puts the pod on tcp_flow and pod_io); the series budget is to be redone; open in issue 21"]
 fn a_day_of_hourly_rollouts_stays_within_the_series_budget() {
     let url = service("KOVENANT_TEST_INFLUXDB");
     let dir = tempfile::tempdir().expect("tempdir");
