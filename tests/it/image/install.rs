@@ -70,8 +70,9 @@ fn install_pushes_the_image_and_the_pipeline_runs_that_reference() {
         )),
         "{run}"
     );
+    // The plan is on stdout (README: the plan goes to stdout, for a real install too).
     assert!(
-        run.stderr.contains(&format!(
+        run.stdout.contains(&format!(
             "     ensure  image {expected} (build if missing, push)\n"
         )),
         "{run}"
