@@ -7,6 +7,9 @@
 # (VmHWM), and the counts it reports (netns, sockets, processes).
 # Usage: bench/kernel_scale.sh [WINDOWS] [WINDOW]   (default 6 10s)
 #   KOVENANT=path/to/kovenant (default target/release/kovenant, built when missing)
+#   BUSY=1: every namespace also carries a trickle (one 100-byte write a second on a connection
+#   of its own), so no namespace is quiet in any window and every one is dumped each pass, as on
+#   a node whose pods all see traffic (kubelet probes alone do that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 windows=${1:-6}
@@ -63,6 +66,12 @@ for i in $(seq 1 $pods); do
   "$work/kovload" netns "/run/netns/$ns" listen 127.0.0.1 9000 pairs $conns &
   holders+=($!)
   echo $! >"$d/cgroup.procs"
+  if [ "${BUSY:-0}" = 1 ]; then
+    "$work/kovload" netns "/run/netns/$ns" listen 127.0.0.1 9001 sink &
+    holders+=($!)
+    "$work/kovload" netns "/run/netns/$ns" stream 127.0.0.1 9001 100000 100 1000 &
+    holders+=($!)
+  fi
   for _ in $(seq 1 $idle); do
     sh -c "echo \$\$ > $d/cgroup.procs; exec ip netns exec $ns sleep 100000" &
   done
@@ -94,7 +103,7 @@ for line in open(lp):
         agent.append({k: int(v[:-1]) for k, v in (x.split("=") for x in fields.split(","))})
 steady = agent[1:int(windows) + 1]
 cpu = (int(cpu1) - int(cpu0)) / int(hz) / int(windows)
-print("per window (steady):", ", ".join(f"{k}={steady[-1].get(k)}" for k in ("netns", "sockets", "processes")))
+print("per window (steady):", ", ".join(f"{k}={steady[-1].get(k)}" for k in ("netns", "netns_quiet", "sockets", "processes")))
 print(f"agent CPU per {window} s window: {cpu*1000:.1f} ms ({cpu/int(window)*100:.2f}% of one core); "
       f"of which user {int(user)/int(hz)/int(windows)*1000:.1f} ms, kernel {cpu*1000-int(user)/int(hz)/int(windows)*1000:.1f} ms; "
       f"sample_us mean {sum(a.get('sample_us', 0) for a in steady)/len(steady)/1000:.1f} ms; peak RSS {int(hwm)/1024:.1f} MiB")

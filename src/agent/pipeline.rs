@@ -288,6 +288,7 @@ impl Agent {
         }
         let st = &mut self.agg.stats;
         st.netns = pass.stats.netns;
+        st.netns_quiet = pass.stats.quiet;
         st.sockets = pass.stats.sockets;
         st.processes = pass.stats.processes;
         st.destroy_events += pass.stats.destroy_events;

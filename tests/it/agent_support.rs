@@ -42,8 +42,9 @@ pub const IO_FIELDS: [&str; 6] = [
     "disk_write_bytes",
 ];
 /// `kovenant_agent`'s fields.
-pub const AGENT_FIELDS: [&str; 17] = [
+pub const AGENT_FIELDS: [&str; 18] = [
     "netns",
+    "netns_quiet",
     "sockets",
     "processes",
     "destroy_events",
@@ -62,8 +63,9 @@ pub const AGENT_FIELDS: [&str; 17] = [
     "lag_ms",
 ];
 /// The `kovenant_agent` fields only the kernel's readers fill: zero in every replay.
-pub const KERNEL_AGENT_FIELDS: [&str; 6] = [
+pub const KERNEL_AGENT_FIELDS: [&str; 7] = [
     "netns",
+    "netns_quiet",
     "sockets",
     "processes",
     "destroy_events",

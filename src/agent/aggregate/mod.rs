@@ -51,6 +51,8 @@ pub struct FlowKey {
 pub struct Stats {
     /// What the last kernel pass saw and cost (live agents only).
     pub netns: u64,
+    /// Of those, not dumped: their TCP counters had not moved since their last dump.
+    pub netns_quiet: u64,
     pub sockets: u64,
     pub processes: u64,
     pub destroy_events: u64,
@@ -129,6 +131,7 @@ impl Aggregator {
         let (a, b) = (&self.written, &self.stats);
         Stats {
             netns: b.netns,
+            netns_quiet: b.netns_quiet,
             sockets: b.sockets,
             processes: b.processes,
             destroy_events: a.destroy_events + b.destroy_events,
@@ -370,6 +373,7 @@ impl Aggregator {
         let lag_ms = u64::try_from(wall.saturating_sub(end) / 1_000_000).unwrap_or(0);
         let values = [
             ("netns", s.netns),
+            ("netns_quiet", s.netns_quiet),
             ("sockets", s.sockets),
             ("processes", s.processes),
             ("destroy_events", s.destroy_events),

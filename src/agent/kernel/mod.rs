@@ -42,6 +42,8 @@ pub struct PassStats {
     pub unreadable: u64,
     pub destroy_events: u64,
     pub destroys_lost: u64,
+    /// Namespaces not dumped this pass: their TCP counters had not moved since their last dump.
+    pub quiet: u64,
     pub sample_us: u64,
 }
 
@@ -58,10 +60,16 @@ struct Namespace {
     destroys: DestroyListener,
     /// The pod of its processes (the first one that names one).
     pod: Option<u128>,
-    /// A process in it, to read its `net/sockstat` through.
+    /// A process in it, to read its `net/snmp` and `net/sockstat` through.
     pid: i32,
+    /// Its TCP MIB when it was last dumped: while it stays the same, no socket in it has
+    /// anything new to report, and the dump (a walk of the kernel's established hash) is
+    /// skipped.
+    dumped_mib: Option<String>,
     /// The last pass it had a process in.
     alive: u64,
+    /// Sockets its last dump found.
+    sockets: u64,
 }
 
 pub struct Kernel {
@@ -130,31 +138,49 @@ impl Kernel {
         found
     }
 
-    /// Waits at most `timeout` for destroy notifications, and takes those that came.
+    /// Waits at most `timeout` for destroy notifications, and takes those that came (from the
+    /// listeners that have some: a drain of every listener at each wake-up would be a receive
+    /// call per namespace, mostly answering "nothing").
     pub fn wait_destroys(&mut self, timeout: Duration) -> io::Result<()> {
-        let mut fds: Vec<rustix::event::PollFd<'_>> = self
+        let (keys, mut fds): (Vec<u64>, Vec<rustix::event::PollFd<'_>>) = self
             .namespaces
-            .values()
-            .map(|n| rustix::event::PollFd::new(&n.destroys, rustix::event::PollFlags::IN))
-            .collect();
-        if !fds.is_empty() {
-            let ts = rustix::time::Timespec {
-                tv_sec: timeout.as_secs() as i64,
-                tv_nsec: i64::from(timeout.subsec_nanos()),
-            };
-            match rustix::event::poll(&mut fds, Some(&ts)) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        } else {
+            .iter()
+            .map(|(&ns, n)| {
+                let fd = rustix::event::PollFd::new(&n.destroys, rustix::event::PollFlags::IN);
+                (ns, fd)
+            })
+            .unzip();
+        if fds.is_empty() {
             std::thread::sleep(timeout);
+            return Ok(());
         }
+        let ts = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ready: HashSet<u64> = keys
+            .iter()
+            .zip(&fds)
+            .filter(|(_, fd)| !fd.revents().is_empty())
+            .map(|(&ns, _)| ns)
+            .collect();
         drop(fds);
-        self.drain_destroys()
+        if ready.is_empty() {
+            return Ok(());
+        }
+        self.drain_destroys(Some(&ready))
     }
 
-    fn drain_destroys(&mut self) -> io::Result<()> {
+    /// Takes the notifications queued on the listeners of `only` (all when `None`).
+    fn drain_destroys(&mut self, only: Option<&HashSet<u64>>) -> io::Result<()> {
         for (&ns, n) in &mut self.namespaces {
+            if only.is_some_and(|o| !o.contains(&ns)) {
+                continue;
+            }
             let sockets = &mut self.sockets;
             let pending = &mut self.pending;
             let drained = n.destroys.drain(&mut |r| {
@@ -187,29 +213,37 @@ impl Kernel {
             self.host = self.find_host();
         }
         self.follow_namespaces(pass);
-        self.drain_destroys()?;
-        self.sockets.next_pass();
+        self.drain_destroys(None)?;
         let mut out = Pass::default();
         let mut gone = Vec::new();
         for (&ns, n) in &mut self.namespaces {
             self.records.clear();
             let records = &mut self.records;
             // A namespace gone since this pass's listing answers "unknown": dumped, and failing.
-            let families = if n.alive == pass {
-                procs::tcp_in_use(&self.cfg.proc_root, n.pid)
+            let (mib, families) = if n.alive == pass {
+                let mib = procs::tcp_mib(&self.cfg.proc_root, n.pid);
+                if mib.is_some() && mib == n.dumped_mib {
+                    out.stats.quiet += 1;
+                    out.stats.sockets += n.sockets;
+                    continue;
+                }
+                (mib, procs::tcp_in_use(&self.cfg.proc_root, n.pid))
             } else {
-                (true, true)
+                (None, (true, true))
             };
             match n.dumper.dump(families, &mut |r| records.push(r)) {
-                Ok(()) => self
-                    .sockets
-                    .dump(ns, &self.records, baseline, &mut out.sockets),
+                Ok(()) => {
+                    self.sockets
+                        .dump(ns, &self.records, baseline, &mut out.sockets);
+                    n.dumped_mib = mib;
+                    n.sockets = self.records.len() as u64;
+                }
                 // The namespace went away under the dump.
                 Err(_) => gone.push(ns),
             }
             out.stats.sockets += self.records.len() as u64;
         }
-        self.drain_destroys()?;
+        self.drain_destroys(None)?;
         let mut lost = 0;
         // A namespace with no process for two passes is let go of (its destroy notifications
         // had that long to come).
@@ -273,6 +307,8 @@ impl Kernel {
                         pod,
                         pid,
                         alive: pass,
+                        dumped_mib: None,
+                        sockets: 0,
                     },
                 );
             }

@@ -4,6 +4,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use hashbrown::HashMap;
+
 use super::cgroup::pod_of_process;
 
 /// `/proc/<pid>/io`, in the flow contract's names.
@@ -78,6 +80,23 @@ pub struct Scan {
     pub procs: Vec<Proc>,
     /// Processes listed but not readable (gone mid-pass, or no right to read them).
     pub unreadable: u64,
+    /// The pod and namespace of each process as first read, while it stays the same program.
+    known: HashMap<i32, Known>,
+    /// Passes so far, to forget processes that are gone.
+    pass: u64,
+    buf: Vec<u8>,
+}
+
+/// What does not change while a process runs the same program: container runtimes and `ip
+/// netns exec` place a process in its cgroup and namespace before they exec its program, and
+/// a new program is a new command name.
+#[derive(Debug)]
+struct Known {
+    start: u64,
+    comm: String,
+    pod: Option<u128>,
+    netns: u64,
+    pass: u64,
 }
 
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -87,6 +106,7 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 pub fn scan(root: &Path, out: &mut Scan) {
     out.procs.clear();
     out.unreadable = 0;
+    out.pass += 1;
     let Ok(all) = procfs::process::all_processes_with_root(root) else {
         return;
     };
@@ -95,26 +115,54 @@ pub fn scan(root: &Path, out: &mut Scan) {
             out.unreadable += 1;
             continue;
         };
-        match read(root, &p) {
+        match read(root, &p, out) {
             Some(Some(proc)) => out.procs.push(proc),
             Some(None) => {}
             None => out.unreadable += 1,
         }
     }
+    let pass = out.pass;
+    out.known.retain(|_, k| k.pass == pass);
 }
 
 /// `Some(None)` for a kernel thread; `None` when the process cannot be read whole.
-fn read(root: &Path, p: &procfs::process::Process) -> Option<Option<Proc>> {
-    let stat = p.stat().ok()?;
+fn read(root: &Path, p: &procfs::process::Process, scan: &mut Scan) -> Option<Option<Proc>> {
+    let stat: procfs::process::Stat = parse(p, "stat", &mut scan.buf)?;
     if u64::from(stat.flags) & PF_KTHREAD != 0 {
         return Some(None);
     }
-    let io = p.io().ok()?;
-    let dir = root.join(p.pid().to_string());
-    let netns = std::fs::metadata(dir.join("ns/net")).ok()?.ino();
-    let cgroup = std::fs::read_to_string(dir.join("cgroup")).ok()?;
+    let io: procfs::process::Io = parse(p, "io", &mut scan.buf)?;
+    let pid = p.pid();
+    let known = scan
+        .known
+        .get_mut(&pid)
+        .filter(|k| k.start == stat.starttime && k.comm == stat.comm);
+    let (pod, netns) = match known {
+        Some(k) => {
+            k.pass = scan.pass;
+            (k.pod, k.netns)
+        }
+        None => {
+            let netns = std::fs::metadata(root.join(pid.to_string()).join("ns/net"))
+                .ok()?
+                .ino();
+            let cgroup = read_once(p, "cgroup", &mut scan.buf)?;
+            let pod = pod_of_process(std::str::from_utf8(cgroup).ok()?);
+            scan.known.insert(
+                pid,
+                Known {
+                    start: stat.starttime,
+                    comm: stat.comm,
+                    pod,
+                    netns,
+                    pass: scan.pass,
+                },
+            );
+            (pod, netns)
+        }
+    };
     Some(Some(Proc {
-        pid: p.pid(),
+        pid,
         ppid: stat.ppid,
         start: stat.starttime,
         io: Io {
@@ -125,9 +173,43 @@ fn read(root: &Path, p: &procfs::process::Process) -> Option<Option<Proc>> {
             disk_read_bytes: io.read_bytes,
             disk_write_bytes: io.write_bytes,
         },
-        pod: pod_of_process(&cgroup),
+        pod,
         netns,
     }))
+}
+
+/// A file of the process, parsed by procfs from one read.
+fn parse<T: procfs::FromRead>(
+    p: &procfs::process::Process,
+    name: &str,
+    buf: &mut Vec<u8>,
+) -> Option<T> {
+    T::from_read(read_once(p, name, buf)?).ok()
+}
+
+/// The whole of a `/proc/<pid>` file, opened relative to the process's directory. These files
+/// (`stat`, `io`, `cgroup`) are single-record seq files (fs/proc/base.c, `ONE`): a read that
+/// does not fill the buffer returned all of it, so one read is enough where `read_to_end`
+/// would make two and a `statx`.
+fn read_once<'a>(
+    p: &procfs::process::Process,
+    name: &str,
+    buf: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
+    use std::io::Read;
+    let mut file = p.open_relative(name).ok()?;
+    if buf.len() < 8192 {
+        buf.resize(8192, 0);
+    }
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..]).ok()?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            return Some(&buf[..len]);
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
 }
 
 /// The inode of the network namespace of `pid`, if it can be read.
@@ -170,6 +252,20 @@ pub fn socket_owners(
     }
 }
 
+/// The values of the TCP MIB of the network namespace of `pid` (`/proc/<pid>/net/snmp`, the
+/// second `Tcp:` line: opens, `InSegs`, `OutSegs`, `RetransSegs`, resets...). Every counter a
+/// socket's `tcp_info` carries moves only with a segment sent, retransmitted or received, and
+/// each of those moves this line: while it stays the same, no socket of the namespace has a new
+/// byte, RTT sample, state or connection to report. `None` when it cannot be read.
+pub fn tcp_mib(root: &Path, pid: i32) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(pid.to_string()).join("net/snmp")).ok()?;
+    tcp_values(&text).map(str::to_owned)
+}
+
+fn tcp_values(text: &str) -> Option<&str> {
+    text.lines().filter(|l| l.starts_with("Tcp:")).nth(1)
+}
+
 /// Whether the network namespace of `pid` has TCP sockets in use, IPv4 and IPv6
 /// (`/proc/<pid>/net/sockstat` `TCP: inuse N`, `sockstat6` `TCP6: inuse N`: the kernel's
 /// per-namespace counters of hashed sockets, listeners included). Unknown is "yes".
@@ -197,6 +293,18 @@ fn inuse(text: &str, prefix: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_tcp_mib_is_the_values_line_of_snmp() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+            Tcp: RtoAlgorithm ActiveOpens InSegs OutSegs\nTcp: 1 48172 3461911 3443358\n\
+            Udp: InDatagrams\nUdp: 7\n";
+        assert_eq!(
+            super::tcp_values(snmp),
+            Some("Tcp: 1 48172 3461911 3443358")
+        );
+        assert_eq!(super::tcp_values("Ip: 1\nIp: 2\n"), None);
+    }
+
     #[test]
     fn sockstat_says_how_many_tcp_sockets_are_in_use() {
         let v4 =

@@ -30,7 +30,6 @@ pub const TCP_CLOSE_WAIT: u8 = 8;
 pub const TCP_LAST_ACK: u8 = 9;
 pub const TCP_LISTEN: u8 = 10;
 pub const TCP_CLOSING: u8 = 11;
-const TCP_NEW_SYN_RECV: u8 = 12;
 
 /// The counters of `struct tcp_info` the flow contract reads (DESIGN.md section 3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,8 +121,11 @@ impl Dumper {
         })
     }
 
-    /// Every TCP socket of the namespace, IPv4 then IPv6, but those in TIME_WAIT and
-    /// SYN_RECV (no `tcp_info`; a TIME_WAIT socket's counters came with its destroy).
+    /// Every TCP socket of the namespace, IPv4 then IPv6, in the states `ESTABLISHED` to
+    /// `CLOSING` but `TIME_WAIT` and `SYN_RECV` (no `tcp_info`; a TIME_WAIT socket's counters
+    /// came with its destroy). `NEW_SYN_RECV` and `BOUND_INACTIVE` are not asked for: the
+    /// latter would walk the kernel's whole bind hash too (net/ipv4/tcp_diag.c), for sockets
+    /// that never move a byte.
     /// `families`: (IPv4, IPv6) to dump; a family with no socket in use is skipped, because a
     /// dump walks the whole of the kernel's established hash, shared by every namespace
     /// (net/ipv4/inet_diag.c `inet_diag_dump_icsk`), whatever it finds in this one.
@@ -141,7 +143,9 @@ impl Dumper {
     }
 
     fn dump_family(&mut self, family: u8, f: &mut dyn FnMut(SockRecord)) -> io::Result<()> {
-        let skip = (1u32 << TCP_TIME_WAIT) | (1 << TCP_SYN_RECV) | (1 << TCP_NEW_SYN_RECV);
+        let skip = (1u32 << TCP_TIME_WAIT) | (1 << TCP_SYN_RECV);
+        // States 1 (ESTABLISHED) to 11 (CLOSING), include/net/tcp_states.h.
+        let states = ((1u32 << (TCP_CLOSING + 1)) - 2) & !skip;
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let socket_id = if family == AF_INET {
@@ -155,7 +159,7 @@ impl Dumper {
                 family,
                 protocol: IPPROTO_TCP,
                 extensions: ExtensionFlags::INFO,
-                states: StateFlags::from_bits_retain(0xffff & !skip),
+                states: StateFlags::from_bits_retain(states),
                 socket_id,
             })
             .into(),

@@ -63,7 +63,8 @@ struct Seen {
     fin: bool,
     server: bool,
     inode: u32,
-    pass: u64,
+    /// Its namespace's dump that last saw it.
+    dump: u64,
 }
 
 fn fin_received(state: u8) -> bool {
@@ -76,7 +77,9 @@ pub struct SocketTable {
     seen: HashMap<(u64, u64), Seen>,
     /// Ports listening in each namespace, from the latest dump.
     listening: HashMap<u64, HashSet<u16>>,
-    pass: u64,
+    /// How many times each namespace was dumped. A namespace is not dumped in a pass where
+    /// its TCP counters did not move, so "missing" is counted in its own dumps.
+    dumps: HashMap<u64, u64>,
 }
 
 /// How a record came.
@@ -95,11 +98,6 @@ impl SocketTable {
         self.seen.len()
     }
 
-    /// Starts a pass (a round of dumps).
-    pub fn next_pass(&mut self) {
-        self.pass += 1;
-    }
-
     /// A namespace's dump, whole: listening ports first (a v6 listener serves v4 peers), then
     /// each socket. `None`-returning records (listeners) are not flows.
     pub fn dump(
@@ -115,6 +113,7 @@ impl SocketTable {
             .map(|r| r.local.port())
             .collect();
         self.listening.insert(netns, ports);
+        *self.dumps.entry(netns).or_default() += 1;
         for r in records.iter().filter(|r| r.state != TCP_LISTEN) {
             if let Some(d) = self.record(netns, r, Via::Dump { baseline }) {
                 out.push(d);
@@ -137,7 +136,7 @@ impl SocketTable {
             return None;
         }
         let c = r.counters?;
-        let pass = self.pass;
+        let dump = self.dumps.get(&netns).copied().unwrap_or(0);
         let destroyed = via == Via::Destroy;
         let fin_now = fin_received(r.state) || (destroyed && c.bytes_received > 0);
         let sent = c.bytes_sent.saturating_sub(c.bytes_retrans);
@@ -164,7 +163,7 @@ impl SocketTable {
                     fin: fin_now,
                     server,
                     inode,
-                    pass,
+                    dump,
                 }
             }
             None => {
@@ -180,7 +179,7 @@ impl SocketTable {
                     fin: false,
                     server,
                     inode,
-                    pass,
+                    dump,
                 }
             }
         };
@@ -206,7 +205,7 @@ impl SocketTable {
                     fin,
                     server,
                     inode: if inode == 0 { r.inode } else { inode },
-                    pass,
+                    dump,
                 },
             );
         }
@@ -225,10 +224,11 @@ impl SocketTable {
     /// (a notification lost to an overflow, or a namespace gone): their final bytes are lost.
     /// Returns how many.
     pub fn sweep(&mut self, netns: Option<u64>) -> u64 {
-        let pass = self.pass;
         let before = self.seen.len();
+        let dumps = &self.dumps;
         self.seen.retain(|(ns, _), s| {
-            netns.is_some_and(|n| n != *ns) || pass.saturating_sub(s.pass) < 2
+            let last = dumps.get(ns).copied().unwrap_or(0);
+            netns.is_some_and(|n| n != *ns) || last.saturating_sub(s.dump) < 2
         });
         (before - self.seen.len()) as u64
     }
@@ -236,6 +236,7 @@ impl SocketTable {
     /// A namespace the agent no longer follows.
     pub fn forget(&mut self, netns: u64) -> u64 {
         self.listening.remove(&netns);
+        self.dumps.remove(&netns);
         let before = self.seen.len();
         self.seen.retain(|(ns, _), _| *ns != netns);
         (before - self.seen.len()) as u64
@@ -275,9 +276,7 @@ mod tests {
     fn a_client_socket_is_counted_across_dumps_and_its_destroy() {
         let mut t = SocketTable::default();
         let mut out = Vec::new();
-        t.next_pass();
         t.dump(1, &[], true, &mut out);
-        t.next_pass();
         t.dump(
             1,
             &[rec(5, TCP_ESTABLISHED, 40000, 1000, 300)],
@@ -306,7 +305,6 @@ mod tests {
     fn sockets_at_the_baseline_count_only_what_follows() {
         let mut t = SocketTable::default();
         let mut out = Vec::new();
-        t.next_pass();
         t.dump(
             1,
             &[rec(5, TCP_ESTABLISHED, 40000, 7000, 9000)],
@@ -320,7 +318,6 @@ mod tests {
             (0, 0, 0, 1)
         );
         out.clear();
-        t.next_pass();
         t.dump(
             1,
             &[rec(5, TCP_ESTABLISHED, 40000, 7010, 9020)],
@@ -335,7 +332,6 @@ mod tests {
     fn a_server_socket_is_an_accept_on_its_listening_port() {
         let mut t = SocketTable::default();
         let mut out = Vec::new();
-        t.next_pass();
         let listener = rec(1, TCP_LISTEN, 8080, 0, 0);
         let mut accepted = rec(2, TCP_ESTABLISHED, 8080, 10, 20);
         accepted.remote = SocketAddr::from(([10, 0, 0, 3], 51000));
@@ -349,7 +345,6 @@ mod tests {
     fn a_fin_is_taken_out_once() {
         let mut t = SocketTable::default();
         let mut out = Vec::new();
-        t.next_pass();
         t.dump(1, &[], true, &mut out);
         // CLOSE_WAIT: 100 data bytes and the FIN received.
         t.dump(1, &[rec(5, TCP_CLOSE_WAIT, 40000, 0, 101)], false, &mut out);
@@ -361,7 +356,6 @@ mod tests {
     #[test]
     fn a_socket_born_and_gone_between_dumps_counts_whole_from_its_destroy() {
         let mut t = SocketTable::default();
-        t.next_pass();
         t.dump(1, &[], true, &mut Vec::new());
         let d = t.destroyed(1, &rec(9, 7, 40001, 1000, 5001)).unwrap();
         assert_eq!(
@@ -378,16 +372,42 @@ mod tests {
     #[test]
     fn sockets_missing_from_two_dumps_are_swept_as_lost() {
         let mut t = SocketTable::default();
-        t.next_pass();
         t.dump(
             1,
             &[rec(5, TCP_ESTABLISHED, 40000, 0, 0)],
             true,
             &mut Vec::new(),
         );
-        t.next_pass();
+        t.dump(1, &[], false, &mut Vec::new());
         assert_eq!(t.sweep(Some(1)), 0);
-        t.next_pass();
+        t.dump(1, &[], false, &mut Vec::new());
         assert_eq!(t.sweep(Some(1)), 1);
+    }
+
+    #[test]
+    fn a_namespace_that_is_not_dumped_keeps_its_sockets() {
+        let mut t = SocketTable::default();
+        t.dump(
+            1,
+            &[rec(5, TCP_ESTABLISHED, 40000, 0, 0)],
+            true,
+            &mut Vec::new(),
+        );
+        t.dump(2, &[], true, &mut Vec::new());
+        // Namespace 2 is dumped twice more; namespace 1, quiet, is not.
+        for _ in 0..2 {
+            t.dump(2, &[], false, &mut Vec::new());
+            assert_eq!(t.sweep(None), 0);
+        }
+        assert_eq!(t.len(), 1);
+        let mut out = Vec::new();
+        t.dump(
+            1,
+            &[rec(5, TCP_ESTABLISHED, 40000, 10, 20)],
+            false,
+            &mut out,
+        );
+        let s = sum(&out);
+        assert_eq!((s.connects, s.bytes_sent, s.bytes_received), (0, 10, 20));
     }
 }
