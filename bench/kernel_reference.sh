@@ -43,7 +43,7 @@ cleanup() {
     rmdir "$d" "$(dirname "$d")" 2>/dev/null || true
   done
   rmdir /sys/fs/cgroup/unified/kubepods/besteffort /sys/fs/cgroup/unified/kubepods 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] && cp "$work/agent.lp" "$KEEP"; rm -rf "$work"
   [ -z "$mounted_tracefs" ] || umount /sys/kernel/tracing
 }
 trap cleanup EXIT
@@ -80,6 +80,12 @@ items += pod("web", "$uid_s", "$ip_s", "web-7f4b")
 json.dump({"apiVersion": "v1", "kind": "List", "items": items}, open(sys.argv[1], "w"))
 PY
 
+# Each pod's sandbox holds its namespace from the start, as Kubernetes' pause container does.
+for x in "$cg_c $ns_c" "$cg_s $ns_s"; do
+  set -- $x
+  sh -c "echo \$\$ > $1/cgroup.procs; exec ip netns exec $2 sleep 100000" &
+  pids+=($!)
+done
 # The server, in its pod (cgroup first, then the namespace: exec after both).
 sh -c "echo \$\$ > $cg_s/cgroup.procs; exec ip netns exec $ns_s $work/kovhttp server $ip_s:8080 1000" &
 pids+=($!)

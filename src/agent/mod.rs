@@ -375,6 +375,7 @@ fn run_live(
     agent.count_pass(&first, &kernel, &mut out)?;
     let window = live.window;
     let mut next = next_boundary(window);
+    let mut looked = Instant::now();
     loop {
         while !live.stop.load(Ordering::Relaxed) {
             let now = std::time::SystemTime::now();
@@ -382,6 +383,11 @@ fn run_live(
                 break;
             };
             kernel.wait_destroys(left.min(Duration::from_millis(200)))?;
+            // A pod made since the last pass: its namespace is followed within a second.
+            if looked.elapsed() >= Duration::from_secs(1) {
+                kernel.follow_new_namespaces();
+                looked = Instant::now();
+            }
         }
         if let Some(rx) = &live.updates {
             while let Ok(delta) = rx.try_recv() {

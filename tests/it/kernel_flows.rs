@@ -80,6 +80,38 @@ fn kernel_many_short_connections_are_counted_exactly_on_both_ends() {
 }
 
 #[test]
+fn kernel_a_pod_that_starts_between_two_passes_has_its_first_connections_counted() {
+    let mut s = Scenario::new("late");
+    let client = s.pod("late", Layout::SystemdV2);
+    let server = s.pod("early", Layout::CgroupfsV2);
+    s.link(Side::Pod(client), Side::Pod(server));
+    let ip = s.pods[server].ip4.clone();
+    let mut srv = s.start(
+        server,
+        &["listen", &ip, "8080", "serve", "50", "100", "1000", "wait2"],
+    );
+    // 5 s windows: the client's connections open and close well before the next pass, so
+    // only a namespace followed between passes has a destroy listener to report them.
+    let agent = Agent::start(&s, &["--window", "5s"]);
+    srv.go();
+    // Right after a pass, the client pod's first process appears in its namespace, which no
+    // process held before.
+    agent.wait_windows(1);
+    let mut cli = s.start(
+        client,
+        &["connect", &ip, "8080", "50", "100", "1000", "wait2"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    cli.go();
+    finish(&agent, &mut [&mut cli, &mut srv]);
+    let points = agent.stop();
+    assert_flows(
+        &flows(&s, &points),
+        &both_ends(&s, client, server, 8080, 50, 100, 1000),
+    );
+}
+
+#[test]
 fn kernel_a_stream_over_several_windows_is_counted_exactly() {
     let mut s = Scenario::new("stream");
     let client = s.pod("writer", Layout::SystemdV1);

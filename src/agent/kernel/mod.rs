@@ -138,6 +138,42 @@ impl Kernel {
         found
     }
 
+    /// Follows the network namespaces made since the last pass, so that the sockets a new pod
+    /// opens and closes before the next pass are not missed: the processes not listed before
+    /// (a pod's first, its sandbox's `pause`, holds its namespace from the start) are looked at
+    /// for their namespace, and a new one gets its dumper and destroy listener now. Costs a
+    /// listing of `/proc` and one `stat` per process new since the last pass. A process is
+    /// looked at again until the pass lists it: a runtime's process enters its namespace
+    /// after it is forked.
+    pub fn follow_new_namespaces(&mut self) {
+        for pid in procs::pids(&self.cfg.proc_root) {
+            if self.scan.pids.contains(&pid) {
+                continue;
+            }
+            let Some(ns) = procs::netns_of(&self.cfg.proc_root, pid) else {
+                continue;
+            };
+            if self.namespaces.contains_key(&ns) {
+                continue;
+            }
+            if let Ok((dumper, destroys)) = self.enter(ns, pid) {
+                self.scan.pids.insert(pid);
+                self.namespaces.insert(
+                    ns,
+                    Namespace {
+                        dumper,
+                        destroys,
+                        pod: None,
+                        pid,
+                        alive: self.passes,
+                        dumped_mib: None,
+                        sockets: 0,
+                    },
+                );
+            }
+        }
+    }
+
     /// Waits at most `timeout` for destroy notifications, and takes those that came (from the
     /// listeners that have some: a drain of every listener at each wake-up would be a receive
     /// call per namespace, mostly answering "nothing").

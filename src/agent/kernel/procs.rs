@@ -4,7 +4,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use super::cgroup::pod_of_process;
 
@@ -78,6 +78,8 @@ pub struct Proc {
 #[derive(Debug, Default)]
 pub struct Scan {
     pub procs: Vec<Proc>,
+    /// Every pid listed, kernel threads and unreadable ones included.
+    pub pids: HashSet<i32>,
     /// Processes listed but not readable (gone mid-pass, or no right to read them).
     pub unreadable: u64,
     /// The pod and namespace of each process as first read, while it stays the same program.
@@ -105,6 +107,7 @@ const PF_KTHREAD: u64 = 0x0020_0000;
 /// all live in the initial namespaces).
 pub fn scan(root: &Path, out: &mut Scan) {
     out.procs.clear();
+    out.pids.clear();
     out.unreadable = 0;
     out.pass += 1;
     let Ok(all) = procfs::process::all_processes_with_root(root) else {
@@ -115,6 +118,7 @@ pub fn scan(root: &Path, out: &mut Scan) {
             out.unreadable += 1;
             continue;
         };
+        out.pids.insert(p.pid());
         match read(root, &p, out) {
             Some(Some(proc)) => out.procs.push(proc),
             Some(None) => {}
@@ -210,6 +214,17 @@ fn read_once<'a>(
         }
         buf.resize(buf.len() * 2, 0);
     }
+}
+
+/// The pids under `root` now (its numeric entries).
+pub fn pids(root: &Path) -> Vec<i32> {
+    std::fs::read_dir(root).map_or_else(
+        |_| Vec::new(),
+        |dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        },
+    )
 }
 
 /// The inode of the network namespace of `pid`, if it can be read.
