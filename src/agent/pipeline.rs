@@ -331,7 +331,8 @@ impl Agent {
                 Some(None) => {
                     self.host_sources.insert(key, HostSource::Pod(None));
                 }
-                None if d.inode != 0 => {
+                // A closed socket is in no process's fd table any more: no use looking.
+                None if d.inode != 0 && d.counts.closes == 0 => {
                     wanted.insert(d.inode);
                 }
                 None => {}
