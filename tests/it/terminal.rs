@@ -27,6 +27,12 @@ impl Pane {
         );
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
         let mut script = String::from("#!/bin/sh\n");
+        // Ctrl-C in a terminal's cooked mode signals the whole foreground group, this shell
+        // too: a script's sh dies of it (dash re-raises SIGINT after its child ends, whatever
+        // the child did) and takes the pane with it before `exit=` shows. A trap (not an
+        // ignore, which kovenant would inherit) keeps it alive, as a user's interactive shell
+        // is, to report what kovenant itself did.
+        script.push_str("trap : INT\n");
         script.push_str("unset KUBECONFIG DOCKER_HOST\n");
         for (k, v) in env {
             script.push_str(&format!("export {k}={}\n", quote(v)));
