@@ -154,12 +154,15 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
     }
     // Missing rights stop the agent at once, before it reads anything half-blind.
     if !args.no_kernel {
-        kernel::check_rights(&args.proc_root).map_err(|e| {
-            Error::step("agent", e).with_hint(
-                "run it as root, or grant the capabilities the kovenant DaemonSet grants \
-                 (docs/security.md); to replay Tetragon's events alone, pass --no-kernel",
-            )
-        })?;
+        kernel::check_rights(&args.proc_root)
+            .and_then(|()| kernel::check_host_pid(&args.proc_root))
+            .map_err(|e| {
+                Error::step("agent", e).with_hint(
+                    "run it as root in the node's PID namespace, or with the hostPID and the \
+                     capabilities the kovenant DaemonSet grants (docs/security.md); to replay \
+                     Tetragon's events alone, pass --no-kernel",
+                )
+            })?;
     }
     if !matches!(source, Source::File(_)) {
         for (set, flag) in [

@@ -30,6 +30,18 @@ pub struct Helm {
 
 type DeadlineFn = Arc<dyn Fn() -> Instant + Send + Sync>;
 
+/// How much of the time left helm's own `--timeout` leaves unused. A helm whose wait times out
+/// still records its release as failed and exits; doing that before the command's deadline
+/// stops it keeps helm's own words (`context deadline exceeded`) and a release that is failed,
+/// not left pending. The SIGTERM at the deadline is then only for a helm that hangs outside its
+/// own timeout (an API server that stopped answering).
+const RECORD: Duration = Duration::from_secs(2);
+
+/// helm's `--timeout` for a wait that must end within `left`: whole seconds, at least 1.
+fn own_timeout(left: Duration) -> String {
+    format!("{}s", left.saturating_sub(RECORD).as_secs().max(1))
+}
+
 /// What a helm run gave: its exit code (-1 when a signal ended it), both streams, and whether
 /// the deadline stopped it.
 #[derive(Debug)]
@@ -404,10 +416,10 @@ impl Helm {
         }
     }
 
-    /// `helm upgrade --install --wait`.
+    /// `helm upgrade --install --wait`, to end within `timeout` ([`own_timeout`]).
     pub async fn upgrade(&self, c: &ChartArgs<'_>, timeout: Duration) -> Result<()> {
         let mut a = Self::chart_args(&["upgrade", "--install"], c);
-        let t = format!("{}s", timeout.as_secs().max(1));
+        let t = own_timeout(timeout);
         a.extend(args(&["--create-namespace", "--wait", "--timeout", &t]));
         self.run_ok(a).await.map(drop)
     }
@@ -428,7 +440,7 @@ impl Helm {
         namespace: &str,
         timeout: Duration,
     ) -> Result<bool> {
-        let t = format!("{}s", timeout.as_secs().max(1));
+        let t = own_timeout(timeout);
         let a = args(&[
             "uninstall",
             release,
@@ -500,6 +512,14 @@ fn args(list: &[&str]) -> Vec<OsString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helms_own_timeout_ends_before_the_deadline_to_record_its_release() {
+        assert_eq!(own_timeout(Duration::from_millis(20_900)), "18s");
+        assert_eq!(own_timeout(Duration::from_secs(600)), "598s");
+        assert_eq!(own_timeout(Duration::from_millis(2_500)), "1s");
+        assert_eq!(own_timeout(Duration::ZERO), "1s");
+    }
 
     #[test]
     fn the_cause_helm_puts_on_stdout_is_kept_and_progress_is_not() {

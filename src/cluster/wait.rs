@@ -89,6 +89,9 @@ impl Deadline {
         loop {
             let at = self.at() + overrun;
             tokio::select! {
+                // Work that ends as the deadline passes (a wait that stops itself then) gives
+                // its own result, which says more than the bound's.
+                biased;
                 out = &mut work => {
                     // A failure at the deadline (helm stopped, say): add why, when the API
                     // server is the cause.
@@ -100,8 +103,12 @@ impl Deadline {
                                 .flatten();
                             Err(Error::Step {
                                 message: match cause {
-                                    Some(c) => format!("{message}\nmeanwhile: {c}"),
-                                    None => message,
+                                    // Not twice: a wait that ended itself on the API server's
+                                    // error already says it.
+                                    Some(c) if !message.contains(&c) => {
+                                        format!("{message}\nmeanwhile: {c}")
+                                    }
+                                    _ => message,
                                 },
                                 step,
                                 hint,

@@ -72,7 +72,7 @@ pub struct Judgement {
 
 /// Judges the points against the nodes the cluster has now (`None`: the nodes could not be
 /// listed, so every node with a point is judged). A node is healthy when its newest point is at
-/// most `stale` seconds old and shows more than one network namespace and more than zero sockets.
+/// most `stale` seconds old and shows a network namespace entered and more than zero sockets.
 pub fn judge(
     points: Vec<AgentPoint>,
     nodes: Option<&[String]>,
@@ -143,11 +143,14 @@ fn problem(a: &AgentPoint, stale: i64) -> Option<String> {
                 .into(),
         );
     };
-    if netns <= 1 {
-        return Some(format!(
-            "the agent sees {netns} network namespace(s), so not the pods' (it needs hostPID and \
-             CAP_SYS_ADMIN to enter them; see docs/security.md)"
-        ));
+    // One namespace is a real view: the agent stops at start unless it sees the node's
+    // processes (hostPID) and may enter their namespaces (src/agent/kernel/rights.rs), so a
+    // node whose processes all share the host's (only hostNetwork pods; the sandbox, whose
+    // kwok pods have no process) is not an agent blind to its pods.
+    if netns == 0 {
+        return Some(
+            "the agent entered no network namespace (setns failed: check the agent's log)".into(),
+        );
     }
     if sockets == 0 {
         return Some(
@@ -222,7 +225,7 @@ mod tests {
         let j = judge(
             vec![
                 point("a", 95, Some(4), Some(9)),
-                point("b", 5, Some(1), Some(9)),
+                point("b", 5, Some(0), Some(0)),
                 point("c", 5, Some(4), Some(0)),
                 point("d", 5, None, None),
             ],
@@ -234,13 +237,21 @@ mod tests {
         assert_eq!(
             e,
             "no kovenant_agent point newer than 30s (three agent windows) from node a (95s ago); \
-             b: the agent sees 1 network namespace(s), so not the pods' (it needs hostPID and \
-             CAP_SYS_ADMIN to enter them; see docs/security.md); \
+             b: the agent entered no network namespace (setns failed: check the agent's log); \
              c: the agent read 0 sockets (sock_diag answered nothing: check the agent's log); \
              d: the agent does not report netns and sockets (an agent older than this kovenant: \
              kovenant install rolls it)"
         );
         assert!(j.agents.iter().all(|a| a.problem.is_some()));
+    }
+
+    #[test]
+    fn one_network_namespace_is_a_real_view_of_a_node_without_pod_namespaces() {
+        // This machine as the sandbox's node: kwok's pods have no process, so every process
+        // shares the host's namespace (a node of hostNetwork pods alone is the same).
+        let j = judge(vec![point("vm", 5, Some(1), Some(741))], None, 30, 3600);
+        assert_eq!(j.error, None);
+        assert_eq!(j.agents[0].problem, None);
     }
 
     #[test]

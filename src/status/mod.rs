@@ -43,7 +43,9 @@ const ONE_CHECK: Duration = Duration::from_secs(5);
 /// How long `--wait` sleeps between two looks.
 const POLL: Duration = Duration::from_secs(5);
 
-/// Connects; with `--wait`, keeps trying until the deadline (a cluster still starting).
+/// Connects; with `--wait`, keeps trying until the deadline (a cluster still starting), and
+/// then fails with the last attempt's error (which names the context and server), not with a
+/// new attempt that the deadline would cut short.
 async fn connect(
     global: &GlobalArgs,
     args: &StatusArgs,
@@ -59,13 +61,37 @@ async fn connect(
             }
             Err(e) if args.wait && !deadline.left().is_zero() => {
                 step.message(format!("{e}; trying again"));
-                tokio::time::sleep(POLL.min(deadline.left())).await;
+                let next = (Instant::now() + POLL).min(deadline.at());
+                tokio::time::sleep_until(next.into()).await;
+                if deadline.left().is_zero() {
+                    step.clear();
+                    return Err(still_at_the_end(e, deadline));
+                }
             }
             Err(e) => {
                 step.clear();
                 return Err(e);
             }
         }
+    }
+}
+
+/// The last attempt's error, saying it still stood when `--timeout` ended.
+fn still_at_the_end(e: Error, deadline: Deadline) -> Error {
+    match e {
+        Error::Step {
+            step,
+            message,
+            hint,
+        } => Error::Step {
+            step,
+            message: format!(
+                "{message}; still failing at the end of --timeout {}",
+                crate::config::duration::format(deadline.total())
+            ),
+            hint,
+        },
+        e => e,
     }
 }
 
@@ -116,9 +142,11 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
             printer,
             format!("Checking the stack in context {}", kube.context),
         );
-        // A --timeout shorter than one check still gets one complete report.
-        let collected = deadline
-            .at_least(ONE_CHECK)
+        // A --timeout shorter than one check still gets one complete report: its helm calls
+        // too, or a helm stopped at the deadline would turn the report into "could not check".
+        let check = deadline.at_least(ONE_CHECK);
+        helm.stop_at(move || check.at());
+        let collected = check
             .bound(
                 "status",
                 Duration::ZERO,
@@ -138,18 +166,19 @@ async fn run_async(global: &GlobalArgs, args: &StatusArgs, printer: &Printer) ->
         };
         // Waiting does not bring a missing helm.
         let settled = report.healthy || !report.cannot_check.is_empty();
-        if settled || !args.wait || deadline.left().is_zero() {
+        // The next check starts only where it can finish before the deadline: one cut short
+        // would say less than this one.
+        let room = deadline.left().saturating_sub(ONE_CHECK);
+        if settled || !args.wait || room.is_zero() {
             break report;
         }
+        let pause = POLL.min(room);
         printer.info(format!(
             "not healthy yet ({}); checking again in {}s",
             report.summary(),
-            POLL.as_secs()
+            pause.as_secs_f64().ceil() as u64
         ));
-        tokio::time::sleep(POLL.min(deadline.left())).await;
-        if deadline.left().is_zero() {
-            break report;
-        }
+        tokio::time::sleep(pause).await;
         last = Some(report);
     };
     match args.output {

@@ -1,14 +1,65 @@
 //! Spinners and bars on a terminal, plain lines otherwise: the only module that knows indicatif.
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::Printer;
+
+/// stderr as indicatif's draw target, less the blanks indicatif pads each line with up to the
+/// right margin. Those leave the cursor in the terminal's pending-wrap state, so the `^C` a
+/// terminal echoes on Ctrl-C wraps onto the next line, and clearing the spinner then clears
+/// that line instead and leaves the spinner's last frame on the screen above the error. Without
+/// them the echo lands on the spinner's own line and is cleared with it. (indicatif's clear
+/// starts each draw with a carriage return and an erase of the line, so the blanks are not
+/// needed to hide a longer previous frame.)
+#[derive(Debug)]
+struct Unpadded(console::Term);
+
+impl TermLike for Unpadded {
+    fn width(&self) -> u16 {
+        self.0.size().1
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        // The filler is written on its own, as blanks alone; a frame always has its spinner.
+        if !s.is_empty() && s.bytes().all(|b| b == b' ') {
+            return Ok(());
+        }
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// A spinner with `label` on a terminal; otherwise prints `• label` once and returns `None`.
 pub(crate) fn spinner(printer: &Printer, label: &str) -> Option<ProgressBar> {
     if printer.interactive && !printer.quiet {
-        let bar = ProgressBar::new_spinner();
+        let target = ProgressDrawTarget::term_like_with_hz(
+            Box::new(Unpadded(console::Term::buffered_stderr())),
+            20,
+        );
+        let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(
             ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),

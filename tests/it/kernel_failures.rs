@@ -112,6 +112,14 @@ fn kernel_destroy_notifications_lost_to_a_full_listener_are_counted() {
 /// Runs the agent under `setpriv ARGS`; it must stop at once with exit 1, one message naming
 /// one of `caps`, and no output.
 fn refused(setpriv: &[&str], caps: &[&str]) {
+    let mut wrapper = vec!["setpriv"];
+    wrapper.extend_from_slice(setpriv);
+    refused_under(&wrapper, caps);
+}
+
+/// Runs the agent under the command `wrapper` (its program and arguments); it must stop at once
+/// with exit 1, one message naming one of `caps`, and no output.
+fn refused_under(wrapper: &[&str], caps: &[&str]) {
     use std::os::unix::fs::PermissionsExt;
     let s = Scenario::new("caps");
     let snap = s.snapshot();
@@ -119,8 +127,8 @@ fn refused(setpriv: &[&str], caps: &[&str]) {
     std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&snap, std::fs::Permissions::from_mode(0o644)).unwrap();
     let cap = caps.join(" or ");
-    let mut child = Command::new("setpriv")
-        .args(setpriv)
+    let mut child = Command::new(wrapper[0])
+        .args(&wrapper[1..])
         .arg("--")
         .arg(crate::kernel::agent_binary())
         .args([
@@ -138,7 +146,7 @@ fn refused(setpriv: &[&str], caps: &[&str]) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("setpriv");
+        .unwrap_or_else(|e| panic!("{}: {e}", wrapper[0]));
     let start = Instant::now();
     while child.try_wait().expect("try_wait").is_none() {
         if start.elapsed() > Duration::from_secs(20) {
@@ -163,6 +171,16 @@ fn refused(setpriv: &[&str], caps: &[&str]) {
         run.stderr.matches("error:").count(),
         1,
         "one message: {run}"
+    );
+}
+
+/// A pod without hostPID: a PID namespace of its own, with its own /proc (every capability
+/// kept), sees only its own processes and network namespace; the agent says so and stops.
+#[test]
+fn kernel_an_agent_outside_the_nodes_pid_namespace_says_it_needs_host_pid() {
+    refused_under(
+        &["unshare", "--pid", "--fork", "--mount-proc"],
+        &["no kernel thread (kthreadd, pid 2), so it runs in a pid namespace of its own"],
     );
 }
 

@@ -82,7 +82,6 @@ fn make_traffic() -> u16 {
 }
 
 #[test]
-#[ignore = "sandbox.sh up exits 3 (status unhealthy) on CI; open in issue 23"]
 fn the_sandbox_runs_the_pipeline_on_this_machine_from_a_clean_clone() {
     let root = tempfile::tempdir().expect("temp dir");
     let repo = clean_clone(root.path());

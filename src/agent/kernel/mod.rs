@@ -21,7 +21,7 @@ use self::io_table::IoTable;
 pub use self::io_table::ProcDelta;
 pub use self::procs::Io;
 use self::procs::Scan;
-pub use self::rights::check as check_rights;
+pub use self::rights::{check as check_rights, check_host_pid};
 use self::sockdiag::{DestroyListener, Dumper, SockRecord};
 use self::sockets::SocketTable;
 pub use self::sockets::{FlowCounts, SocketDelta};

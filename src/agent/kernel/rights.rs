@@ -43,6 +43,32 @@ pub fn missing(status: &str) -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// Whether a `/proc/2/stat` line is kthreadd's (parent 0): kernel threads are visible only in the
+/// node's own (initial) PID namespace, so an agent that sees kthreadd sees every process of the
+/// node, and one that does not runs in a PID namespace of its own (a pod without `hostPID`).
+pub fn is_kthreadd(stat: &str) -> bool {
+    let Some((comm, rest)) = stat.strip_prefix("2 (").and_then(|s| s.rsplit_once(") ")) else {
+        return false;
+    };
+    comm == "kthreadd" && rest.split_whitespace().nth(1) == Some("0")
+}
+
+/// `Err(message)` unless the agent runs in the node's PID namespace ([`is_kthreadd`]): without
+/// it the agent sees only its own pod's processes and network namespace, a view status cannot
+/// tell from a node whose processes all share the host's network namespace.
+pub fn check_host_pid(proc_root: &Path) -> Result<(), String> {
+    let stat = std::fs::read_to_string(proc_root.join("2/stat")).unwrap_or_default();
+    if is_kthreadd(&stat) {
+        return Ok(());
+    }
+    Err(format!(
+        "the agent does not see the node's processes: {} shows no kernel thread (kthreadd, pid \
+         2), so it runs in a PID namespace of its own and would read only its own pod (the pod \
+         needs hostPID: true)",
+        proc_root.display()
+    ))
+}
+
 /// `Err(message)` naming every missing capability and what it is for.
 pub fn check(proc_root: &Path) -> Result<(), String> {
     let status = std::fs::read_to_string(proc_root.join("self/status"))
@@ -66,6 +92,19 @@ pub fn check(proc_root: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_kthreadd_with_parent_0_is_the_nodes_pid_namespace() {
+        assert!(is_kthreadd("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0\n"));
+        for other in [
+            "2 (cat) R 1 0 0 0 -1 4194304\n",
+            "2 (kthreadd) S 1 0 0 0\n",
+            "3 (kthreadd) S 0 0 0 0\n",
+            "",
+        ] {
+            assert!(!is_kthreadd(other), "{other:?}");
+        }
+    }
 
     #[test]
     fn root_has_all_and_a_dropped_capability_is_named() {

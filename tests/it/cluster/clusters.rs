@@ -475,7 +475,8 @@ fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
     assert_eq!(v["influxdb"]["agents"][0]["netns"], 6, "{v:#}");
     assert_eq!(v["influxdb"]["agents"][0]["sockets"], 48, "{v:#}");
 
-    // A fresh point that sees only its own namespace, or no socket, is a blind agent.
+    // A fresh point that entered no namespace, or read no socket, is a blind agent; one
+    // namespace is a node whose processes all share the host's (the agent checks hostPID).
     agent_point(
         &s,
         "kwok-node-1",
@@ -483,11 +484,19 @@ fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
         "netns=1i,sockets=5i,processes=3i",
     );
     let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(v["influxdb"]["agents"][1]["problem"], Value::Null, "{v:#}");
+    agent_point(
+        &s,
+        "kwok-node-1",
+        Duration::from_secs(1),
+        "netns=0i,sockets=0i,processes=3i",
+    );
+    let (code, v, run) = status_json(&s, &[]);
     assert_eq!(code, 3, "{run}");
     assert_eq!(
         v["influxdb"]["error"],
-        "kwok-node-1: the agent sees 1 network namespace(s), so not the pods' (it needs hostPID and \
-         CAP_SYS_ADMIN to enter them; see docs/security.md)",
+        "kwok-node-1: the agent entered no network namespace (setns failed: check the agent's log)",
         "{v:#}"
     );
     agent_point(

@@ -49,7 +49,6 @@ fn uninstall_in_a_terminal(s: &Session) -> Pane {
 }
 
 #[test]
-#[ignore = "fails since the line-reading prompt (issue 23) met the SIGTERM/SIGINT handling of issue 24: no exit within 10 s after Ctrl-C at the prompt; open in issue 23"]
 fn ctrl_c_at_the_prompt_exits_130_with_the_cursor_shown() {
     let s = Session::new(HelmMajor::V4);
     something_to_remove(&s);
@@ -156,7 +155,6 @@ fn y_then_enter_confirms_and_any_other_answer_is_no() {
 /// Ctrl-C while helm waits for a release, in a terminal: the spinner's line is cleared (no stale
 /// frame above the error), the cursor is back, and the error says to run the same command again.
 #[test]
-#[ignore = "fails since the merge of issues 23 and 24: no exit within 60 s after Ctrl-C while helm waits; open in issue 23"]
 fn ctrl_c_while_helm_waits_leaves_no_spinner_frame_and_says_to_run_again() {
     let s = Session::new(HelmMajor::V4);
     // The agent's image "pulls" for 30 s (kwok stage pod-ready): helm waits that long.

@@ -161,6 +161,58 @@ fn nothing_installed_reports_every_part_and_exits_3() {
     );
 }
 
+/// `status --wait` ends with a complete report, never one its own deadline cut short: with each
+/// `helm list` taking 3 s and `--timeout 2s`, the one check still completes, its helm calls
+/// included (the first check gets at least 5 s), so the verdict is "not installed" (exit 3), not
+/// "could not check" (exit 1) from a helm stopped at the deadline.
+#[test]
+fn a_check_slower_than_the_timeout_completes_with_its_helm_calls() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Session::new(HelmMajor::V4);
+    let env = s.env_arg();
+    let slow = s.home.path().join("slow-helm");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in list) sleep 3;; esac\nexec '{}' \"$@\"\n",
+            s.helm.display()
+        ),
+    )
+    .expect("write the slow helm");
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let started = std::time::Instant::now();
+    let run = Run::from(
+        s.kovenant(&[
+            "status",
+            "--env-file",
+            &env,
+            "-o",
+            "json",
+            "--wait",
+            "--timeout",
+            "2s",
+        ])
+        .env("KOVENANT_HELM", &slow)
+        .output()
+        .expect("run kovenant"),
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 3, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    assert_eq!(v["cannot_check"], serde_json::json!([]), "{v:#}");
+    for name in ["tetragon", "prometheus", "grafana", "pipeline"] {
+        let c = component(&v, name);
+        assert_eq!(c["helm"], Value::Null, "{c}");
+        assert_eq!(c["errors"], serde_json::json!([]), "{c}");
+    }
+    assert!(
+        !run.stderr.contains("still running at the end of --timeout"),
+        "{run}"
+    );
+    // Bounded still: the check's 5 s floor, and the time to print and exit.
+    assert!(took < Duration::from_secs(7), "--timeout 2s took {took:?}");
+}
+
 /// Without helm, status cannot tell whether anything is installed: "could not check", exit 1
 /// (README's exit codes), never "not installed" with exit 3.
 #[test]
