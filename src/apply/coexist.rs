@@ -193,9 +193,11 @@ async fn node_exporter(k: &Kube, config: &Config, list: &mut Checklist) {
         Ok(held) => list.fail(
             &title,
             &format!(
-                "DaemonSet {} already takes host port {port} on the nodes: kovenant's \
-                 node-exporter would never become ready",
-                held.join(", ")
+                "{} {} already {} host port {port} on the nodes: kovenant's node-exporter would \
+                 never become ready",
+                if held.len() == 1 { "DaemonSet" } else { "DaemonSets" },
+                held.join(", "),
+                if held.len() == 1 { "takes" } else { "take" },
             ),
             "set KOVENANT_NODE_EXPORTER_PORT to a free port (e.g. 9101): kovenant's \
              node-exporter moves there and Prometheus scrapes it there",
