@@ -195,7 +195,11 @@ async fn node_exporter(k: &Kube, config: &Config, list: &mut Checklist) {
             &format!(
                 "{} {} already {} host port {port} on the nodes: kovenant's node-exporter would \
                  never become ready",
-                if held.len() == 1 { "DaemonSet" } else { "DaemonSets" },
+                if held.len() == 1 {
+                    "DaemonSet"
+                } else {
+                    "DaemonSets"
+                },
                 held.join(", "),
                 if held.len() == 1 { "takes" } else { "take" },
             ),

@@ -317,7 +317,11 @@ fn a_node_exporter_on_port_9100_is_refused_then_kovenants_moves() {
         "node-exporter",
     ]);
     let port = &theirs["spec"]["template"]["spec"]["containers"][0]["ports"][0];
-    assert_eq!(port["hostPort"], Value::Null, "the API server defaulted it: {theirs:#}");
+    assert_eq!(
+        port["hostPort"],
+        Value::Null,
+        "the API server defaulted it: {theirs:#}"
+    );
     let run = s.install(&[]);
     assert_eq!(run.code, 1, "{run}");
     says(
@@ -370,7 +374,12 @@ fn a_node_exporter_on_port_9100_is_refused_then_kovenants_moves() {
             "{pod:#}"
         );
     }
-    let svc = s.get(&["service", "-n", "kovenant", "prometheus-prometheus-node-exporter"]);
+    let svc = s.get(&[
+        "service",
+        "-n",
+        "kovenant",
+        "prometheus-prometheus-node-exporter",
+    ]);
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 9101, "{svc:#}");
 }
 
@@ -450,7 +459,8 @@ fn pods_that_are_never_created_stop_install_at_once_with_the_reason() {
 
 /// Nodes come and go: an arm64 node the amd64 agent cannot run on (a warning naming it and the
 /// binary it needs; the DaemonSet selects amd64 nodes), status judging only the nodes there are
-/// now, an agent that sees one namespace, and a missing helm.
+/// now, an agent that sees one namespace or no socket. (A missing helm: status.rs,
+/// `status_without_helm_could_not_check`.)
 #[test]
 fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
     let s = Session::new(HelmMajor::V4);
@@ -512,11 +522,30 @@ fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
     let error = v["influxdb"]["error"].as_str().unwrap_or_default();
     assert!(ages.iter().any(|a| a == error), "{v:#}");
     assert_eq!(v["influxdb"]["agents"][0]["node"], "kwok-arm-0", "{v:#}");
+    // Pods the scheduler put on the node (InfluxDB's, Grafana's: nothing keeps them off an arm64
+    // node, whose images would be multi-platform) go with it: the pod garbage collector deletes
+    // them once the node has been gone for its 40s quarantine, and their controllers make them
+    // again elsewhere. Until then status is rightly unhealthy, so the live agents' points are
+    // written again before each look, as agents write one every window.
     s.kubectl(&["delete", "node", "kwok-arm-0"]);
-    // The other nodes' points stay fresh however long the deletion takes to be seen.
-    s.write_points(Duration::from_secs(1));
-    let (code, v, run) = status_json(&s, &["--wait", "--timeout", "60s"]);
-    assert_eq!(code, 0, "{run}");
+    let started = Instant::now();
+    let mut seen: Vec<String> = Vec::new();
+    let v = loop {
+        s.write_points(Duration::from_secs(1));
+        let (code, v, run) = status_json(&s, &[]);
+        if code == 0 {
+            break v;
+        }
+        let why = format!("exit {code}: {}", v["influxdb"]["error"]);
+        if !seen.contains(&why) {
+            seen.push(why);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "not healthy 240s after the node was deleted; seen: {seen:#?}\n{run}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
     let nodes: Vec<&str> = v["influxdb"]["agents"]
         .as_array()
         .into_iter()
@@ -555,22 +584,9 @@ fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
         "the agent read 0 sockets (sock_diag answered nothing: check the agent's log)",
         "{v:#}"
     );
-
-    // Without helm nothing can be said of the releases: "could not check", exit 1, not "not
-    // installed" (exit 3).
-    s.write_points(Duration::from_secs(1));
-    let env = s.env_arg();
-    let run = Run::from(
-        s.kovenant(&["status", "--env-file", &env])
-            .env("KOVENANT_HELM", "/nonexistent/helm")
-            .output()
-            .expect("run kovenant"),
+    assert_eq!(
+        v["influxdb"]["error"],
+        "kwok-node-1: the agent read 0 sockets (sock_diag answered nothing: check the agent's log)",
+        "{v:#}"
     );
-    assert_eq!(run.code, 1, "{run}");
-    says(
-        &run,
-        "error: could not check the releases: helm: `/nonexistent/helm` was not found\n",
-    );
-    assert!(!run.stdout.contains("not installed"), "{run}");
-    assert!(run.stdout.contains("unknown"), "{run}");
 }
