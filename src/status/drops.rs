@@ -101,7 +101,9 @@ pub struct NodeDrops {
     pub node: String,
     /// Each counter's total since its Tetragon started (short names of [`COUNTERS`]).
     pub total: BTreeMap<String, u64>,
-    /// What each counter rose by in the last `rise_seconds` (Prometheus's `increase`, rounded up).
+    /// What each counter rose by in the last `rise_seconds`: Prometheus's `increase`, rounded to
+    /// the nearest whole event (it extrapolates to the window's edges, so 5 lost events can read
+    /// 5.2; a real rise of one event never reads below 1).
     pub rise: BTreeMap<String, u64>,
 }
 
@@ -128,7 +130,7 @@ pub fn judge(totals: PerNode, rises: PerNode) -> Drops {
     }
     let whole = |m: &BTreeMap<String, f64>| -> BTreeMap<String, u64> {
         m.iter()
-            .map(|(k, v)| (k.clone(), v.max(0.0).ceil() as u64))
+            .map(|(k, v)| (k.clone(), v.max(0.0).round() as u64))
             .collect()
     };
     let mut nodes = Vec::new();
@@ -204,7 +206,7 @@ mod tests {
         .expect("parsed");
         let rises = parse(&answer(&[
             ("n0", "ringbuf_queue_lost", "0"),
-            ("n1", "ringbuf_queue_lost", "4.6"),
+            ("n1", "ringbuf_queue_lost", "5.2"),
             ("n1", "export_ratelimited", "2"),
         ]))
         .expect("parsed");

@@ -590,3 +590,229 @@ fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
         "{v:#}"
     );
 }
+
+/// One Tetragon's metrics endpoint: what its port 2112 serves (the text format Tetragon's
+/// Prometheus registry writes), with the ring-buffer queue's lost count the test sets.
+fn tetragon_metrics(lost: std::sync::Arc<std::sync::atomic::AtomicU64>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let lost = lost.load(std::sync::atomic::Ordering::SeqCst);
+            let mut body = String::new();
+            for (metric, help, value) in [
+                (
+                    "tetragon_observer_ringbuf_queue_events_lost_total",
+                    "Number of perf events Tetragon ring buffer events queue lost.",
+                    lost,
+                ),
+                (
+                    "tetragon_notify_overflowed_events_total",
+                    "The total number of events dropped because listener buffer was full",
+                    0,
+                ),
+                (
+                    "tetragon_export_ratelimit_events_dropped_total",
+                    "Number of events dropped on export due to rate limiting",
+                    0,
+                ),
+            ] {
+                body.push_str(&format!(
+                    "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {value}\n"
+                ));
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// A real Prometheus server where kwok forwards the prometheus-server pod's port 9090, scraping
+/// `targets` (address, node) every second as the chart's kubernetes-pods job labels a Tetragon
+/// pod's series. Stopped when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(s: &Session, targets: &[(&str, &str)]) -> Prometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
+             - job_name: kubernetes-pods\n  honor_labels: true\n  static_configs:\n",
+        );
+        for (addr, node) in targets {
+            config.push_str(&format!(
+                "  - targets: ['{addr}']\n    labels: {{node: {node}, namespace: kube-system, \
+                 pod: tetragon-{node}}}\n"
+            ));
+        }
+        let file = dir.path().join("prometheus.yml");
+        std::fs::write(&file, config).expect("write prometheus.yml");
+        let port = crate::support::service("KOVENANT_TEST_PROMETHEUS_PORT");
+        let child = std::process::Command::new(crate::support::service("KOVENANT_TEST_PROMETHEUS"))
+            .arg(format!("--config.file={}", file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
+            .spawn()
+            .expect("start prometheus");
+        let p = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        s.eventually("Prometheus answers", Duration::from_secs(60), || {
+            ureq::get(&format!("{}/-/ready", p.url)).call().is_ok()
+        });
+        p
+    }
+
+    /// The value of `expr` now, per node.
+    fn query(&self, expr: &str) -> Vec<(String, String)> {
+        let Ok(mut res) = ureq::get(&format!("{}/api/v1/query", self.url))
+            .query("query", expr)
+            .call()
+        else {
+            return Vec::new();
+        };
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or_default();
+        v["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["metric"]["node"].as_str().unwrap_or_default().to_string(),
+                    r["value"][1].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Tetragon's drop counters reach status through a port-forward to the prometheus-server pod and
+/// a real Prometheus that scraped them: counts that stand still are reported and are no warning;
+/// a count that rises is a warning naming the node and the counter, and status stays healthy.
+/// Without a Prometheus to ask, the row says so and status is still healthy.
+#[test]
+fn status_shows_tetragons_drops_per_node_and_warns_when_they_rise() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let s = Session::new(HelmMajor::V4);
+    let (lost0, lost1) = (Arc::new(AtomicU64::new(7)), Arc::new(AtomicU64::new(0)));
+    let (addr0, addr1) = (
+        tetragon_metrics(lost0.clone()),
+        tetragon_metrics(lost1.clone()),
+    );
+    let prometheus = Prometheus::start(&s, &[(&addr0, "kwok-node-0"), (&addr1, "kwok-node-1")]);
+    let lost = "tetragon_observer_ringbuf_queue_events_lost_total";
+    s.eventually(
+        "Prometheus scraped both Tetragons twice",
+        Duration::from_secs(60),
+        || {
+            prometheus
+                .query(&format!("count_over_time({lost}[1m]) >= 2"))
+                .len()
+                == 2
+        },
+    );
+    s.write_points(Duration::from_secs(1));
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "{run}");
+
+    s.write_points(Duration::from_secs(1));
+    let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 0, "{run}");
+    let drops = &v["tetragon_drops"];
+    assert_eq!(drops["error"], Value::Null, "{drops:#}");
+    assert_eq!(drops["warning"], Value::Null, "{drops:#}");
+    assert_eq!(drops["rise_seconds"], 600, "{drops:#}");
+    assert_eq!(
+        drops["nodes"],
+        serde_json::json!([
+            {"node": "kwok-node-0",
+             "total": {"ringbuf_queue_lost": 7, "notify_overflowed": 0, "export_ratelimited": 0},
+             "rise": {"ringbuf_queue_lost": 0, "notify_overflowed": 0, "export_ratelimited": 0}},
+            {"node": "kwok-node-1",
+             "total": {"ringbuf_queue_lost": 0, "notify_overflowed": 0, "export_ratelimited": 0},
+             "rise": {"ringbuf_queue_lost": 0, "notify_overflowed": 0, "export_ratelimited": 0}},
+        ]),
+        "{drops:#}"
+    );
+    let env = s.env_arg();
+    let run = s.run(&["status", "--env-file", &env]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains(
+            "\ndrops       ok   Tetragon lost no event in the last 10m (lost in total: \
+             kwok-node-0 7, kwok-node-1 0)\n"
+        ),
+        "{run}"
+    );
+
+    // kwok-node-1's Tetragon loses 5 events from its queue.
+    lost1.store(5, Ordering::SeqCst);
+    s.eventually(
+        "Prometheus scraped the new count",
+        Duration::from_secs(30),
+        || {
+            prometheus
+                .query(lost)
+                .contains(&("kwok-node-1".into(), "5".into()))
+        },
+    );
+    s.write_points(Duration::from_secs(1));
+    let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 0, "a rise is a warning, not unhealthy: {run}");
+    let warning = "Tetragon lost events in the last 10m on kwok-node-1 (ringbuf_queue_lost +5): \
+                   the owners of some host-network sockets go unnamed (docs/clusters.md, Status)";
+    assert_eq!(v["tetragon_drops"]["warning"], warning, "{v:#}");
+    assert_eq!(
+        v["tetragon_drops"]["nodes"][1]["rise"]["ringbuf_queue_lost"], 5,
+        "{v:#}"
+    );
+    let run = s.run(&["status", "--env-file", &env]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("\ndrops       WARN {warning}\n")),
+        "{run}"
+    );
+    says(&run, &format!("warning: {warning}\n"));
+
+    // No Prometheus behind the pod: the row says why, and status is as healthy as before.
+    drop(prometheus);
+    s.write_points(Duration::from_secs(1));
+    let (code, v, run) = status_json(&s, &[]);
+    assert_eq!(code, 0, "{run}");
+    let error = v["tetragon_drops"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("cannot read Tetragon's counters from Prometheus (prometheus-server-"),
+        "{v:#}"
+    );
+    assert_eq!(v["tetragon_drops"]["nodes"], serde_json::json!([]), "{v:#}");
+}
