@@ -62,6 +62,14 @@ pub async fn run(
     }
     let delivery = if check_docker {
         list.section("docker");
+        // Before the question, so a debug build is caught before it is pushed to every node.
+        if let Some(w) = binary.debug_warning() {
+            list.warn(
+                "the agent binary is a release build",
+                &w,
+                crate::plan::image::profile::DEBUG_HINT,
+            );
+        }
         super::image::preflight(config, kube.as_ref(), &mut list).await
     } else {
         None
