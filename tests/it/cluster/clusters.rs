@@ -816,3 +816,68 @@ fn status_shows_tetragons_drops_per_node_and_warns_when_they_rise() {
     );
     assert_eq!(v["tetragon_drops"]["nodes"], serde_json::json!([]), "{v:#}");
 }
+
+/// KOVENANT_INGRESS_TLS_SECRET: preflight warns while the Secret is not there (install goes on:
+/// cert-manager, say, may make it), refuses one an ingress controller cannot serve, and with a
+/// kubernetes.io/tls Secret the Grafana Ingress serves it for the external URL's host.
+#[test]
+fn the_ingress_tls_secret_is_checked_then_served_for_the_external_host() {
+    let s = Session::new(HelmMajor::V4);
+    s.write_env(&[
+        "KOVENANT_EXTERNAL_URL=https://mon.example.com/ops",
+        "KOVENANT_INGRESS_TLS_SECRET=mon-tls",
+    ]);
+    let title = "the TLS Secret kovenant/mon-tls for Grafana's ingress";
+    let run = s.install(&["--dry-run"]);
+    assert_eq!(run.code, 0, "{run}");
+    says(
+        &run,
+        &format!(
+            "‼ {title}: does not exist yet: until it does, the ingress controller serves its own \
+             default certificate, which browsers refuse\n"
+        ),
+    );
+    says(
+        &run,
+        "hint: kubectl create secret tls mon-tls -n kovenant --cert=CERT.pem --key=KEY.pem",
+    );
+
+    s.kubectl(&["create", "namespace", "kovenant"]);
+    let mut made = Made::new(&s);
+    made.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: mon-tls\n  namespace: kovenant\n\
+         type: Opaque\ndata:\n  cert.pem: Y2VydA==\n",
+    );
+    let run = s.install(&[]);
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        &format!(
+            "× {title}: is of type Opaque, without tls.crt and tls.key: an ingress controller \
+             serves only the tls.crt and tls.key of a kubernetes.io/tls Secret\n"
+        ),
+    );
+    assert_eq!(s.releases(), []);
+    drop(made);
+
+    let mut made = Made::new(&s);
+    made.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: mon-tls\n  namespace: kovenant\n\
+         type: kubernetes.io/tls\ndata:\n  tls.crt: Y2VydA==\n  tls.key: a2V5\n",
+    );
+    s.write_points(Duration::from_secs(1));
+    let run = s.install(&[]);
+    assert_eq!(run.code, 0, "{run}");
+    says(&run, &format!("√ {title}: kubernetes.io/tls\n"));
+    let ingress = s.get(&["ingress", "-n", "kovenant", "grafana"]);
+    assert_eq!(
+        ingress["spec"]["tls"],
+        serde_json::json!([{"hosts": ["mon.example.com"], "secretName": "mon-tls"}]),
+        "{ingress:#}"
+    );
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"], "mon.example.com",
+        "{ingress:#}"
+    );
+    drop(made);
+}
