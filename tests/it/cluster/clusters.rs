@@ -881,3 +881,110 @@ fn the_ingress_tls_secret_is_checked_then_served_for_the_external_host() {
     );
     drop(made);
 }
+
+/// Preflight asks the API server itself whether kovenant's pods would be admitted: a server-side
+/// dry run of a pod that asks what they ask, in each namespace that exists. A namespace whose
+/// labels say nothing against them can still refuse them (here a ValidatingAdmissionPolicy the
+/// real API server enforces; on other clusters the Pod Security default of the API server's
+/// admission configuration, or a webhook): install stops before changing anything, with the API
+/// server's words, and the dry run leaves no pod behind.
+#[test]
+fn preflight_asks_the_api_server_whether_kovenants_pods_are_admitted() {
+    let s = Session::new(HelmMajor::V4);
+    let mut made = Made::new(&s);
+    made.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kovenant-test-psa\n  labels:\n    \
+         kovenant-test/no-host-pid: \"true\"\n---\n\
+         apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata:\n  \
+         name: kovenant-test-no-host-pid\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n    \
+         resourceRules:\n    - apiGroups: [\"\"]\n      apiVersions: [v1]\n      operations: [CREATE]\n      \
+         resources: [pods]\n  validations:\n  - expression: \"!has(object.spec.hostPID) || !object.spec.hostPID\"\n    \
+         message: host PID is not allowed here\n---\n\
+         apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata:\n  \
+         name: kovenant-test-no-host-pid\nspec:\n  policyName: kovenant-test-no-host-pid\n  \
+         validationActions: [Deny]\n  matchResources:\n    namespaceSelector:\n      matchLabels:\n        \
+         kovenant-test/no-host-pid: \"true\"\n",
+    );
+    s.eventually(
+        "the policy refuses a hostPID pod",
+        Duration::from_secs(30),
+        || {
+            let out = s.kubectl_run(&[
+                "run",
+                "probe",
+                "-n",
+                "kovenant-test-psa",
+                "--image=pause",
+                "--overrides={\"spec\":{\"hostPID\":true}}",
+                "--dry-run=server",
+            ]);
+            String::from_utf8_lossy(&out.stderr).contains("host PID is not allowed here")
+        },
+    );
+    s.write_env(&["KOVENANT_TETRAGON_NAMESPACE=kovenant-test-psa"]);
+    let run = s.install(&["--check-only"]);
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        "√ Pod Security admission in kovenant-test-psa admits `privileged` pods: no enforce label \
+         (the API server's default) (tetragon: privileged container, hostPID, hostNetwork, \
+         hostPath (BPF, /proc))\n",
+    );
+    says(
+        &run,
+        "× the API server admits kovenant's privileged pods in kovenant-test-psa (a server-side \
+         dry run): refused (tetragon: privileged container, hostPID, hostNetwork, hostPath (BPF, \
+         /proc)): pods \"kovenant-admission-probe\" is forbidden: ValidatingAdmissionPolicy \
+         'kovenant-test-no-host-pid' with binding 'kovenant-test-no-host-pid' denied request: \
+         host PID is not allowed here\n",
+    );
+    says(
+        &run,
+        "hint: an admission policy or webhook refuses them: ask the cluster's admins to exempt \
+         namespace kovenant-test-psa, or choose another namespace (KOVENANT_NAMESPACE, \
+         KOVENANT_TETRAGON_NAMESPACE)\n",
+    );
+    assert_eq!(run.stderr.matches("×").count(), 1, "{run}");
+    let pods = s.get(&["pods", "-n", "kovenant-test-psa"]);
+    assert_eq!(pods["items"], serde_json::json!([]), "{pods:#}");
+
+    // Kovenant's own namespace, already there and under the same policy: refused too, naming
+    // the agent's and node-exporter's needs.
+    s.kubectl(&["create", "namespace", "kovenant"]);
+    s.kubectl(&[
+        "label",
+        "namespace",
+        "kovenant",
+        "kovenant-test/no-host-pid=true",
+    ]);
+    let run = s.install(&["--check-only"]);
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        "× the API server admits kovenant's privileged pods in kovenant (a server-side dry run): \
+         refused (prometheus-node-exporter: hostNetwork, hostPID, hostPath / (node metrics); \
+         kovenant-agent: hostPID, capabilities SYS_ADMIN, SYS_PTRACE, DAC_READ_SEARCH, NET_ADMIN \
+         (kernel counters), hostPath /var/log/tetragon (Tetragon's export file)): pods \
+         \"kovenant-admission-probe\" is forbidden: ValidatingAdmissionPolicy",
+    );
+    assert_eq!(run.stderr.matches("×").count(), 2, "{run}");
+
+    // Without the policy both are admitted, and preflight says nothing more of it.
+    drop(made);
+    s.eventually("the policy is gone", Duration::from_secs(30), || {
+        let out = s.kubectl_run(&[
+            "run",
+            "probe",
+            "-n",
+            "kovenant",
+            "--image=pause",
+            "--overrides={\"spec\":{\"hostPID\":true}}",
+            "--dry-run=server",
+        ]);
+        out.status.success()
+    });
+    s.write_env(&[]);
+    let run = s.install(&["--check-only"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!run.stderr.contains("a server-side dry run"), "{run}");
+}
