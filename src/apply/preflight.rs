@@ -306,9 +306,10 @@ async fn admission_dry_run(k: &Kube, need: &pod_security::Need, fix: &str, list:
                 fix.to_string()
             } else {
                 format!(
-                    "an admission policy or webhook refuses them: ask the cluster's admins to \
-                     exempt namespace {ns}, or choose another namespace (KOVENANT_NAMESPACE, \
-                     KOVENANT_TETRAGON_NAMESPACE)"
+                    "the namespace's admission refuses them (a ResourceQuota, an admission \
+                     policy or a webhook: the API server's words say which): ask the cluster's \
+                     admins to let them into namespace {ns}, or choose another namespace \
+                     (KOVENANT_NAMESPACE, KOVENANT_TETRAGON_NAMESPACE)"
                 )
             };
             list.fail(

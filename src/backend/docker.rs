@@ -71,12 +71,6 @@ pub async fn ensure_image(
         _ => None,
     };
     let binary = AgentBinary::read(opts.agent_binary.as_deref())?;
-    // install said so in its preflight already, before asking.
-    if opts.warn_debug_build
-        && let Some(w) = binary.debug_warning()
-    {
-        printer.warn(format!("{w}; {}", image::profile::DEBUG_HINT));
-    }
     let docker_env = DockerEnv::from_process();
     let host = resolve_host(&docker_env)?;
     let engine = connect::connect(&host).await?;
@@ -99,6 +93,13 @@ pub async fn ensure_image(
         Err(BollardError::DockerResponseServerError {
             status_code: 404, ..
         }) => {
+            // With the build it concerns (an image already built was warned of when it was);
+            // install said so in its preflight already, before asking.
+            if opts.warn_debug_build
+                && let Some(w) = binary.debug_warning()
+            {
+                printer.warn(format!("{w}; {}", image::profile::DEBUG_HINT));
+            }
             let id = build::build(
                 &engine,
                 platform,

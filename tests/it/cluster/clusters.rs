@@ -386,7 +386,8 @@ fn a_node_exporter_on_port_9100_is_refused_then_kovenants_moves() {
 /// Pods the API server refuses are never created, so no pod shows why: install reads the
 /// controllers' FailedCreate events and stops at once, with the API server's words. A
 /// ValidatingAdmissionPolicy the real API server enforces refuses Grafana's pods, then a
-/// ResourceQuota refuses every pod.
+/// ResourceQuota of no pods (preflight's dry run is refused), then of one pod (the releases'
+/// second pod is refused).
 #[test]
 fn pods_that_are_never_created_stop_install_at_once_with_the_reason() {
     let s = Session::new(HelmMajor::V4);
@@ -437,14 +438,42 @@ fn pods_that_are_never_created_stop_install_at_once_with_the_reason() {
     says(&run, "--field-selector reason=FailedCreate");
     drop(made);
 
-    // A quota of no pods at all, in a new namespace: the first release with pods there stops.
+    // A quota of no pods at all, in a new namespace: preflight's dry run of a pod there is
+    // refused by it, before anything changes.
     s.cleanup();
     s.kubectl(&["create", "namespace", "kovenant"]);
     let mut made = Made::new(&s);
-    made.apply(
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: kovenant-test-quota\n  namespace: kovenant\n\
-         spec:\n  hard:\n    pods: \"0\"\n",
+    let quota = |pods: &str| {
+        format!(
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: kovenant-test-quota\n  \
+             namespace: kovenant\nspec:\n  hard:\n    pods: \"{pods}\"\n"
+        )
+    };
+    // Quota admission refuses every pod while the controller has not yet counted the namespace.
+    let counted = |pods: &str| {
+        let q = s.get(&["resourcequota", "-n", "kovenant", "kovenant-test-quota"]);
+        q["status"]["hard"]["pods"] == pods
+    };
+    made.apply(&quota("0"));
+    s.eventually("the quota is counted", Duration::from_secs(30), || {
+        counted("0")
+    });
+    let run = s.install(&["--timeout", "3m"]);
+    assert_eq!(run.code, 1, "{run}");
+    says(
+        &run,
+        "× the API server admits kovenant's privileged pods in kovenant (a server-side dry run): \
+         refused (",
     );
+    says(&run, "exceeded quota: kovenant-test-quota");
+    assert_eq!(s.releases(), []);
+
+    // One pod passes the dry run, but not the releases' pods: the first release with more than
+    // one pod there stops at once.
+    made.apply(&quota("1"));
+    s.eventually("the quota is counted", Duration::from_secs(30), || {
+        counted("1")
+    });
     let started = Instant::now();
     let run = s.install(&["--timeout", "3m"]);
     assert_eq!(run.code, 1, "{run}");
@@ -940,7 +969,8 @@ fn preflight_asks_the_api_server_whether_kovenants_pods_are_admitted() {
     );
     says(
         &run,
-        "hint: an admission policy or webhook refuses them: ask the cluster's admins to exempt \
+        "hint: the namespace's admission refuses them (a ResourceQuota, an admission policy or a \
+         webhook: the API server's words say which): ask the cluster's admins to let them into \
          namespace kovenant-test-psa, or choose another namespace (KOVENANT_NAMESPACE, \
          KOVENANT_TETRAGON_NAMESPACE)\n",
     );

@@ -334,8 +334,9 @@ fn marked_elf(mark: &[u8]) -> Vec<u8> {
     elf
 }
 
-/// A debug build of kovenant as the agent draws a warning naming it, its size and its cost, and
-/// the image is still built; a release build, or a binary without kovenant's mark, draws none.
+/// A debug build of kovenant as the agent draws a warning naming it, its size and its cost when
+/// its image is built, and the image is still built; a release build, or a binary without
+/// kovenant's mark, draws none.
 #[test]
 fn a_debug_agent_binary_is_named_with_its_size_and_cost() {
     let mut scratch = Scratch::new("profile");
@@ -358,6 +359,14 @@ fn a_debug_agent_binary_is_named_with_its_size_and_cost() {
         )),
         "stderr: {}",
         text(&out.stderr)
+    );
+    // The warning goes with the build: an image already built says only that.
+    let again = kovenant_image(&scratch.base, &[])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(
+        text(&again.stderr),
+        format!("√ image {reference} is already built; no build needed\n")
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
