@@ -204,6 +204,8 @@ start)
 
   kwok_port=$(free_port)
   grafana_port=$(free_port)
+  # Where a test runs a real Prometheus server, behind the prometheus-server pod's port 9090.
+  prometheus_port=$(free_port)
   start_bg grafana-stand-in python3 "$here/grafana_stand_in.py" "$grafana_port"
   # The InfluxDB pod of kovenant's namespace is a real influxd 2.7 (the chart's InfluxDB) on
   # loopback, set up once as the influxdb:2.7 image's entrypoint does from DOCKER_INFLUXDB_INIT_*:
@@ -230,7 +232,7 @@ start)
     "127.0.0.1:$influxdb2_port" "$dir/influxdb-requests.log"
   wait_for influx-observer curl -fsS "http://127.0.0.1:$observer_port/ping"
   sed -e "s#@DIR@#$dir#g" -e "s#@INFLUXDB_HOST@#127.0.0.1#g" -e "s#@INFLUXDB_PORT@#$observer_port#g" \
-    -e "s#@GRAFANA_PORT@#$grafana_port#g" \
+    -e "s#@GRAFANA_PORT@#$grafana_port#g" -e "s#@PROMETHEUS_PORT@#$prometheus_port#g" \
     "$here/kwok.yaml" >"$dir/kwok.yaml"
   printf '%s stdout F %s\n' "2026-01-01T00:00:00.000000000Z" "started" >"$dir/logs/default.log"
   printf '%s stderr F %s\n' "2026-01-01T00:00:00.000000000Z" "error: crashed (simulated by the kwok stage pod-crash-loop)" >"$dir/logs/crashed.log"
@@ -264,6 +266,8 @@ export KOVENANT_TEST_LUMBERJACK=$LUMBERJACK
 export KOVENANT_TEST_INFLUXDB2=http://127.0.0.1:$influxdb2_port
 export KOVENANT_TEST_INFLUXDB2_TOKEN=$influxdb2_token
 export KOVENANT_TEST_INFLUXDB2_PASSWORD=$influxdb2_password
+export KOVENANT_TEST_PROMETHEUS_PORT=$prometheus_port
+export KOVENANT_TEST_PROMETHEUS=$(command -v prometheus || echo /usr/bin/prometheus)
 ENV
   cat "$dir/env"
   ;;

@@ -1,6 +1,7 @@
 //! What is already in the cluster that kovenant must live beside: a Tetragon it did not install,
 //! a node-exporter holding the host port kovenant's would take, an ingress class that is not there.
 use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::IngressClass;
 use kube::api::{Api, ListParams};
 
@@ -137,6 +138,64 @@ pub async fn check(k: &Kube, helm: &Helm, config: &Config, list: &mut Checklist)
     tetragon(k, helm, config, list).await;
     node_exporter(k, config, list).await;
     ingress_class(k, config, list).await;
+    ingress_tls(k, config, list).await;
+}
+
+/// KOVENANT_INGRESS_TLS_SECRET (configuration already refused it without an https:// ingress):
+/// an ingress controller serves only a `kubernetes.io/tls` Secret's `tls.crt` and `tls.key`, from
+/// the ingress's own namespace. A Secret that is not there yet is a warning (cert-manager, say,
+/// may make it); one of the wrong shape is refused.
+async fn ingress_tls(k: &Kube, config: &Config, list: &mut Checklist) {
+    let Some(name) = config
+        .ingress_tls_secret
+        .as_deref()
+        .filter(|_| crate::plan::context::ingress_enabled(config))
+    else {
+        return;
+    };
+    let ns = config.namespace.as_str();
+    let title = format!("the TLS Secret {ns}/{name} for Grafana's ingress");
+    let create = format!("kubectl create secret tls {name} -n {ns} --cert=CERT.pem --key=KEY.pem");
+    match Api::<Secret>::namespaced(k.client.clone(), ns)
+        .get_opt(name)
+        .await
+    {
+        Ok(None) => list.warn(
+            &title,
+            "does not exist yet: until it does, the ingress controller serves its own default \
+             certificate, which browsers refuse",
+            &create,
+        ),
+        Ok(Some(s)) => {
+            let kind = s.type_.clone().unwrap_or_else(|| "Opaque".into());
+            let data = s.data.unwrap_or_default();
+            let missing: Vec<&str> = ["tls.crt", "tls.key"]
+                .into_iter()
+                .filter(|key| !data.contains_key(*key))
+                .collect();
+            if kind == "kubernetes.io/tls" && missing.is_empty() {
+                list.ok(&title, "kubernetes.io/tls");
+            } else {
+                let why = match missing.is_empty() {
+                    true => String::new(),
+                    false => format!(", without {}", missing.join(" and ")),
+                };
+                list.fail(
+                    &title,
+                    &format!(
+                        "is of type {kind}{why}: an ingress controller serves only the tls.crt \
+                         and tls.key of a kubernetes.io/tls Secret"
+                    ),
+                    &format!("recreate it: kubectl delete secret {name} -n {ns} && {create}"),
+                );
+            }
+        }
+        Err(e) => list.warn(
+            &title,
+            &describe(&e),
+            &format!("kubectl get secret {name} -n {ns}"),
+        ),
+    }
 }
 
 async fn tetragon(k: &Kube, helm: &Helm, config: &Config, list: &mut Checklist) {
@@ -193,9 +252,15 @@ async fn node_exporter(k: &Kube, config: &Config, list: &mut Checklist) {
         Ok(held) => list.fail(
             &title,
             &format!(
-                "DaemonSet {} already takes host port {port} on the nodes: kovenant's \
-                 node-exporter would never become ready",
-                held.join(", ")
+                "{} {} already {} host port {port} on the nodes: kovenant's node-exporter would \
+                 never become ready",
+                if held.len() == 1 {
+                    "DaemonSet"
+                } else {
+                    "DaemonSets"
+                },
+                held.join(", "),
+                if held.len() == 1 { "takes" } else { "take" },
             ),
             "set KOVENANT_NODE_EXPORTER_PORT to a free port (e.g. 9101): kovenant's \
              node-exporter moves there and Prometheus scrapes it there",

@@ -97,6 +97,7 @@ pub async fn ensure(
     let opts = ImageOptions {
         agent_binary: agent_binary.map(Path::to_path_buf),
         delivery,
+        warn_debug_build: false,
     };
     let ensured = docker::ensure_image(config, &opts, printer).await?;
     if ensured.reference != expected {

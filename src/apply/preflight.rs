@@ -1,6 +1,6 @@
 //! Preflight checks, reported like `linkerd check`: cluster, permissions, helm, Docker, nodes.
 use ::kube::api::{Api, ListParams};
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::backend::docker::AgentBinary;
@@ -62,6 +62,14 @@ pub async fn run(
     }
     let delivery = if check_docker {
         list.section("docker");
+        // Before the question, so a debug build is caught before it is pushed to every node.
+        if let Some(w) = binary.debug_warning() {
+            list.warn(
+                "the agent binary is a release build",
+                &w,
+                crate::plan::image::profile::DEBUG_HINT,
+            );
+        }
         super::image::preflight(config, kube.as_ref(), &mut list).await
     } else {
         None
@@ -217,7 +225,11 @@ async fn pod_security(k: &Kube, config: &Config, list: &mut Checklist) {
             "kubectl label namespace {ns} {}={level} --overwrite",
             pod_security::ENFORCE_LABEL
         );
-        match (pod_security::admits(enforced, need.level()), need.owned) {
+        let by_label = pod_security::admits(enforced, need.level());
+        // Tetragon's namespace matters only when kovenant installs Tetragon there; a namespace
+        // that is not there yet (kovenant's, made by install) has no admission to ask.
+        let ask = by_label.is_ok() && found.is_some() && (need.owned || !config.existing_tetragon);
+        match (by_label, need.owned) {
             (Ok(()), true) => list.ok(
                 &title,
                 &format!(
@@ -236,6 +248,81 @@ async fn pod_security(k: &Kube, config: &Config, list: &mut Checklist) {
             ),
             (Err(e), false) => list.fail(&title, &format!("{e}; {because}"), &fix),
         }
+        if ask {
+            admission_dry_run(k, &need, &fix, list).await;
+        }
+    }
+}
+
+/// A server-side dry run of a pod asking what kovenant's pods in the namespace ask: the
+/// cluster's own answer (its Pod Security defaults and exemptions for an unlabelled namespace,
+/// admission policies, webhooks), not a reading of labels. Reported only when it refuses, or
+/// cannot be asked; in kovenant's own namespace a Pod Security refusal is not reported, since
+/// install labels the namespace with the level its pods need.
+async fn admission_dry_run(k: &Kube, need: &pod_security::Need, fix: &str, list: &mut Checklist) {
+    let ns = need.namespace.as_str();
+    let title = format!(
+        "the API server admits kovenant's {} pods in {ns} (a server-side dry run)",
+        need.level().name()
+    );
+    // Asked first, so a refusal below is admission's, not RBAC's (both answer 403). Install
+    // itself creates no pod (its controllers do), so the right may well be missing.
+    match k.can_i("create", "", "pods", Some(ns)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return list.warn(
+                &title,
+                &format!("cannot ask: not allowed to create pods in {ns}, even as a dry run"),
+                "run install as a user who may create pods there to have admission checked first",
+            );
+        }
+        Err(e) => {
+            return list.warn(
+                &title,
+                &e,
+                &format!("kubectl auth can-i create pods -n {ns}"),
+            );
+        }
+    }
+    let pod: Pod = match serde_json::from_value(pod_security::probe(need)) {
+        Ok(p) => p,
+        Err(e) => return list.warn(&title, &format!("cannot build the probe pod: {e}"), fix),
+    };
+    let params = ::kube::api::PostParams {
+        dry_run: true,
+        field_manager: Some(kube::FIELD_MANAGER.into()),
+    };
+    match Api::<Pod>::namespaced(k.client.clone(), ns)
+        .create(&params, &pod)
+        .await
+    {
+        Ok(_) => {}
+        Err(::kube::Error::Api(s)) if s.code == 403 || s.code == 400 || s.code == 422 => {
+            let psa = pod_security::refused_by_pod_security(&s.message);
+            if psa && need.owned {
+                return;
+            }
+            let hint = if psa {
+                fix.to_string()
+            } else {
+                format!(
+                    "the namespace's admission refuses them (a ResourceQuota, an admission \
+                     policy or a webhook: the API server's words say which): ask the cluster's \
+                     admins to let them into namespace {ns}, or choose another namespace \
+                     (KOVENANT_NAMESPACE, KOVENANT_TETRAGON_NAMESPACE)"
+                )
+            };
+            list.fail(
+                &title,
+                &format!("refused ({}): {}", need.because(), s.message),
+                &hint,
+            );
+        }
+        Err(e) => list.warn(
+            &title,
+            &describe(&e),
+            &format!("kubectl auth can-i create pods -n {ns}"),
+        ),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct ImageOptions {
     pub agent_binary: Option<PathBuf>,
     /// Where the image goes once built.
     pub delivery: Delivery,
+    /// Warn when the agent binary is a debug build (`kovenant image`; install's preflight warns).
+    pub warn_debug_build: bool,
 }
 
 /// What `ensure_image` did.
@@ -91,6 +93,13 @@ pub async fn ensure_image(
         Err(BollardError::DockerResponseServerError {
             status_code: 404, ..
         }) => {
+            // With the build it concerns (an image already built was warned of when it was);
+            // install said so in its preflight already, before asking.
+            if opts.warn_debug_build
+                && let Some(w) = binary.debug_warning()
+            {
+                printer.warn(format!("{w}; {}", image::profile::DEBUG_HINT));
+            }
             let id = build::build(
                 &engine,
                 platform,
@@ -193,6 +202,7 @@ pub fn run_image_command(global: &GlobalArgs, args: &ImageArgs, printer: &Printe
     let opts = ImageOptions {
         agent_binary: args.agent_binary.clone(),
         delivery,
+        warn_debug_build: true,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -10,6 +10,7 @@ pub fn empty_allowed(key: &str) -> bool {
             | "KOVENANT_IMAGE_REGISTRY"
             | "KOVENANT_STORAGE_CLASS"
             | "KOVENANT_IMAGE_PULL_SECRET"
+            | "KOVENANT_INGRESS_TLS_SECRET"
             | "KOVENANT_INFLUXDB_URL"
     ) || super::keys::lookup(key).is_some_and(|k| k.secret)
 }
@@ -23,6 +24,7 @@ pub fn apply(c: &mut Config, key: &str, v: &str) -> Checked<()> {
         "KOVENANT_CLUSTER_NAME" => c.cluster_name = text(v)?,
         "KOVENANT_EXTERNAL_URL" => c.external_url = optional(v, external_url)?,
         "KOVENANT_INGRESS_CLASS" => c.ingress_class = ingress_class(v)?,
+        "KOVENANT_INGRESS_TLS_SECRET" => c.ingress_tls_secret = optional(v, dns_subdomain)?,
         "KOVENANT_IMAGE_REGISTRY" => c.image_registry = optional(v, registry)?,
         "KOVENANT_IMAGE_REGISTRY_INSECURE" => c.image_registry_insecure = boolean(v)?,
         "KOVENANT_IMAGE_REPOSITORY" => c.image_repository = repository(v)?,

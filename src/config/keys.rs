@@ -52,6 +52,11 @@ pub const KEYS: &[Key] = &[
         "ingress class of the Grafana ingress (made only with KOVENANT_EXTERNAL_URL); `none` disables it",
     ),
     key(
+        "KOVENANT_INGRESS_TLS_SECRET",
+        "",
+        "Secret of type kubernetes.io/tls in KOVENANT_NAMESPACE whose certificate the Grafana ingress serves (needs an https:// KOVENANT_EXTERNAL_URL); empty: no TLS on the ingress",
+    ),
+    key(
         "KOVENANT_IMAGE_REGISTRY",
         "",
         "registry to push the telegraf-tetragon image to (host[:port][/path])",

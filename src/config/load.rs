@@ -191,13 +191,28 @@ pub fn build(
         _ => (1, 0, *name),
     });
     let mut url_at = None;
+    let mut tls_at = None;
     for (name, (value, at)) in order {
         if let Err(e) = check(&mut config, name, value, &at) {
             problems.push(e);
         }
-        if name == "KOVENANT_INFLUXDB_URL" {
-            url_at = Some(at);
+        match name {
+            "KOVENANT_INFLUXDB_URL" => url_at = Some(at),
+            "KOVENANT_INGRESS_TLS_SECRET" => tls_at = Some(at),
+            _ => {}
         }
+    }
+    if let (Some(at), Some(secret)) = (tls_at, &config.ingress_tls_secret)
+        && let Some(why) = tls_without_https(&config)
+    {
+        problems.push(ConfigError::new(
+            format!(
+                "{}: names Secret {secret} for the Grafana ingress's TLS, but {why}; expected \
+                 it only with an https:// KOVENANT_EXTERNAL_URL and an ingress class",
+                Place(&at, "KOVENANT_INGRESS_TLS_SECRET")
+            ),
+            "set KOVENANT_EXTERNAL_URL=https://<host>/, or empty KOVENANT_INGRESS_TLS_SECRET",
+        ));
     }
     match (&config.influxdb.url, &config.influxdb.external_token, url_at) {
         (Some(_), None, Some(at)) => problems.push(ConfigError::new(
@@ -219,6 +234,18 @@ pub fn build(
     match ConfigError::combine(problems) {
         None => Ok(config),
         Some(e) => Err(e),
+    }
+}
+
+/// Why a TLS Secret for the ingress means nothing with this configuration, if it does not.
+fn tls_without_https(config: &Config) -> Option<&'static str> {
+    match (&config.external_url, &config.ingress_class) {
+        (None, _) => Some("KOVENANT_EXTERNAL_URL is empty, so there is no ingress"),
+        (Some(_), None) => Some("KOVENANT_INGRESS_CLASS=none, so there is no ingress"),
+        (Some(u), Some(_)) if u.scheme() != "https" => {
+            Some("KOVENANT_EXTERNAL_URL is http://, so browsers would never use it")
+        }
+        _ => None,
     }
 }
 

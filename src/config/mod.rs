@@ -61,6 +61,8 @@ pub struct Config {
     pub external_url: Option<url::Url>,
     /// Ingress class; `None` disables the Grafana ingress.
     pub ingress_class: Option<String>,
+    /// The TLS Secret the Grafana ingress serves (only with an https:// external URL).
+    pub ingress_tls_secret: Option<String>,
     /// Registry to push the telegraf-tetragon image to (`host[:port][/path]`).
     pub image_registry: Option<String>,
     /// Allow plain-HTTP / untrusted TLS for `image_registry`.
@@ -162,6 +164,7 @@ impl Default for Config {
             cluster_name: "kubernetes".into(),
             external_url: None,
             ingress_class: Some("nginx".into()),
+            ingress_tls_secret: None,
             image_registry: None,
             image_registry_insecure: false,
             image_repository: pins::IMAGE_REPOSITORY.into(),

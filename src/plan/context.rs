@@ -191,6 +191,7 @@ pub fn build(
     ctx.insert("ingress_enabled", &ingress_enabled(config));
     ctx.insert("ingress_class", &config.ingress_class);
     ctx.insert("ingress_host", &host);
+    ctx.insert("ingress_tls_secret", &config.ingress_tls_secret);
     ctx.insert("ingress_path", &format!("{base_path}/grafana"));
     ctx.insert("influxdb_image", &config.influxdb_image);
     ctx.insert("influxdb_port", &influx.port);

@@ -5,6 +5,7 @@
 //! pushes) arrive at the same reference. A consequence: the base image is named, not resolved, so a
 //! base tag that moves upstream does not change the tag; the pinned base is meant to be immutable.
 mod elf;
+pub mod profile;
 mod target;
 
 use std::path::Path;

@@ -144,6 +144,56 @@ pub fn own_labels(config: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The name of the pod preflight asks the API server about (never created: a dry run).
+pub const PROBE_NAME: &str = "kovenant-admission-probe";
+
+/// A pod that asks of its namespace what kovenant's pods there ask: hostPID, the host network, a
+/// privileged container (Tetragon), the agent's capabilities, a host path. Preflight creates it
+/// only as a server-side dry run, so every admission step answers as it would for the real pods
+/// (Pod Security with the cluster's own defaults and exemptions, admission policies, webhooks)
+/// and nothing is made. Pod Security enforces on pods, not on DaemonSets (for those it only
+/// warns), so a pod is what must be asked about.
+pub fn probe(need: &Need) -> serde_json::Value {
+    let has = |w: &str| need.reasons.iter().any(|r| r.workload == w);
+    let tetragon = has("tetragon");
+    let agent = has("kovenant-agent");
+    let host_network = tetragon || has("prometheus-node-exporter");
+    let mut security = serde_json::json!({});
+    if tetragon {
+        security["privileged"] = true.into();
+    }
+    if agent {
+        security["capabilities"] =
+            serde_json::json!({"add": ["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH", "NET_ADMIN"]});
+    }
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": PROBE_NAME,
+            "namespace": need.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "kovenant"},
+        },
+        "spec": {
+            "hostPID": true,
+            "hostNetwork": host_network,
+            "containers": [{
+                "name": "probe",
+                "image": "registry.k8s.io/pause:3.10",
+                "securityContext": security,
+                "volumeMounts": [{"name": "proc", "mountPath": "/host/proc", "readOnly": true}],
+            }],
+            "volumes": [{"name": "proc", "hostPath": {"path": "/proc"}}],
+        },
+    })
+}
+
+/// Whether the API server's refusal of the probe is Pod Security's: its message is the only
+/// sign (admission answers 403 Forbidden for Pod Security, policies and webhooks alike).
+pub fn refused_by_pod_security(message: &str) -> bool {
+    message.contains("violates PodSecurity")
+}
+
 /// Whether pods needing `need` are admitted where `enforced` is the namespace's label (none: the
 /// API server's default, `privileged` unless its admission configuration says otherwise).
 pub fn admits(enforced: Option<&str>, need: Level) -> Result<(), String> {
@@ -186,6 +236,26 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(super::needs(&together).len(), 1);
+    }
+
+    #[test]
+    fn the_probe_asks_what_each_namespace_s_pods_ask() {
+        let needs = needs(&Config::default());
+        let tetragon = probe(&needs[0]);
+        assert_eq!(tetragon["metadata"]["namespace"], "kube-system");
+        let c = &tetragon["spec"]["containers"][0]["securityContext"];
+        assert_eq!(c["privileged"], true);
+        assert!(c.get("capabilities").is_none());
+        assert_eq!(tetragon["spec"]["hostNetwork"], true);
+        let own = probe(&needs[1]);
+        let c = &own["spec"]["containers"][0]["securityContext"];
+        assert!(c.get("privileged").is_none());
+        assert_eq!(c["capabilities"]["add"][0], "SYS_ADMIN");
+        assert_eq!(own["spec"]["hostPID"], true);
+        assert!(refused_by_pod_security(
+            r#"pods "x" is forbidden: violates PodSecurity "baseline:latest": host namespaces"#
+        ));
+        assert!(!refused_by_pod_security("denied by policy"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use kube::api::{Api, ListParams};
 use serde_json::Value;
 
 use super::agents;
+use super::drops::{self, Drops};
 use super::report::{Component, Endpoint, HelmRelease, Influx, Presence, Report};
 use crate::backend::helm::{Helm, Release};
 use crate::backend::kube::{Kube, describe};
@@ -40,13 +41,14 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
             .map(|o| o.name().to_string())
             .collect()
     };
-    let (helm_runs, components, policies, dashboards, grafana, influxdb) = tokio::join!(
+    let (helm_runs, components, policies, dashboards, grafana, influxdb, tetragon_drops) = tokio::join!(
         helm.version(),
         components,
         policy_names(kube),
         dashboard_names(kube, ns),
         grafana(kube, config),
-        influx(kube, config)
+        influx(kube, config),
+        tetragon_drops(kube, config)
     );
     let policies = presence(expected(names::POLICY_KIND), policies);
     let dashboards = presence(expected("ConfigMap"), dashboards);
@@ -70,6 +72,7 @@ pub async fn collect(kube: &Kube, helm: &Helm, config: &Config, plan: &Plan) -> 
         dashboards,
         grafana,
         influxdb,
+        tetragon_drops,
     }
 }
 
@@ -241,6 +244,49 @@ async fn grafana(kube: &Kube, config: &Config) -> Endpoint {
             version: None,
             error: Some(format!("/api/health: {e}")),
         },
+    }
+}
+
+/// The Prometheus server's container port (the chart's `prometheus.port`).
+const PROMETHEUS_HTTP_PORT: u16 = 9090;
+
+/// Tetragon's drop counters, from Prometheus's query API through a port-forward to a Ready
+/// server pod (Prometheus has no auth; the port-forward keeps it off the network). They never
+/// make the stack unhealthy: a rise is a warning, and a Prometheus that cannot answer is the
+/// prometheus row's business.
+async fn tetragon_drops(kube: &Kube, config: &Config) -> Drops {
+    let ns = config.namespace.as_str();
+    let Some(pod) = ready_pod(kube, ns, release::PROMETHEUS, "prometheus").await else {
+        return Drops::failed("no Prometheus server pod is ready to ask".into());
+    };
+    let ask = |rise: bool| {
+        let pod = pod.clone();
+        async move {
+            let path = format!(
+                "/api/v1/query?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("query", &drops::query(rise))
+                    .finish()
+            );
+            match kube
+                .port_forward_get(ns, &pod, PROMETHEUS_HTTP_PORT, &path, &[])
+                .await
+            {
+                // Prometheus answers a bad query with 400 and a JSON error: parse says it.
+                Ok((200 | 400 | 422, body)) => drops::parse(&body),
+                Ok((code, body)) => Err(format!(
+                    "HTTP {code} {}",
+                    body.lines().next().unwrap_or_default().trim()
+                )),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match tokio::join!(ask(false), ask(true)) {
+        (Ok(totals), Ok(rises)) => drops::judge(totals, rises),
+        (Err(e), _) | (_, Err(e)) => Drops::failed(format!(
+            "cannot read Tetragon's counters from Prometheus ({pod}): {e}"
+        )),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Collects and formats the stack's health, keeping partial results.
 mod agents;
 pub(crate) mod collect;
+pub mod drops;
 pub mod report;
 
 use std::time::{Duration, Instant};

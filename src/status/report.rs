@@ -20,6 +20,8 @@ pub struct Report {
     pub dashboards: Presence,
     pub grafana: Endpoint,
     pub influxdb: Influx,
+    /// Tetragon's drop counters per node, from Prometheus; a rise is a warning, never unhealthy.
+    pub tetragon_drops: super::drops::Drops,
     /// Checks that could not be made (helm cannot run, say): the stack is then neither called
     /// healthy nor unhealthy, and status exits 1.
     pub cannot_check: Vec<String>,
@@ -131,12 +133,13 @@ impl Report {
                 healthy: false,
                 newest_tcp_flow: None,
                 age_seconds: None,
-                error: Some(error),
+                error: Some(error.clone()),
                 agents: Vec::new(),
                 stale_after_seconds: 0,
                 lookback_seconds: 0,
                 url: None,
             },
+            tetragon_drops: super::drops::Drops::failed(error),
             cannot_check: Vec::new(),
         }
     }
@@ -346,7 +349,33 @@ pub fn table(r: &Report) -> Vec<String> {
         None => i,
     };
     out.push(row("influxdb", r.influxdb.healthy, i));
+    out.push(drops_row(&r.tetragon_drops));
     out
+}
+
+/// Tetragon's drops: `ok`, `WARN` when a count rose, `?` when they could not be read (neither
+/// makes the stack unhealthy).
+fn drops_row(d: &super::drops::Drops) -> String {
+    let (mark, detail) = match (&d.error, &d.warning) {
+        (Some(e), _) => ("?", e.clone()),
+        (None, Some(w)) => ("WARN", w.clone()),
+        (None, None) => {
+            let nodes: Vec<String> = d
+                .nodes
+                .iter()
+                .map(|n| format!("{} {}", n.node, n.total.values().sum::<u64>()))
+                .collect();
+            (
+                "ok",
+                format!(
+                    "Tetragon lost no event in the last {}m (lost in total: {})",
+                    d.rise_seconds / 60,
+                    nodes.join(", ")
+                ),
+            )
+        }
+    };
+    format!("{:<11} {mark:<4} {detail}", "drops")
 }
 
 /// The status table, on stdout: it is the command's data (`kovenant status | grep FAIL`).
@@ -354,6 +383,9 @@ pub fn table(r: &Report) -> Vec<String> {
 pub fn print_text(printer: &Printer, r: &Report) {
     for line in table(r) {
         printer.stdout(line);
+    }
+    if let Some(w) = &r.tetragon_drops.warning {
+        printer.warn(w);
     }
     if r.healthy {
         printer.success("the stack is healthy");

@@ -139,7 +139,8 @@ fn foreign_keys_are_ignored_and_obsolete_ones_warned_about() {
 fn every_key_reaches_its_setting() {
     let text = "KOVENANT_NAMESPACE=mon\nKOVENANT_TETRAGON_NAMESPACE=tetragon\n\
         KOVENANT_CLUSTER_NAME='prod eu'\nKOVENANT_EXTERNAL_URL=https://mon.example.com/\n\
-        KOVENANT_INGRESS_CLASS=None\nKOVENANT_IMAGE_REGISTRY=127.0.0.1:5000/team/\n\
+        KOVENANT_INGRESS_CLASS=traefik\nKOVENANT_INGRESS_TLS_SECRET=mon-tls\n\
+        KOVENANT_IMAGE_REGISTRY=127.0.0.1:5000/team/\n\
         KOVENANT_IMAGE_REGISTRY_INSECURE=YES\nKOVENANT_IMAGE_REPOSITORY=team/tt\n\
         KOVENANT_TELEGRAF_IMAGE=telegraf:1.37\nKOVENANT_INFLUXDB_IMAGE=influxdb:2.8\n\
         KOVENANT_INFLUXDB_URL=https://influx.example.com:8443\nKOVENANT_INFLUXDB_TOKEN=ext-tok\n\
@@ -162,7 +163,8 @@ fn every_key_reaches_its_setting() {
         tetragon_namespace: "tetragon".into(),
         cluster_name: "prod eu".into(),
         external_url: Some(url::Url::parse("https://mon.example.com/").expect("url")),
-        ingress_class: None,
+        ingress_class: Some("traefik".into()),
+        ingress_tls_secret: Some("mon-tls".into()),
         image_registry: Some("127.0.0.1:5000/team".into()),
         image_registry_insecure: true,
         image_repository: "team/tt".into(),

@@ -89,7 +89,17 @@ const CHART_METRICS: &[(&str, &[&str])] = &[
     ("node_network_transmit_bytes_total", NODE_EXPORTER),
     ("node_network_receive_drop_total", NODE_EXPORTER),
     ("node_network_transmit_drop_total", NODE_EXPORTER),
+    // Tetragon's own metrics port 2112, scraped by the kubernetes-pods job (pod annotations),
+    // which adds the pod's `namespace`, `pod` and `node`.
+    ("tetragon_bpf_missed_events_total", TETRAGON),
+    (
+        "tetragon_observer_ringbuf_queue_events_lost_total",
+        TETRAGON,
+    ),
+    ("tetragon_notify_overflowed_events_total", TETRAGON),
+    ("tetragon_export_ratelimit_events_dropped_total", TETRAGON),
 ];
+const TETRAGON: &[&str] = &["node", "namespace", "pod", "instance", "msg_op", "error"];
 const CADVISOR: &[&str] = &[
     "namespace",
     "pod",

@@ -36,4 +36,5 @@ mod series_budget;
 mod support;
 mod telegraf;
 mod terminal;
+mod tetragon_drops;
 mod values;

@@ -254,3 +254,61 @@ fn the_image_reference_is_the_content_tag_of_the_agent_binary() {
         "{stderr}"
     );
 }
+
+/// KOVENANT_INGRESS_TLS_SECRET puts TLS for the external URL's host on Grafana's ingress, and
+/// means nothing (a configuration error, exit 2, naming the line) without an https:// ingress.
+#[test]
+fn the_ingress_tls_secret_needs_an_https_ingress_and_names_its_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(
+        &env,
+        "KOVENANT_EXTERNAL_URL=https://mon.example.com/ops\nKOVENANT_INGRESS_TLS_SECRET=mon-tls\n",
+    )
+    .unwrap();
+    let out = render(dir.path(), &["--env-file", ".env"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let values = std::fs::read_to_string(dir.path().join("out/values/grafana.yaml")).unwrap();
+    let v: serde_yaml::Value = serde_yaml::from_str(&values).unwrap();
+    let want: serde_yaml::Value =
+        serde_yaml::from_str("[{secretName: mon-tls, hosts: [mon.example.com]}]").unwrap();
+    assert_eq!(v["ingress"]["tls"], want, "{values}");
+    assert_eq!(v["ingress"]["hosts"][0], "mon.example.com", "{values}");
+
+    for (url, why) in [
+        (
+            "KOVENANT_EXTERNAL_URL=http://mon.example.com/\n",
+            "KOVENANT_EXTERNAL_URL is http://, so browsers would never use it",
+        ),
+        ("", "KOVENANT_EXTERNAL_URL is empty, so there is no ingress"),
+        (
+            "KOVENANT_EXTERNAL_URL=https://mon.example.com/\nKOVENANT_INGRESS_CLASS=none\n",
+            "KOVENANT_INGRESS_CLASS=none, so there is no ingress",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            format!("{url}KOVENANT_INGRESS_TLS_SECRET=mon-tls\n"),
+        )
+        .unwrap();
+        let out = render(dir.path(), &["--env-file", ".env"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let line = url.lines().count() + 1;
+        assert!(
+            stderr.contains(&format!(
+                ".env line {line}: KOVENANT_INGRESS_TLS_SECRET: names Secret mon-tls for the Grafana \
+                 ingress's TLS, but {why}; expected it only with an https:// \
+                 KOVENANT_EXTERNAL_URL and an ingress class\n"
+            )),
+            "{stderr}"
+        );
+        assert!(!dir.path().join("out").exists());
+    }
+}

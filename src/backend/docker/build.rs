@@ -43,6 +43,26 @@ impl AgentBinary {
         })
     }
 
+    /// The warning a debug build of kovenant draws as the agent binary (its size, its cost).
+    pub fn debug_warning(&self) -> Option<String> {
+        use crate::plan::image::profile;
+        // The running kovenant knows how it was built; another file carries the mark, if any.
+        let built = match self.from_flag {
+            true => profile::profile_of(&self.bytes),
+            false => profile::this_build(),
+        };
+        profile::debug_warning(built, self.bytes.len(), &self.describe())
+    }
+
+    /// "--agent-binary PATH" or "this kovenant (PATH)", for messages.
+    fn describe(&self) -> String {
+        if self.from_flag {
+            format!("--agent-binary {}", self.path.display())
+        } else {
+            format!("this kovenant ({})", self.path.display())
+        }
+    }
+
     /// The platform the image is built for: the binary's own, linux/amd64 or linux/arm64,
     /// whatever the daemon runs on (the Dockerfile has no RUN step, so nothing executes during
     /// the build and no emulation is needed). Anything else is refused, saying what to pass.
@@ -51,11 +71,7 @@ impl AgentBinary {
         if let Some(arch) = kind.linux_arch() {
             return Ok(arch);
         }
-        let what = if self.from_flag {
-            format!("--agent-binary {}", self.path.display())
-        } else {
-            format!("this kovenant ({})", self.path.display())
-        };
+        let what = self.describe();
         Err(Error::usage(
             format!(
                 "{what} is {}, but the image runs the agent on the cluster's Linux nodes",

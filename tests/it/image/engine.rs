@@ -320,3 +320,88 @@ fn arm64_archive(layer: &[u8], tag: &str) -> Vec<u8> {
     }
     builder.into_inner().expect("finish the archive")
 }
+
+/// A Linux amd64 ELF header, 1.5 MB long, carrying `mark` where a kovenant carries its build
+/// profile.
+fn marked_elf(mark: &[u8]) -> Vec<u8> {
+    let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+    elf.resize(16, 0);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    elf.resize(4096, 0);
+    elf.extend_from_slice(mark);
+    elf.resize(1_500_000, 0);
+    elf
+}
+
+/// A debug build of kovenant as the agent draws a warning naming it, its size and its cost when
+/// its image is built, and the image is still built; a release build, or a binary without
+/// kovenant's mark, draws none.
+#[test]
+fn a_debug_agent_binary_is_named_with_its_size_and_cost() {
+    let mut scratch = Scratch::new("profile");
+    let hint = "; build the agent with `cargo build --release` and pass --agent-binary \
+                target/release/kovenant\n";
+    // The tests' kovenant is a debug build, and knows it.
+    let reference = reference_for_binary(&config_with_base(&scratch.base), &host_binary());
+    scratch.remove_later(&reference);
+    let out = kovenant_image(&scratch.base, &[])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let size = host_binary().len().div_ceil(1_000_000);
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "warning: this kovenant ({}) is a debug build ({size} MB): the image carries all of \
+             it, and its agent spends about 28 times the CPU of a release build on the same \
+             events{hint}",
+            env!("CARGO_BIN_EXE_kovenant")
+        )),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    // The warning goes with the build: an image already built says only that.
+    let again = kovenant_image(&scratch.base, &[])
+        .output()
+        .expect("run kovenant");
+    assert_eq!(
+        text(&again.stderr),
+        format!("√ image {reference} is already built; no build needed\n")
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, mark, warned) in [
+        (
+            "debug",
+            b"\0kovenant-build-profile=debug\0".as_slice(),
+            true,
+        ),
+        ("release", b"\0kovenant-build-profile=release\0", false),
+        ("unmarked", b"", false),
+    ] {
+        let elf = marked_elf(mark);
+        let path = dir.path().join(name);
+        std::fs::write(&path, &elf).expect("write binary");
+        scratch.remove_later(&reference_for_binary(
+            &config_with_base(&scratch.base),
+            &elf,
+        ));
+        let path = path.to_str().expect("utf-8 path");
+        let out = kovenant_image(&scratch.base, &["--agent-binary", path])
+            .output()
+            .expect("run kovenant");
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        let warning = format!("warning: --agent-binary {path} is a debug build (2 MB): ");
+        assert_eq!(
+            text(&out.stderr).contains(&warning),
+            warned,
+            "{name}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stderr).contains("is a debug build"),
+            warned,
+            "{name}"
+        );
+    }
+}
