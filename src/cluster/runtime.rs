@@ -31,14 +31,23 @@ pub fn block_on<T, F: Future<Output = Result<T>>>(printer: &Printer, work: F) ->
         let mut term = signal(SignalKind::terminate())
             .map_err(|e| Error::step("runtime", format!("cannot handle SIGTERM: {e}")))?;
         watchdog(printer.clone());
-        let out = tokio::select! {
-            r = work => r,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
-            _ = term.recv() => Err(Error::Terminated),
-            e = lease::lost() => Err(e),
+        // On a signal, the helm processes are listed as the signal comes, before the work is
+        // dropped (which sends each SIGTERM): listed after, one that records its release and
+        // exits at once would race the list and go unnamed.
+        let (out, at_signal) = tokio::select! {
+            r = work => (r, None),
+            left = async {
+                let _ = tokio::signal::ctrl_c().await;
+                children::list()
+            } => (Err(Error::Interrupted), Some(left)),
+            left = async {
+                term.recv().await;
+                children::list()
+            } => (Err(Error::Terminated), Some(left)),
+            e = lease::lost() => (Err(e), None),
         };
         ENDING.store(true, Ordering::SeqCst);
-        stop_children(printer, &mut term).await;
+        stop_children(printer, &mut term, at_signal).await;
         lease::release().await;
         out
     });
@@ -48,8 +57,13 @@ pub fn block_on<T, F: Future<Output = Result<T>>>(printer: &Printer, work: F) ->
 
 /// Waits for the helm processes still running (they have had SIGTERM: their futures were
 /// dropped, or their deadline passed), saying which and why, then kills what is left.
-async fn stop_children(printer: &Printer, term: &mut tokio::signal::unix::Signal) {
-    let left = children::list();
+/// `at_signal`: the ones running when a signal came, named even if already gone.
+async fn stop_children(
+    printer: &Printer,
+    term: &mut tokio::signal::unix::Signal,
+    at_signal: Option<Vec<(u32, String)>>,
+) {
+    let left = at_signal.unwrap_or_else(children::list);
     if left.is_empty() {
         return;
     }
