@@ -388,7 +388,7 @@ fn run_live(
             kernel.wait_destroys(left.min(Duration::from_millis(200)))?;
             // A pod made since the last pass: its namespace is followed within a second.
             if looked.elapsed() >= Duration::from_secs(1) {
-                kernel.follow_new_namespaces();
+                kernel.follow_new_namespaces()?;
                 looked = Instant::now();
             }
         }

@@ -182,8 +182,7 @@ pub fn run_image_command(global: &GlobalArgs, args: &ImageArgs, printer: &Printe
     let config = crate::config::resolve(global, args.env.env_file.as_deref())?;
     // The missing-.env warning guards commands that change a cluster; building an image
     // changes none.
-    let no_env = crate::config::no_env_file(&std::env::current_dir().unwrap_or_default());
-    for warning in config.warnings.iter().filter(|w| **w != no_env) {
+    for warning in config.warnings.iter().skip(usize::from(config.no_env_file)) {
         printer.warn(warning);
     }
     // With --context, the image goes to that cluster as install would send it (pushed, or loaded

@@ -72,6 +72,7 @@ pub fn load_from(
             // otherwise quietly put the defaults back over the settings of the right one.
             let folder = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
             config.warnings.insert(0, no_env_file(&folder));
+            config.no_env_file = true;
             Ok(config)
         }
         Err(e) => Err(unreadable(&path, &e)),

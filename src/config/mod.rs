@@ -97,6 +97,9 @@ pub struct Config {
     pub node_exporter_port: u16,
     /// Warnings met while loading (obsolete keys, world-readable file), shown once by the caller.
     pub warnings: Vec<String>,
+    /// No `.env` was found in the current folder and no `--env-file` was given: `warnings`
+    /// starts with the warning that says so, which commands that change no cluster leave out.
+    pub no_env_file: bool,
 }
 
 /// Where the in-cluster agent reads Tetragon's events.
@@ -207,6 +210,7 @@ impl Default for Config {
             existing_tetragon: false,
             node_exporter_port: 9100,
             warnings: Vec::new(),
+            no_env_file: false,
         }
     }
 }

@@ -145,7 +145,7 @@ impl Kernel {
     /// listing of `/proc` and one `stat` per process new since the last pass. A process is
     /// looked at again until the pass lists it: a runtime's process enters its namespace
     /// after it is forked.
-    pub fn follow_new_namespaces(&mut self) {
+    pub fn follow_new_namespaces(&mut self) -> io::Result<()> {
         for pid in procs::pids(&self.cfg.proc_root) {
             if self.scan.pids.contains(&pid) {
                 continue;
@@ -156,7 +156,7 @@ impl Kernel {
             if self.namespaces.contains_key(&ns) {
                 continue;
             }
-            if let Ok((dumper, destroys)) = self.enter(ns, pid) {
+            if let Some((dumper, destroys)) = self.enter(ns, pid)? {
                 self.scan.pids.insert(pid);
                 self.namespaces.insert(
                     ns,
@@ -172,6 +172,7 @@ impl Kernel {
                 );
             }
         }
+        Ok(())
     }
 
     /// Waits at most `timeout` for destroy notifications, and takes those that came (from the
@@ -248,7 +249,7 @@ impl Kernel {
         if self.host.is_none() {
             self.host = self.find_host();
         }
-        self.follow_namespaces(pass);
+        self.follow_namespaces(pass)?;
         self.drain_destroys(None)?;
         let mut out = Pass::default();
         let mut gone = Vec::new();
@@ -316,7 +317,7 @@ impl Kernel {
             })
     }
 
-    fn follow_namespaces(&mut self, pass: u64) {
+    fn follow_namespaces(&mut self, pass: u64) -> io::Result<()> {
         let mut by_ns: HashMap<u64, (i32, Option<u128>)> = HashMap::new();
         for p in &self.scan.procs {
             let e = by_ns.entry(p.netns).or_insert((p.pid, p.pod));
@@ -334,7 +335,7 @@ impl Kernel {
                 continue;
             }
             // A namespace whose sockets cannot be made (it went away) is tried next pass.
-            if let Ok((dumper, destroys)) = self.enter(ns, pid) {
+            if let Some((dumper, destroys)) = self.enter(ns, pid)? {
                 self.namespaces.insert(
                     ns,
                     Namespace {
@@ -349,24 +350,36 @@ impl Kernel {
                 );
             }
         }
+        Ok(())
     }
 
     /// Makes a dumper and a destroy listener inside the namespace `ns` of process `pid`, and
     /// comes back. The namespace file is checked to be `ns` (the pid may have been reused).
-    fn enter(&self, ns: u64, pid: i32) -> io::Result<(Dumper, DestroyListener)> {
+    /// `Ok(None)`: the namespace could not be entered or its sockets made (it went away; tried
+    /// again next pass). `Err`: the agent could not come back to its own namespace, and stops:
+    /// every socket it made after that would be another namespace's.
+    fn enter(&self, ns: u64, pid: i32) -> io::Result<Option<(Dumper, DestroyListener)>> {
         use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
         let path = self.cfg.proc_root.join(pid.to_string()).join("ns/net");
-        let target = File::open(path)?;
-        if target.metadata()?.ino() != ns {
-            return Err(io::Error::other("the process moved to another namespace"));
+        let Ok(target) = File::open(path) else {
+            return Ok(None);
+        };
+        if target.metadata().map(|m| m.ino()).ok() != Some(ns) {
+            return Ok(None);
         }
-        move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network))?;
+        if move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network)).is_err() {
+            return Ok(None);
+        }
         let made =
             Dumper::new().and_then(|d| Ok((d, DestroyListener::new(self.cfg.destroy_rcvbuf)?)));
-        // Coming back cannot fail where going there did not: a thread left in another
-        // namespace would make every later socket there, so it is a fatal error.
-        move_into_link_name_space(self.home.as_fd(), Some(LinkNameSpaceType::Network))
-            .expect("returning to the agent's own network namespace");
-        made
+        move_into_link_name_space(self.home.as_fd(), Some(LinkNameSpaceType::Network)).map_err(
+            |e| {
+                io::Error::other(format!(
+                    "could not return to the agent's own network namespace after entering \
+                     namespace {ns}: {e}"
+                ))
+            },
+        )?;
+        Ok(made.ok())
     }
 }
