@@ -207,6 +207,7 @@ fn every_key_reaches_its_setting() {
         existing_tetragon: true,
         node_exporter_port: 9101,
         warnings: vec![],
+        no_env_file: false,
     };
     assert_eq!(c, want);
 }
