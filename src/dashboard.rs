@@ -57,7 +57,6 @@ async fn serve(global: &GlobalArgs, args: &DashboardArgs, printer: &Printer) -> 
         "Grafana of context {} (pod {ns}/{pod}, port {GRAFANA_HTTP_PORT}), forwarded through the API server:",
         kube.context
     ));
-    printer.stdout(&url);
     let user = &config.grafana.admin_user;
     let source = format!(
         "Secret {ns}/{}, key {}",
@@ -85,6 +84,9 @@ async fn serve(global: &GlobalArgs, args: &DashboardArgs, printer: &Printer) -> 
              shows it"
         ));
     }
+    // The URL last: a script that reads it (the line says the forward is ready) has had every
+    // line before it, the password's included.
+    printer.stdout(&url);
     if !args.no_browser {
         crate::ui::browser::open(printer, &url);
     }
