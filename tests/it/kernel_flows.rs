@@ -404,3 +404,27 @@ fn kernel_concurrent_short_connections_beside_a_stream_are_counted_exactly() {
     ]);
     assert_flows(&flows(&s, &points), &want);
 }
+
+/// A namespace whose TCP counters stand still is not dumped: with idle connections held open
+/// in a pod, the windows after they opened count it in `netns_quiet` (each dump walks the
+/// node's whole established hash, docs/kernel-counters.md).
+#[test]
+fn kernel_a_namespace_whose_tcp_counters_stand_still_is_not_dumped() {
+    let mut s = Scenario::new("quiet");
+    let pod = s.pod("idle", Layout::CgroupfsV2);
+    let mut holder = s.start(pod, &["listen", "127.0.0.1", "9000", "pairs", "5"]);
+    let agent = Agent::start(&s, &[]);
+    holder.go();
+    // The pairs open within the first window; nothing moves in the pod after that.
+    agent.wait_windows(4);
+    let points = agent.stop();
+    let quiet: Vec<i64> = points
+        .iter()
+        .filter(|p| p.measurement == "kovenant_agent")
+        .map(|p| p.fields.get("netns_quiet").copied().unwrap_or(0))
+        .collect();
+    assert!(
+        quiet.last().is_some_and(|&q| q >= 1),
+        "netns_quiet by window: {quiet:?}"
+    );
+}
