@@ -412,7 +412,7 @@ fn kernel_concurrent_short_connections_beside_a_stream_are_counted_exactly() {
 fn kernel_a_namespace_whose_tcp_counters_stand_still_is_not_dumped() {
     let mut s = Scenario::new("quiet");
     let pod = s.pod("idle", Layout::CgroupfsV2);
-    let mut holder = s.start(pod, &["listen", "127.0.0.1", "9000", "pairs", "5"]);
+    let holder = s.start(pod, &["listen", "127.0.0.1", "9000", "pairs", "5"]);
     let agent = Agent::start(&s, &[]);
     holder.go();
     // The pairs open within the first window; nothing moves in the pod after that.
