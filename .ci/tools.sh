@@ -22,8 +22,8 @@ HELM_DIFF_VERSION=v3.13.2
 # test tests/it/telegraf.rs checks they agree).
 TELEGRAF_VERSION=v1.36.4
 # telegraf's `custom` tag leaves every plugin out but the ones named: those of telegraf.conf in
-# templates/pipeline/templates/agent-configmap.yaml.
-TELEGRAF_TAGS=custom,inputs.execd,outputs.influxdb_v2,parsers.influx
+# templates/pipeline/templates/agent-configmap.yaml (outputs.health answers the agent's probes).
+TELEGRAF_TAGS=custom,inputs.execd,outputs.health,outputs.influxdb_v2,parsers.influx
 INFLUXDB18_VERSION=v1.8.10
 INFLUXDB2_VERSION=v2.7.12
 # The influx CLI 2.5.0, by the module version of its tag's commit (3285a03e), the one that
@@ -141,8 +141,14 @@ build_helm_diff() {
   rm -rf "$dir"
 }
 
+# Keyed by version and plugin list: a plugin added to telegraf.conf needs a new build.
+telegraf_out() {
+  echo "$cache/telegraf-$TELEGRAF_VERSION-$(echo "$TELEGRAF_TAGS" | sha256sum | cut -c1-12)"
+}
+
 build_telegraf() {
-  local out=$cache/telegraf-$TELEGRAF_VERSION
+  local out
+  out=$(telegraf_out)
   [ -x "$out/telegraf" ] && return
   log "building telegraf $TELEGRAF_VERSION ($TELEGRAF_TAGS)"
   GOBIN=$out.tmp go install -trimpath -tags "$TELEGRAF_TAGS" \
@@ -256,7 +262,7 @@ for t in "${want[@]}"; do
   helm4) build_helm 4 "$HELM4_VERSION"; echo "HELM4=$cache/helm-$HELM4_VERSION/helm" ;;
   helm3) build_helm 3 "$HELM3_VERSION"; echo "HELM3=$cache/helm-$HELM3_VERSION/helm" ;;
   helm-diff) build_helm_diff; echo "HELM_PLUGINS=$cache/helm-diff-$HELM_DIFF_VERSION/plugins" ;;
-  telegraf) build_telegraf; echo "TELEGRAF=$cache/telegraf-$TELEGRAF_VERSION/telegraf" ;;
+  telegraf) build_telegraf; echo "TELEGRAF=$(telegraf_out)/telegraf" ;;
   influxdb18) build_influxdb18; echo "INFLUXD18=$cache/influxdb-$INFLUXDB18_VERSION/influxd" ;;
   influxdb2) build_influxdb2; echo "INFLUXD2=$cache/influxdb-$INFLUXDB2_VERSION/influxd" ;;
   influx-cli) build_influx_cli; echo "INFLUX_CLI=$cache/influx-cli-$INFLUX_CLI_VERSION/influx" ;;

@@ -75,6 +75,9 @@ pub fn build(
         duration(influx.retention)
     };
     let agent_window = duration(config.agent_window);
+    // The agent's health turns 503 once no window has reached telegraf's outputs for three
+    // windows and one flush (a window arrives, then waits up to a flush for outputs.health).
+    let agent_silent_after = duration(config.agent_window * 3 + names::TELEGRAF_FLUSH);
     let agent_max_keys = config.agent_max_keys;
     let agent_top_peers = config.agent_top_peers;
     let pod_retention = if influx.pod_retention.is_zero() {
@@ -209,6 +212,9 @@ pub fn build(
     ctx.insert("image_ref", &image_ref);
     ctx.insert("pull_policy", &pull_policy(config));
     ctx.insert("agent_window", &agent_window);
+    ctx.insert("agent_silent_after", &agent_silent_after);
+    ctx.insert("agent_health_port", &names::AGENT_HEALTH_PORT);
+    ctx.insert("telegraf_flush", &duration(names::TELEGRAF_FLUSH));
 
     ctx.insert("agent_max_keys", &agent_max_keys);
     ctx.insert("agent_top_peers", &agent_top_peers);

@@ -14,6 +14,11 @@ pub const PROMETHEUS_SERVICE_PORT: u16 = 80;
 /// the Grafana datasource, status and the dashboards can find them.
 pub const INFLUXDB_NAME: &str = "kovenant-influxdb";
 pub const AGENT_NAME: &str = "kovenant-agent";
+/// The agent pod's port where telegraf's outputs.health answers the kubelet's probes (the port of
+/// the telegraf chart's health endpoint); the pod's own network namespace, so no node-wide clash.
+pub const AGENT_HEALTH_PORT: u16 = 8888;
+/// telegraf's flush_interval in the agent's telegraf.conf.
+pub const TELEGRAF_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Grafana datasource UIDs the dashboards refer to.
 pub const PROMETHEUS_DATASOURCE_UID: &str = "kovenant-prometheus";

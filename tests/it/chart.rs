@@ -18,7 +18,7 @@ pub fn objects() -> Vec<(String, Json)> {
 }
 
 /// As `objects`, for the tree rendered from `config`.
-fn objects_with(config: &kovenant::config::Config) -> Vec<(String, Json)> {
+pub(crate) fn objects_with(config: &kovenant::config::Config) -> Vec<(String, Json)> {
     let tree = kovenant::plan::render_all(config, &kovenant::assets::Assets::embedded(), IMAGE)
         .expect("renders")
         .files;

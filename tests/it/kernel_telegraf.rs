@@ -97,6 +97,12 @@ fn conf(snapshot: &Path, url: &str) -> String {
             out += &format!("      command = {command}\n");
         } else if t.starts_with("urls = [") {
             out += &format!("      urls = [\"{url}\"]\n");
+        } else if t.starts_with("service_address = ") {
+            // The health endpoint on a free port of loopback: tests run side by side.
+            out += &format!(
+                "      service_address = \"http://127.0.0.1:{}\"\n",
+                free_port()
+            );
         } else if t.starts_with("flush_interval = ") {
             // Delivery within a second or two of a window, not ten.
             out += "      flush_interval = \"1s\"\n";

@@ -35,6 +35,7 @@ mod schemas;
 mod series_budget;
 mod support;
 mod telegraf;
+mod telegraf_health;
 mod terminal;
 mod tetragon_drops;
 mod values;

@@ -20,8 +20,8 @@ use serde_json::Value;
 use crate::agent_influx::Influx;
 use crate::agent_support::*;
 
-const USER: &str = "telegraf";
-const PASSWORD: &str = "a-test-password";
+pub(crate) const USER: &str = "telegraf";
+pub(crate) const PASSWORD: &str = "a-test-password";
 const NODE: &str = "kwok-node-0";
 /// The self-metrics that the ground truth fixes.
 const COUNTS: [&str; 5] = [
@@ -35,20 +35,20 @@ const COUNTS: [&str; 5] = [
 /// room for a loaded machine.
 const DELIVERY: Duration = Duration::from_secs(120);
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
 
 /// A process started in its own process group, killed with that group (for telegraf: with the
 /// agent it runs) when the test ends without having stopped it.
-struct Guard {
+pub(crate) struct Guard {
     child: Child,
     log: PathBuf,
 }
 
 impl Guard {
-    fn spawn(mut cmd: Command, log: PathBuf) -> Guard {
+    pub(crate) fn spawn(mut cmd: Command, log: PathBuf) -> Guard {
         let out = std::fs::File::create(&log).expect("create log");
         let child = cmd
             .process_group(0)
@@ -60,15 +60,15 @@ impl Guard {
         Guard { child, log }
     }
 
-    fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         Pid::from_child(&self.child)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().expect("try_wait")
     }
 }
@@ -82,7 +82,7 @@ impl Drop for Guard {
     }
 }
 
-fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> Option<String>) {
+pub(crate) fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> Option<String>) {
     let start = Instant::now();
     loop {
         let Some(why_not) = done() else { return };
@@ -95,8 +95,16 @@ fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> Option<Stri
 }
 
 /// InfluxDB 1.8 on loopback with its state in `dir` and auth on; returns its URL once it answers.
-fn start_influxd(bin: &Path, dir: &Path) -> (Guard, String) {
-    let (http, rpc) = (free_port(), free_port());
+/// Started again on the same `dir`, it has the same ports and data (an outage, then recovery).
+pub(crate) fn start_influxd(bin: &Path, dir: &Path) -> (Guard, String) {
+    let (http, rpc) = match std::fs::read_to_string(dir.join("ports")) {
+        Ok(ports) => {
+            let (http, rpc) = ports.split_once(' ').expect("`http rpc`");
+            (http.parse().expect("port"), rpc.parse().expect("port"))
+        }
+        Err(_) => (free_port(), free_port()),
+    };
+    std::fs::write(dir.join("ports"), format!("{http} {rpc}")).expect("write ports");
     let d = dir.display();
     let conf = format!(
         r#"reporting-disabled = true
@@ -132,9 +140,53 @@ bind-address = "127.0.0.1:{rpc}"
     (influxd, base)
 }
 
+/// Makes a fresh InfluxDB 1.8 (auth on) at `base` hold what the buckets of `rendered` (the chart's
+/// telegraf.conf) need, for user USER; returns the database (the first bucket).
+pub(crate) fn prepare_buckets(base: &str, rendered: &str) -> String {
+    // The first user of a server with auth on may be created without logging in.
+    Influx {
+        base,
+        db: "",
+        login: None,
+    }
+    .query(&format!(
+        "CREATE USER \"{USER}\" WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"
+    ));
+    // InfluxDB 1.8 maps a bucket `db` to a database and `db/rp` to its retention policy `rp`
+    // (as InfluxDB 2's DBRP mapping serves them to InfluxQL); the org is not checked. They must
+    // exist, as the chart's InfluxDB setup and postStart hook create them. The retention
+    // policies keep everything here: the corpus's events are from 2026-01-01, older than a day.
+    let buckets: Vec<String> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("bucket = "))
+        .map(|b| serde_json::from_str(b).expect("bucket = \"...\""))
+        .collect();
+    let bucket = buckets[0].clone();
+    let influx = Influx {
+        base,
+        db: &bucket,
+        login: Some((USER, PASSWORD)),
+    };
+    influx.query(&format!("CREATE DATABASE \"{bucket}\""));
+    for b in &buckets[1..] {
+        let (db, rp) = b.split_once('/').expect("db/rp");
+        assert_eq!(db, bucket, "{b}: another database than {bucket}");
+        influx.query(&format!(
+            "CREATE RETENTION POLICY \"{rp}\" ON \"{db}\" DURATION INF REPLICATION 1"
+        ));
+    }
+    bucket
+}
+
 /// The chart's telegraf.conf with only what must differ on this machine replaced, each exactly
 /// once (a chart that changed these lines fails here rather than running something else).
-fn local_conf(rendered: &str, url: &str, export: &Path, snapshot: &Path) -> String {
+pub(crate) fn local_conf(
+    rendered: &str,
+    url: &str,
+    export: &Path,
+    snapshot: &Path,
+    health_port: u16,
+) -> String {
     let agent = env!("CARGO_BIN_EXE_kovenant");
     let outputs = rendered.matches("[[outputs.influxdb_v2]]").count();
     let replacements = [
@@ -153,6 +205,13 @@ fn local_conf(rendered: &str, url: &str, export: &Path, snapshot: &Path) -> Stri
                 r#"command = ["{agent}", "agent", "--no-kernel", "--cluster-snapshot", "{}", "#,
                 snapshot.display()
             ),
+            1,
+        ),
+        // telegraf's health endpoint: a free port of loopback, where the pod has its own network
+        // namespace (tests run side by side).
+        (
+            r#"service_address = "http://:8888""#.to_owned(),
+            format!(r#"service_address = "http://127.0.0.1:{health_port}""#),
             1,
         ),
         // Tetragon's export: the corpus is appended to a local file, where the DaemonSet mounts
@@ -176,7 +235,7 @@ fn local_conf(rendered: &str, url: &str, export: &Path, snapshot: &Path) -> Stri
 }
 
 /// The processes whose parent is `parent`.
-fn children(parent: Pid) -> Vec<Pid> {
+pub(crate) fn children(parent: Pid) -> Vec<Pid> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -203,7 +262,7 @@ fn cmdline(pid: Pid) -> Vec<String> {
 }
 
 /// Whether process `pid` holds `path` open.
-fn holds_open(pid: Pid, path: &Path) -> bool {
+pub(crate) fn holds_open(pid: Pid, path: &Path) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", pid.as_raw_nonzero())) else {
         return false;
     };
@@ -314,7 +373,7 @@ impl Totals {
     }
 }
 
-fn now_ns() -> u128 {
+pub(crate) fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
@@ -350,43 +409,16 @@ fn real_telegraf_runs_the_rendered_config_and_delivers_the_ground_truth_once() {
 
     std::fs::create_dir(dir.join("influxdb")).expect("mkdir");
     let (mut influxd, base) = start_influxd(&influxd_bin, &dir.join("influxdb"));
-    // The first user of a server with auth on may be created without logging in.
-    Influx {
-        base: &base,
-        db: "",
-        login: None,
-    }
-    .query(&format!(
-        "CREATE USER \"{USER}\" WITH PASSWORD '{PASSWORD}' WITH ALL PRIVILEGES"
-    ));
-
     let rendered = crate::chart::object("ConfigMap")["data"]["telegraf.conf"]
         .as_str()
         .expect("telegraf.conf in the ConfigMap")
         .to_owned();
-    // InfluxDB 1.8 maps a bucket `db` to a database and `db/rp` to its retention policy `rp`
-    // (as InfluxDB 2's DBRP mapping serves them to InfluxQL); the org is not checked. They must
-    // exist, as the chart's InfluxDB setup and postStart hook create them. The retention
-    // policies keep everything here: the corpus's events are from 2026-01-01, older than a day.
-    let buckets: Vec<String> = rendered
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("bucket = "))
-        .map(|b| serde_json::from_str(b).expect("bucket = \"...\""))
-        .collect();
-    let bucket = buckets[0].clone();
+    let bucket = prepare_buckets(&base, &rendered);
     let influx = Influx {
         base: &base,
         db: &bucket,
         login: Some((USER, PASSWORD)),
     };
-    influx.query(&format!("CREATE DATABASE \"{bucket}\""));
-    for b in &buckets[1..] {
-        let (db, rp) = b.split_once('/').expect("db/rp");
-        assert_eq!(db, bucket, "{b}: another database than {bucket}");
-        influx.query(&format!(
-            "CREATE RETENTION POLICY \"{rp}\" ON \"{db}\" DURATION INF REPLICATION 1"
-        ));
-    }
     // Auth is on: the v2 write API refuses a wrong token, so what arrives came with the right one.
     let refused = ureq::post(format!("{base}/api/v2/write?org=kovenant&bucket={bucket}"))
         .header("Authorization", format!("Token {USER}:wrong"))
@@ -402,7 +434,7 @@ fn real_telegraf_runs_the_rendered_config_and_delivers_the_ground_truth_once() {
     let export = dir.join("tetragon.log");
     std::fs::write(&export, "").expect("create the export file");
     let snapshot = corpus.path("cluster.json");
-    let conf = local_conf(&rendered, &base, &export, &snapshot);
+    let conf = local_conf(&rendered, &base, &export, &snapshot, free_port());
     std::fs::write(dir.join("telegraf.conf"), &conf).expect("write telegraf.conf");
 
     // As the DaemonSet runs it: `telegraf --config FILE`, NODE_NAME and INFLUX_TOKEN from the

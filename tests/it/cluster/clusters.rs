@@ -519,6 +519,51 @@ fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
         "{ds:#}"
     );
     assert_eq!(ds["status"]["desiredNumberScheduled"], 2, "{ds:#}");
+    // The agent's probes ask telegraf's health endpoint (outputs.health in telegraf.conf) on the
+    // port the container declares: not ready once no agent window has reached telegraf's outputs
+    // for three windows and a flush, restarted after five more minutes of it. What the endpoint
+    // answers, wedged agent and InfluxDB outage: telegraf_health.rs, on real telegraf.
+    let agent = &ds["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        agent["ports"],
+        serde_json::json!([{"name": "health", "containerPort": 8888, "protocol": "TCP"}]),
+        "{agent:#}"
+    );
+    for (probe, failures) in [("readinessProbe", 1), ("livenessProbe", 30)] {
+        assert_eq!(
+            agent[probe],
+            serde_json::json!({
+                "httpGet": {"path": "/", "port": "health", "scheme": "HTTP"},
+                "periodSeconds": 10,
+                "failureThreshold": failures,
+                "timeoutSeconds": 1,
+                "successThreshold": 1,
+            }),
+            "{probe}: {agent:#}"
+        );
+    }
+    let conf = s.get(&["configmap", "-n", "kovenant", "kovenant-agent"]);
+    let conf = conf["data"]["telegraf.conf"].as_str().unwrap_or_default();
+    assert!(
+        conf.contains(
+            "[[outputs.health]]\n  service_address = \"http://:8888\"\n  \
+             max_time_between_metrics = \"40s\"\n  namepass = [\"kovenant_agent\"]\n"
+        ),
+        "{conf}"
+    );
+    // InfluxDB's recovery of a big volume is not a crash loop: ten minutes before liveness counts.
+    let influxdb = s.get(&["statefulset", "-n", "kovenant", "kovenant-influxdb"]);
+    assert_eq!(
+        influxdb["spec"]["template"]["spec"]["containers"][0]["startupProbe"],
+        serde_json::json!({
+            "httpGet": {"path": "/health", "port": "http", "scheme": "HTTP"},
+            "periodSeconds": 10,
+            "failureThreshold": 60,
+            "timeoutSeconds": 1,
+            "successThreshold": 1,
+        }),
+        "{influxdb:#}"
+    );
 
     // No agent runs on the arm64 node, and status says so.
     s.write_points(Duration::from_secs(1));
