@@ -153,6 +153,9 @@ ENV
   # The agent: this binary, where the image has it; no Tetragon runs here, so no events source.
   conf_edit '"/usr/local/bin/kovenant"' "\"$bin\""
   conf_edit '"--source", "[^"]*"' '"--source", "none"'
+  # The probes' health endpoint: loopback on a port the kernel picks (telegraf's log names it),
+  # where the pod has a network namespace of its own.
+  conf_edit 'service_address = "http://:[0-9]+"' 'service_address = "http://127.0.0.1:0"'
   printf '%s\n' "$rendered" >"$conf"
   local token
   token=$(kubectl -n kovenant get secret kovenant-influxdb-telegraf -o 'jsonpath={.data.token}' | base64 -d)
