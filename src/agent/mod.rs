@@ -239,6 +239,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
     let limits = Limits {
         max_keys: args.max_keys,
         top_peers: args.top_peers,
+        pod_activity: args.pod_activity,
     };
     if !args.no_kernel {
         let cfg = kernel::Config {
@@ -434,6 +435,7 @@ fn spawn_tetragon_reader(
     let limits = Limits {
         max_keys: args.max_keys,
         top_peers: 0,
+        pod_activity: false,
     };
     let agent = Agent::owners_only(Index::default(), window_ns, limits, Arc::clone(shared));
     let stop = Arc::clone(stop);
