@@ -82,7 +82,8 @@ pub enum Command {
 pub enum TopBy {
     /// Namespace and workload (Deployment, StatefulSet, DaemonSet, ...).
     Workload,
-    /// Pod (a node's host processes are one row, without a pod).
+    /// Pod, within the pod-level retention (KOVENANT_POD_RETENTION); host processes are not a
+    /// pod's and are left out.
     Pod,
     /// The Helm release behind the workload.
     Release,

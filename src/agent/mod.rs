@@ -1,7 +1,9 @@
 //! `kovenant agent`: the kernel's own socket and process counters (and Tetragon's events for
 //! who owns the host network namespace's sockets) -> attributed, windowed InfluxDB line
 //! protocol.
-mod aggregate;
+/// Windows, keys and line protocol: public so the series-budget test (tests/it/series_budget.rs)
+/// can drive a cluster's day of windows through it.
+pub mod aggregate;
 mod attribution;
 pub mod cluster;
 mod kernel;

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use hashbrown::HashMap;
 
 use crate::agent::aggregate::tags::{PeerRef, SrcValues, TagTables, peer_tags};
-use crate::agent::attribution::ROLE_SERVER;
+pub use crate::agent::attribution::{ROLE_CLIENT, ROLE_SERVER};
 use crate::agent::output::{push_fields, push_measurement, push_tag, push_timestamp};
 
 pub use crate::agent::kernel::{FlowCounts, Io as IoCounts};
@@ -520,7 +520,6 @@ impl Aggregator {
 mod tests {
     use super::*;
     use crate::agent::aggregate::tags::{PeerRef, SrcValues, peer_tags};
-    use crate::agent::attribution::ROLE_CLIENT;
 
     const T0: i64 = 1_767_225_600_000_000_000;
 
