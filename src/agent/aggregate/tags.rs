@@ -192,6 +192,10 @@ impl TagTables {
         self.srcs.len() + self.peers.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets what references meant; interned texts stay valid.
     pub fn forget_refs(&mut self) {
         self.src_cache.clear();
