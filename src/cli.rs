@@ -82,7 +82,8 @@ pub enum Command {
 pub enum TopBy {
     /// Namespace and workload (Deployment, StatefulSet, DaemonSet, ...).
     Workload,
-    /// Pod (a node's host processes are one row, without a pod).
+    /// Pod, within the pod-level retention (KOVENANT_POD_RETENTION); host processes are not a
+    /// pod's and are left out.
     Pod,
     /// The Helm release behind the workload.
     Release,
@@ -297,6 +298,11 @@ pub struct AgentArgs {
     /// most bytes first) and fold the rest into peer "other" of their type; 0 keeps them all.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub top_peers: usize,
+    /// Write tcp_flow and pod_io per workload (without the pod tag) and each pod's figures as
+    /// one pod_activity point a window, for a short-retention bucket: pods then add one series
+    /// each, not one per peer (docs/series-budget.md; the chart passes it).
+    #[arg(long)]
+    pub pod_activity: bool,
     /// Node name to tag host events with when the event carries none (default: $NODE_NAME).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,

@@ -92,11 +92,17 @@ fn tables(by: TopBy) -> Tables {
             flow_tags: with_peer(&["src_namespace", "src_workload"]),
             io: Some((quoted("pod_io"), vec!["namespace", "workload"])),
         },
-        TopBy::Pod => Tables {
-            flow_from: quoted("tcp_flow"),
-            flow_tags: vec!["src_namespace", "src_workload", "src_pod"],
-            io: Some((quoted("pod_io"), vec!["namespace", "workload", "pod"])),
-        },
+        // Pods live in the pod-level bucket (InfluxQL: retention policy "pods"), one
+        // pod_activity point per pod and window with both its traffic and its I/O
+        // (docs/series-budget.md); tcp_flow and pod_io are per workload.
+        TopBy::Pod => {
+            let pods = format!("\"pods\".{}", quoted("pod_activity"));
+            Tables {
+                flow_from: pods.clone(),
+                flow_tags: vec!["namespace", "workload", "pod"],
+                io: Some((pods, vec!["namespace", "workload", "pod"])),
+            }
+        }
         TopBy::Release => Tables {
             flow_from: quoted("tcp_flow"),
             flow_tags: with_peer(&["src_release"]),

@@ -1,7 +1,9 @@
 //! `kovenant agent`: the kernel's own socket and process counters (and Tetragon's events for
 //! who owns the host network namespace's sockets) -> attributed, windowed InfluxDB line
 //! protocol.
-mod aggregate;
+/// Windows, keys and line protocol: public so the series-budget test (tests/it/series_budget.rs)
+/// can drive a cluster's day of windows through it.
+pub mod aggregate;
 mod attribution;
 pub mod cluster;
 mod kernel;
@@ -239,6 +241,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
     let limits = Limits {
         max_keys: args.max_keys,
         top_peers: args.top_peers,
+        pod_activity: args.pod_activity,
     };
     if !args.no_kernel {
         let cfg = kernel::Config {
@@ -434,6 +437,7 @@ fn spawn_tetragon_reader(
     let limits = Limits {
         max_keys: args.max_keys,
         top_peers: 0,
+        pod_activity: false,
     };
     let agent = Agent::owners_only(Index::default(), window_ns, limits, Arc::clone(shared));
     let stop = Arc::clone(stop);

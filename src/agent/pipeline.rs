@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_keys: usize,
     /// 0: every peer keeps its name.
     pub top_peers: usize,
+    /// `--pod-activity`: workload-level `tcp_flow` and `pod_io`, pods in `pod_activity`.
+    pub pod_activity: bool,
 }
 
 /// The agent's state: the index it attributes with and the open window.
@@ -63,7 +65,8 @@ impl Agent {
     pub fn new(index: Index, window_ns: i64, limits: Limits, node: &str) -> Self {
         Agent {
             index,
-            agg: Aggregator::new(window_ns, limits.max_keys, limits.top_peers, node),
+            agg: Aggregator::new(window_ns, limits.max_keys, limits.top_peers, node)
+                .with_pod_activity(limits.pod_activity),
             default_node: node.into(),
             node_syms: HashMap::new(),
             pod_memo: PodMemo::default(),

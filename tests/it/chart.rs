@@ -255,7 +255,7 @@ fn telegraf_runs_the_agent_and_writes_to_the_influxdb_service() {
     let cm = object("ConfigMap");
     let conf = cm["data"]["telegraf.conf"].as_str().expect("telegraf.conf");
     for line in [
-        r#"command = ["/usr/local/bin/kovenant", "agent", "--source", "file:/var/log/tetragon/tetragon.log", "--tetragon-namespace", "kube-system", "--tetragon-node", "${NODE_NAME}", "--window", "10s", "--max-keys", "50000", "--top-peers", "20"]"#,
+        r#"command = ["/usr/local/bin/kovenant", "agent", "--source", "file:/var/log/tetragon/tetragon.log", "--tetragon-namespace", "kube-system", "--tetragon-node", "${NODE_NAME}", "--window", "10s", "--max-keys", "50000", "--top-peers", "20", "--pod-activity"]"#,
         r#"signal = "none""#,
         r#"data_format = "influx""#,
         r#"urls = ["http://kovenant-influxdb.kovenant.svc:8086"]"#,

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::flow_points;
 use crate::support::service;
 
 /// Where the points start (2026-01-01T00:00:00Z) and the time they span (12 windows), in ms.
@@ -39,19 +40,49 @@ pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let url = service("KOVENANT_TEST_INFLUXDB");
         let db = "kovenant_dashboards_test".to_string();
-        let points = crate::flow_points::generate(CORPUS_START_MS, CORPUS_SPAN_MS / 10_000, 11);
-        let lines = crate::flow_points::line_protocol(&points);
+        let points = flow_points::as_installed(&flow_points::generate(
+            CORPUS_START_MS,
+            CORPUS_SPAN_MS / 10_000,
+            11,
+        ));
+        influx(&url, "", "DROP DATABASE kovenant_dashboards_test");
+        influx(&url, "", "CREATE DATABASE kovenant_dashboards_test");
+        write_installed(&url, &db, &points);
+        Fixture { url, db, points }
+    })
+}
+
+/// Writes points as the chart's telegraf does: `pod_activity` to the pod-level retention policy
+/// (the bucket `<bucket>/pods`, made here as the InfluxDB pod's postStart hook makes it, but
+/// kept forever: the corpus's points are older than any real pod-level retention), the rest to
+/// the database's default one.
+pub fn write_installed(url: &str, db: &str, points: &[Point]) {
+    influx(
+        url,
+        "",
+        &format!(
+            "CREATE RETENTION POLICY \"{}\" ON \"{db}\" DURATION INF REPLICATION 1",
+            flow_points::POD_RP
+        ),
+    );
+    let (pods, rest): (Vec<Point>, Vec<Point>) = points
+        .iter()
+        .cloned()
+        .partition(|p| p.measurement == flow_points::POD_ACTIVITY);
+    for (rp, points) in [("", rest), (flow_points::POD_RP, pods)] {
+        let lines = flow_points::line_protocol(&points);
         // What InfluxDB is sent is what the tests reckon with.
         let parsed: Vec<Point> = lines.lines().map(parse_line).collect();
         assert_eq!(parsed, points, "the line protocol round-trips");
-        influx(&url, "", "DROP DATABASE kovenant_dashboards_test");
-        influx(&url, "", "CREATE DATABASE kovenant_dashboards_test");
-        let resp = ureq::post(format!("{url}/write?db={db}&precision=ns")).send(lines.as_bytes());
+        let resp = ureq::post(format!("{url}/write"))
+            .query("db", db)
+            .query("rp", rp)
+            .query("precision", "ns")
+            .send(lines.as_bytes());
         if let Err(e) = resp {
-            panic!("writing the points to {url}: {e}");
+            panic!("writing {} points to {url} ({db}.{rp}): {e}", points.len());
         }
-        Fixture { url, db, points }
-    })
+    }
 }
 
 /// Parses one line of line protocol (escaped `,`, ` `, `=` in tag values; integer fields).

@@ -17,7 +17,10 @@ fn column_value(measurement: &str, column: &str, p: &Point) -> i64 {
         ("tcp_flow", "secondarystat") => f("connects"),
         ("pod_io", "bytes") => f("read_bytes") + f("write_bytes"),
         ("pod_io", "disk_bytes") => f("disk_read_bytes") + f("disk_write_bytes"),
-        ("pod_io", "calls") => f("reads") + f("writes"),
+        ("pod_io" | "pod_activity", "calls") => f("reads") + f("writes"),
+        ("pod_activity", "bytes") => f("bytes_sent") + f("bytes_received"),
+        ("pod_activity", "io_bytes") => f("read_bytes") + f("write_bytes"),
+        ("pod_activity", "disk_bytes") => f("disk_read_bytes") + f("disk_write_bytes"),
         (_, field) if p.fields.contains_key(field) => f(field),
         other => panic!("value column {other:?} means nothing the test knows"),
     }

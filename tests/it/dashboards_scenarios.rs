@@ -17,6 +17,12 @@ pub fn variable_tag(measurement: &str, var: &str) -> &'static str {
         ("pod_io", "namespace") => "namespace",
         ("pod_io", "workload") => "workload",
         ("pod_io", "pod") => "pod",
+        ("pod_activity", var @ ("namespace" | "workload" | "release" | "pod")) => match var {
+            "namespace" => "namespace",
+            "workload" => "workload",
+            "release" => "release",
+            _ => "pod",
+        },
         other => panic!("no tag for variable {other:?}"),
     }
 }
@@ -45,7 +51,7 @@ pub fn scenarios(points: &[Point]) -> Vec<(String, Scenario)> {
     })[0]
         .clone();
     let release = most("tcp_flow", "src_release", &|_| true)[0].clone();
-    let pod = most("pod_io", "pod", &|p| p.tag("namespace") == ns)[0].clone();
+    let pod = most("pod_activity", "pod", &|p| p.tag("namespace") == ns)[0].clone();
     let s = |pairs: &[(&'static str, Vec<String>)]| pairs.iter().cloned().collect::<Scenario>();
     vec![
         ("all".into(), Scenario::new()),

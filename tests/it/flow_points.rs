@@ -264,3 +264,81 @@ pub fn line_protocol(points: &[Point]) -> String {
     }
     out
 }
+
+/// The measurement of each pod's own points (`kovenant agent --pod-activity`, as the chart runs
+/// it), written to the retention policy [`POD_RP`].
+pub const POD_ACTIVITY: &str = "pod_activity";
+/// The pod-level retention policy: InfluxQL's name for the bucket `<bucket>/pods`.
+pub const POD_RP: &str = "pods";
+
+/// The points as the chart's agent writes them (`--pod-activity`, docs/series-budget.md):
+/// `tcp_flow` and `pod_io` summed per workload and node (no pod tag), and one `pod_activity`
+/// point per pod and window with its flows' fields summed over peers and its I/O. The node's
+/// host processes have no pod and no `pod_activity`.
+pub fn as_installed(points: &[Point]) -> Vec<Point> {
+    const ACTIVITY_FIELDS: [&str; 14] = [
+        "connects",
+        "accepts",
+        "closes",
+        "bytes_sent",
+        "bytes_received",
+        "retrans_bytes",
+        "rtt_us_sum",
+        "rtt_samples",
+        "reads",
+        "read_bytes",
+        "writes",
+        "write_bytes",
+        "disk_read_bytes",
+        "disk_write_bytes",
+    ];
+    type Key = (String, BTreeMap<String, String>, i64);
+    let mut out: BTreeMap<Key, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut add = |m: &str, tags: BTreeMap<String, String>, p: &Point| {
+        let fields = out.entry((m.to_string(), tags, p.time_ms)).or_default();
+        if m == POD_ACTIVITY {
+            for f in ACTIVITY_FIELDS {
+                fields.entry(f.to_string()).or_insert(0);
+            }
+        }
+        for (k, v) in &p.fields {
+            *fields.entry(k.clone()).or_insert(0) += v;
+        }
+    };
+    for p in points {
+        let (pod_key, prefix) = match p.measurement.as_str() {
+            "tcp_flow" => ("src_pod", "src_"),
+            "pod_io" => ("pod", ""),
+            _ => {
+                add(&p.measurement, p.tags.clone(), p);
+                continue;
+            }
+        };
+        let mut workload = p.tags.clone();
+        let pod = workload.remove(pod_key).unwrap_or_default();
+        add(&p.measurement, workload, p);
+        if pod.is_empty() {
+            continue;
+        }
+        let activity = ["namespace", "workload", "kind", "release"]
+            .iter()
+            .filter_map(|t| {
+                let v = p.tag(&format!("{prefix}{t}"));
+                (!v.is_empty()).then(|| ((*t).to_string(), v.to_string()))
+            })
+            .chain([
+                ("node".to_string(), p.tag("node").to_string()),
+                ("pod".to_string(), pod),
+            ])
+            .collect();
+        add(POD_ACTIVITY, activity, p);
+    }
+    out.into_iter()
+        .map(|((measurement, tags, time_ms), fields)| Point {
+            measurement,
+            tags,
+            fields,
+            time_ms,
+        })
+        .collect()
+}

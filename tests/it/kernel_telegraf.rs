@@ -69,7 +69,8 @@ fn influxd(dir: &Path) -> (Group, String) {
 }
 
 /// The chart's telegraf.conf with the agent's command line made this scenario's (the binary
-/// under test, its snapshot, no Tetragon source, 1 s windows) and InfluxDB the local one.
+/// under test, its snapshot, no Tetragon source, 1 s windows, the chart's `--pod-activity`) and
+/// InfluxDB the local one.
 fn conf(snapshot: &Path, url: &str) -> String {
     let rendered = crate::chart::object("ConfigMap")["data"]["telegraf.conf"]
         .as_str()
@@ -86,6 +87,7 @@ fn conf(snapshot: &Path, url: &str) -> String {
         "${NODE_NAME}",
         "--window",
         "1s",
+        "--pod-activity",
     ])
     .expect("json");
     let mut out = String::new();
@@ -265,4 +267,44 @@ fn kernel_flows_reach_influxdb_through_real_telegraf_and_top_shows_their_exact_b
     let recv = shop["bytes_received"].as_i64().expect("bytes_received");
     assert!((recv - 1_440_000).abs() <= 60, "{run}");
     assert_eq!(shop["connects"].as_i64(), Some(60), "{run}");
+
+    // Per pod, from the pod-level bucket (pod_activity, routed there by telegraf): each pod's
+    // own exact bytes, with its connections and its pod name.
+    let run: crate::support::Run = crate::support::kovenant()
+        .args(["--kubeconfig", &kubeconfig, "top", "--env-file"])
+        .arg(&env)
+        .args([
+            "--since", "15m", "--by", "pod", "--limit", "100000", "-o", "json",
+        ])
+        .output()
+        .expect("kovenant top --by pod")
+        .into();
+    assert_eq!(run.code, 0, "{run}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    let mut pods: Vec<(String, String, i64, i64, i64)> = v["flows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter(|r| r["namespace"] == ns.as_str())
+        .map(|r| {
+            let n = |f: &str| r[f].as_i64().unwrap_or(-1);
+            (
+                r["workload"].as_str().unwrap_or_default().to_owned(),
+                r["pod"].as_str().unwrap_or_default().to_owned(),
+                n("bytes_sent"),
+                n("connects"),
+                n("accepts"),
+            )
+        })
+        .collect();
+    pods.sort();
+    let pod_name = |i: usize| s.pods[i].name.clone();
+    assert_eq!(
+        pods,
+        vec![
+            ("db".to_owned(), pod_name(server), 1_440_000, 0, 60),
+            ("shop".to_owned(), pod_name(client), 90_000, 60, 0),
+        ],
+        "{run}"
+    );
 }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use hashbrown::HashMap;
 
 use crate::agent::aggregate::tags::{PeerRef, SrcValues, TagTables, peer_tags};
-use crate::agent::attribution::ROLE_SERVER;
+pub use crate::agent::attribution::{ROLE_CLIENT, ROLE_SERVER};
 use crate::agent::output::{push_fields, push_measurement, push_tag, push_timestamp};
 
 pub use crate::agent::kernel::{FlowCounts, Io as IoCounts};
@@ -36,6 +36,18 @@ fn io_fields(c: &IoCounts) -> [(&'static str, u64); 6] {
         ("disk_write_bytes", c.disk_write_bytes),
     ]
 }
+
+/// `pod_activity`'s fields (`--pod-activity`): a pod's `tcp_flow` and `pod_io` fields summed
+/// over its peers, one point per pod and window.
+fn activity_fields(f: &FlowCounts, i: &IoCounts) -> [(&'static str, u64); 14] {
+    let [a, b, c, d, e, g, h, k] = flow_fields(f);
+    let [l, m, n, o, p, q] = io_fields(i);
+    [a, b, c, d, e, g, h, k, l, m, n, o, p, q]
+}
+
+/// The measurement a pod's own points go to with `--pod-activity` (telegraf routes it to the
+/// pod-level bucket, docs/series-budget.md).
+pub const POD_ACTIVITY: &str = "pod_activity";
 
 /// One tcp_flow key: ids from the window's tag tables, port (0 = none) and role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +92,9 @@ pub struct Aggregator {
     /// Per window and workload, the IP-named peers (external, unresolved) kept by name, the
     /// busiest first; the others are folded into one `other` peer of their type. 0: no limit.
     top_peers: usize,
+    /// Write `tcp_flow` and `pod_io` per workload (no pod tag) and each pod's sums as one
+    /// `pod_activity` point, instead of `tcp_flow` and `pod_io` per pod.
+    pod_activity: bool,
     /// Start (ns) of the open window.
     pub open: Option<i64>,
     /// No window may start before this: a written window is never written again.
@@ -104,6 +119,7 @@ impl Aggregator {
             window_ns: window_ns.max(1),
             max_keys: max_keys.max(1),
             top_peers,
+            pod_activity: false,
             open: None,
             min_start: i64::MIN,
             tags: TagTables::default(),
@@ -115,6 +131,13 @@ impl Aggregator {
             node: node.into(),
             line: String::with_capacity(512),
         }
+    }
+
+    /// With `on`, windows are written as `--pod-activity` says: `tcp_flow` and `pod_io` per
+    /// workload, and one `pod_activity` point per pod.
+    pub fn with_pod_activity(mut self, on: bool) -> Self {
+        self.pod_activity = on;
+        self
     }
 
     /// End (ns) of the open window.
@@ -327,6 +350,115 @@ impl Aggregator {
         out
     }
 
+    /// Sums the per-pod keys of `levels` per workload (the same node and workload-level tags).
+    fn by_workload(
+        &self,
+        flows: HashMap<FlowKey, FlowCounts>,
+        io: HashMap<u32, IoCounts>,
+    ) -> (HashMap<FlowKey, FlowCounts>, HashMap<u32, IoCounts>) {
+        let workload = |group: u32| {
+            self.tags.srcs[self.tags.group_rep[group as usize] as usize].workload_group
+        };
+        let mut w_flows: HashMap<FlowKey, FlowCounts> = HashMap::with_capacity(flows.len());
+        for (key, c) in &flows {
+            w_flows
+                .entry(FlowKey {
+                    src: workload(key.src),
+                    ..*key
+                })
+                .or_default()
+                .add(c);
+        }
+        let mut w_io: HashMap<u32, IoCounts> = HashMap::with_capacity(io.len());
+        for (group, c) in &io {
+            let e = w_io.entry(workload(*group)).or_default();
+            *e = e.plus(c);
+        }
+        (w_flows, w_io)
+    }
+
+    /// One `pod_activity` point per pod of the window (`levels`' keys are per pod): its flows'
+    /// fields summed over peers, and its I/O. Host processes have no pod, and no point.
+    fn write_activity(
+        &self,
+        start: i64,
+        flows: &HashMap<FlowKey, FlowCounts>,
+        io: &HashMap<u32, IoCounts>,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        let mut pods: HashMap<u32, (FlowCounts, IoCounts)> = HashMap::new();
+        let src = |group: u32| &self.tags.srcs[self.tags.group_rep[group as usize] as usize];
+        for (key, c) in flows {
+            if src(key.src).is_pod {
+                pods.entry(key.src).or_default().0.add(c);
+            }
+        }
+        for (group, c) in io {
+            if src(*group).is_pod {
+                let e = &mut pods.entry(*group).or_default().1;
+                *e = e.plus(c);
+            }
+        }
+        let mut line = String::with_capacity(512);
+        for (group, (f, i)) in &pods {
+            line.clear();
+            push_measurement(&mut line, POD_ACTIVITY);
+            line.push_str(&src(*group).io);
+            push_fields(&mut line, &activity_fields(f, i));
+            push_timestamp(&mut line, start);
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Writes `tcp_flow` and `pod_io` keyed by `reps`' groups: per pod (`group_rep`), or per
+    /// workload (`workload_rep`, `workload` set: the tags without the pod).
+    fn write_levels(
+        &self,
+        start: i64,
+        flows: &HashMap<FlowKey, FlowCounts>,
+        io: &HashMap<u32, IoCounts>,
+        reps: &[u32],
+        workload: bool,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        let src = |group: u32| &self.tags.srcs[reps[group as usize] as usize];
+        let mut line = String::with_capacity(512);
+        for (key, c) in flows {
+            line.clear();
+            push_measurement(&mut line, "tcp_flow");
+            let src = src(key.src);
+            line.push_str(&src.node);
+            line.push_str(&self.tags.peers[key.peer as usize]);
+            if key.port != 0 {
+                push_tag(&mut line, "port", itoa::Buffer::new().format(key.port));
+            }
+            push_tag(
+                &mut line,
+                "role",
+                if key.role == ROLE_SERVER {
+                    "server"
+                } else {
+                    "client"
+                },
+            );
+            line.push_str(if workload { &src.workload } else { &src.flow });
+            push_fields(&mut line, &flow_fields(c));
+            push_timestamp(&mut line, start);
+            out.write_all(line.as_bytes())?;
+        }
+        for (group, c) in io {
+            line.clear();
+            push_measurement(&mut line, "pod_io");
+            let src = src(*group);
+            line.push_str(if workload { &src.io_workload } else { &src.io });
+            push_fields(&mut line, &io_fields(c));
+            push_timestamp(&mut line, start);
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Writes the open window (or, with none open, only the self-metrics at the wall clock's
     /// window) and starts afresh.
     pub fn flush(&mut self, wall: i64, out: &mut dyn Write) -> io::Result<()> {
@@ -337,37 +469,12 @@ impl Aggregator {
         let end = start.saturating_add(self.window_ns);
         let keys = self.keys() as u64;
         let (flows, io) = self.levels();
-        for (key, c) in &flows {
-            self.line.clear();
-            push_measurement(&mut self.line, "tcp_flow");
-            let src = &self.tags.srcs[self.tags.group_rep[key.src as usize] as usize];
-            self.line.push_str(&src.node);
-            self.line.push_str(&self.tags.peers[key.peer as usize]);
-            if key.port != 0 {
-                push_tag(&mut self.line, "port", itoa::Buffer::new().format(key.port));
-            }
-            push_tag(
-                &mut self.line,
-                "role",
-                if key.role == ROLE_SERVER {
-                    "server"
-                } else {
-                    "client"
-                },
-            );
-            self.line.push_str(&src.flow);
-            push_fields(&mut self.line, &flow_fields(c));
-            push_timestamp(&mut self.line, start);
-            out.write_all(self.line.as_bytes())?;
-        }
-        for (group, c) in &io {
-            self.line.clear();
-            push_measurement(&mut self.line, "pod_io");
-            let src = &self.tags.srcs[self.tags.group_rep[*group as usize] as usize];
-            self.line.push_str(&src.io);
-            push_fields(&mut self.line, &io_fields(c));
-            push_timestamp(&mut self.line, start);
-            out.write_all(self.line.as_bytes())?;
+        if self.pod_activity {
+            self.write_activity(start, &flows, &io, out)?;
+            let (flows, io) = self.by_workload(flows, io);
+            self.write_levels(start, &flows, &io, &self.tags.workload_rep, true, out)?;
+        } else {
+            self.write_levels(start, &flows, &io, &self.tags.group_rep, false, out)?;
         }
         let s = self.stats;
         let lag_ms = u64::try_from(wall.saturating_sub(end) / 1_000_000).unwrap_or(0);
@@ -406,5 +513,115 @@ impl Aggregator {
         self.written = self.totals();
         self.stats = Stats::default();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::aggregate::tags::{PeerRef, SrcValues, peer_tags};
+
+    const T0: i64 = 1_767_225_600_000_000_000;
+
+    /// Two pods of one Deployment on one node, each sending to one Service and doing file I/O,
+    /// and the node's host processes: what the window is written as, with and without
+    /// `--pod-activity`.
+    fn window(pod_activity: bool) -> Vec<String> {
+        let mut agg = Aggregator::new(10_000_000_000, 100, 0, "n1").with_pod_activity(pod_activity);
+        let mut out = Vec::new();
+        agg.advance(Some(T0), || 0, &mut out).expect("Vec");
+        let svc = agg
+            .tags
+            .intern_peer(peer_tags("service", "shop", "db"), PeerRef::Other);
+        for (pod, sent, written) in [("web-a", 1000, 10), ("web-b", 2000, 20), ("", 5, 7)] {
+            let values = SrcValues {
+                node: "n1",
+                namespace: if pod.is_empty() { "" } else { "shop" },
+                workload: if pod.is_empty() { "n1" } else { "web" },
+                kind: if pod.is_empty() { "Node" } else { "Deployment" },
+                pod,
+                release: "",
+            };
+            let src = agg.tags.intern_src(values.tags(), None);
+            let key = FlowKey {
+                src,
+                peer: svc,
+                port: 5432,
+                role: ROLE_CLIENT,
+            };
+            let flow = FlowCounts {
+                connects: 1,
+                bytes_sent: sent,
+                rtt_us_sum: 100,
+                rtt_samples: 1,
+                ..FlowCounts::default()
+            };
+            agg.add_flow(key, &flow);
+            let io = IoCounts {
+                writes: 1,
+                write_bytes: written,
+                ..IoCounts::default()
+            };
+            agg.add_io(src, &io);
+        }
+        agg.flush(T0, &mut out).expect("Vec");
+        let mut lines: Vec<String> = String::from_utf8(out)
+            .expect("UTF-8")
+            .lines()
+            .filter(|l| !l.starts_with("kovenant_agent,"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn pod_activity_writes_workloads_without_the_pod_and_one_point_per_pod() {
+        let got = window(true);
+        let want = vec![
+            format!(
+                "pod_activity,kind=Deployment,namespace=shop,node=n1,pod=web-a,workload=web \
+                 connects=1i,accepts=0i,closes=0i,bytes_sent=1000i,bytes_received=0i,\
+                 retrans_bytes=0i,rtt_us_sum=100i,rtt_samples=1i,reads=0i,read_bytes=0i,\
+                 writes=1i,write_bytes=10i,disk_read_bytes=0i,disk_write_bytes=0i {T0}"
+            ),
+            format!(
+                "pod_activity,kind=Deployment,namespace=shop,node=n1,pod=web-b,workload=web \
+                 connects=1i,accepts=0i,closes=0i,bytes_sent=2000i,bytes_received=0i,\
+                 retrans_bytes=0i,rtt_us_sum=100i,rtt_samples=1i,reads=0i,read_bytes=0i,\
+                 writes=1i,write_bytes=20i,disk_read_bytes=0i,disk_write_bytes=0i {T0}"
+            ),
+            format!(
+                "pod_io,kind=Deployment,namespace=shop,node=n1,workload=web reads=0i,\
+                 read_bytes=0i,writes=2i,write_bytes=30i,disk_read_bytes=0i,disk_write_bytes=0i \
+                 {T0}"
+            ),
+            format!(
+                "pod_io,kind=Node,node=n1,workload=n1 reads=0i,read_bytes=0i,writes=1i,\
+                 write_bytes=7i,disk_read_bytes=0i,disk_write_bytes=0i {T0}"
+            ),
+            format!(
+                "tcp_flow,node=n1,peer_name=db,peer_namespace=shop,peer_type=service,port=5432,\
+                 role=client,src_kind=Deployment,src_namespace=shop,src_workload=web \
+                 connects=2i,accepts=0i,closes=0i,bytes_sent=3000i,bytes_received=0i,\
+                 retrans_bytes=0i,rtt_us_sum=200i,rtt_samples=2i {T0}"
+            ),
+            format!(
+                "tcp_flow,node=n1,peer_name=db,peer_namespace=shop,peer_type=service,port=5432,\
+                 role=client,src_kind=Node,src_workload=n1 connects=1i,accepts=0i,closes=0i,\
+                 bytes_sent=5i,bytes_received=0i,retrans_bytes=0i,rtt_us_sum=100i,\
+                 rtt_samples=1i {T0}"
+            ),
+        ];
+        assert_eq!(got, want);
+        // Without the flag: the contract's shape, one tcp_flow and one pod_io per pod.
+        let plain = window(false);
+        assert_eq!(plain.len(), 6, "{plain:#?}");
+        assert!(plain.iter().all(|l| !l.starts_with("pod_activity")));
+        assert_eq!(
+            plain.iter().filter(|l| l.contains(",src_pod=web-")).count(),
+            2
+        );
+        assert_eq!(plain.iter().filter(|l| l.contains(",pod=web-")).count(), 2);
     }
 }

@@ -37,8 +37,12 @@ pub struct SrcTags {
     pub node: Box<str>,
     /// The `tcp_flow` `src_*` tags.
     pub flow: Box<str>,
-    /// The `pod_io` tags.
+    /// The `pod_io` tags (and `pod_activity`'s).
     pub io: Box<str>,
+    /// `io` without `pod`: `pod_io`'s tags at workload level (`--pod-activity`).
+    pub io_workload: Box<str>,
+    /// Whether the source is a pod (the node's host processes are not).
+    pub is_pod: bool,
     /// `flow` without `src_pod`: the workload `--top-peers` folds peers per.
     pub workload: Box<str>,
     /// The workload (the same node and workload-level tags) this source belongs to; set when
@@ -75,13 +79,18 @@ impl SrcValues<'_> {
         push_tag(&mut io, "kind", self.kind);
         push_tag(&mut io, "namespace", self.namespace);
         push_tag(&mut io, "node", self.node);
+        let mut io_workload = io.clone();
         push_tag(&mut io, "pod", self.pod);
-        push_tag(&mut io, "release", self.release);
-        push_tag(&mut io, "workload", self.workload);
+        for t in [&mut io, &mut io_workload] {
+            push_tag(t, "release", self.release);
+            push_tag(t, "workload", self.workload);
+        }
         SrcTags {
             node: node.into(),
             flow: flow.into(),
             io: io.into(),
+            io_workload: io_workload.into(),
+            is_pod: !self.pod.is_empty(),
             workload: workload.into(),
             workload_group: 0,
             group: 0,
@@ -107,8 +116,12 @@ pub struct TagTables {
     /// Per peer: `Some(peer_type)` when the peer is named by its IP address (external and
     /// unresolved peers), the ones `--top-peers` may fold.
     pub peer_ip_kind: Vec<Option<&'static str>>,
-    /// Per workload group: the first source interned into it (whose texts it shares).
+    /// Per group (the same node and tags): the first source interned into it (whose texts it
+    /// shares).
     pub group_rep: Vec<u32>,
+    /// Per workload group (the same node and workload-level tags): the first source interned
+    /// into it.
+    pub workload_rep: Vec<u32>,
     src_cache: HashMap<SrcRef, u32>,
     peer_cache: HashMap<PeerRef, u32>,
     src_by_text: HashMap<Box<str>, u32>,
@@ -141,6 +154,9 @@ impl TagTables {
             tags.group = *self.group_by_text.entry(group_key).or_insert(groups);
             if tags.group == groups {
                 self.group_rep.push(id);
+            }
+            if tags.workload_group == next_workload {
+                self.workload_rep.push(id);
             }
             self.srcs.push(tags);
         }
@@ -176,6 +192,10 @@ impl TagTables {
         self.srcs.len() + self.peers.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets what references meant; interned texts stay valid.
     pub fn forget_refs(&mut self) {
         self.src_cache.clear();
@@ -189,6 +209,7 @@ impl TagTables {
         self.peers.clear();
         self.peer_ip_kind.clear();
         self.group_rep.clear();
+        self.workload_rep.clear();
         self.src_by_text.clear();
         self.group_by_text.clear();
         self.workload_by_text.clear();

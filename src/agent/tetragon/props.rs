@@ -30,6 +30,7 @@ fn agent(max_keys: usize, top_peers: usize) -> Agent {
     let limits = Limits {
         max_keys,
         top_peers,
+        pod_activity: false,
     };
     Agent::new(Index::default(), 10_000_000_000, limits, "n")
 }

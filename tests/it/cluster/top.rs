@@ -83,13 +83,30 @@ fn top_by_release_prints_the_totals_written() {
         .expect("clock")
         .as_millis() as i64;
     let start = now_ms - 180_000;
-    let points = crate::flow_points::generate(start - start % 10_000, 12, 7);
-    super::influx(
-        &s.influxdb,
-        "/write",
-        &[("db", &s.bucket)],
-        &crate::flow_points::line_protocol(&points),
-    );
+    // The agent's points as the chart's agent writes them (`--pod-activity`): tcp_flow and
+    // pod_io per workload to the bucket, pod_activity to the pod-level bucket `<bucket>/pods`.
+    let pod_level = crate::flow_points::generate(start - start % 10_000, 12, 7);
+    let points = crate::flow_points::as_installed(&pod_level);
+    let (pods, rest): (Vec<Point>, Vec<Point>) = points
+        .iter()
+        .cloned()
+        .partition(|p| p.measurement == crate::flow_points::POD_ACTIVITY);
+    for (bucket, points) in [
+        (s.bucket.clone(), rest),
+        (format!("{}/pods", s.bucket), pods),
+    ] {
+        assert!(!points.is_empty(), "points for {bucket}");
+        super::influx(
+            &s.influxdb,
+            "/api/v2/write",
+            &[
+                ("org", "kovenant"),
+                ("bucket", &bucket),
+                ("precision", "ns"),
+            ],
+            &crate::flow_points::line_protocol(&points),
+        );
+    }
     let of = |m: &'static str| points.iter().filter(move |p: &&Point| p.measurement == m);
     let mut truth: BTreeMap<Key, Flow> = BTreeMap::new();
     for p in of("tcp_flow") {
@@ -258,21 +275,45 @@ fn top_by_release_prints_the_totals_written() {
             .map(|r| r[f].as_i64().unwrap_or(0))
             .sum()
     };
-    let want_sent: i64 = truth.values().map(|t| t.sent).sum();
-    let want_received: i64 = truth.values().map(|t| t.received).sum();
-    let want_read: i64 = io.values().map(|t| t[0]).sum();
-    assert_eq!(sum(&v["flows"], "bytes_sent"), want_sent, "{run}");
-    assert_eq!(sum(&v["flows"], "bytes_received"), want_received, "{run}");
-    assert_eq!(sum(&v["pods"], "read_bytes"), want_read, "{run}");
-    let pods: std::collections::BTreeSet<String> = v["flows"]
+    // Pods only: the node's host processes have no pod (and no pod_activity).
+    let of_pods = |m: &'static str, pod: &'static str| {
+        pod_level
+            .iter()
+            .filter(move |p| p.measurement == m && !p.tag(pod).is_empty())
+    };
+    let want = |m: &'static str, pod: &'static str, f: &'static str| -> i64 {
+        of_pods(m, pod).map(|p| p.fields[f]).sum()
+    };
+    assert_eq!(
+        sum(&v["flows"], "bytes_sent"),
+        want("tcp_flow", "src_pod", "bytes_sent"),
+        "{run}"
+    );
+    assert_eq!(
+        sum(&v["flows"], "bytes_received"),
+        want("tcp_flow", "src_pod", "bytes_received"),
+        "{run}"
+    );
+    assert_eq!(
+        sum(&v["pods"], "read_bytes"),
+        want("pod_io", "pod", "read_bytes"),
+        "{run}"
+    );
+    let pods: std::collections::BTreeSet<(String, String)> = v["flows"]
         .as_array()
         .expect("rows")
         .iter()
-        .map(|r| text(&r["src_pod"]))
+        .map(|r| (text(&r["namespace"]), text(&r["pod"])))
         .collect();
-    let written: std::collections::BTreeSet<String> = of("tcp_flow")
-        .map(|p| p.tag("src_pod").to_string())
+    let written: std::collections::BTreeSet<(String, String)> = of_pods("tcp_flow", "src_pod")
+        .map(|p| {
+            (
+                p.tag("src_namespace").to_string(),
+                p.tag("src_pod").to_string(),
+            )
+        })
         .collect();
+    assert!(pods.iter().all(|(_, pod)| !pod.is_empty()), "{run}");
     assert_eq!(pods, written, "{run}");
     s.cleanup();
 }

@@ -626,6 +626,7 @@ fn ids_reused_within_a_window_never_mislabel_a_key() {
     let limits = Limits {
         max_keys: 1000,
         top_peers: 0,
+        pod_activity: false,
     };
     let mut agent = Agent::new(ix, 10 * S, limits, "n1");
     let mut out = Vec::new();
