@@ -551,6 +551,22 @@ fn status_judges_the_nodes_there_are_now_and_what_their_agents_see() {
         ),
         "{conf}"
     );
+    // What telegraf holds while InfluxDB is away, as measured to fit the container's memory limit
+    // with the agent beside it (docs/clusters.md, "Resources"): 40,000 points for the
+    // workload-level bucket, 10,000 for the pod-level one, under Go's soft limit.
+    assert_eq!(conf.matches("metric_buffer_limit = ").count(), 2, "{conf}");
+    assert!(conf.contains("  metric_batch_size = 5000\n"), "{conf}");
+    assert!(conf.contains("\n  metric_buffer_limit = 40000\n"), "{conf}");
+    assert!(
+        conf.contains("  namepass = [\"pod_activity\"]\n  metric_buffer_limit = 10000\n"),
+        "{conf}"
+    );
+    assert_eq!(agent["resources"]["limits"]["memory"], "256Mi", "{agent:#}");
+    assert_eq!(
+        agent["env"][2],
+        serde_json::json!({"name": "GOMEMLIMIT", "value": "160MiB"}),
+        "{agent:#}"
+    );
     // InfluxDB's recovery of a big volume is not a crash loop: ten minutes before liveness counts.
     let influxdb = s.get(&["statefulset", "-n", "kovenant", "kovenant-influxdb"]);
     assert_eq!(
