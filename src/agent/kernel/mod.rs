@@ -128,57 +128,6 @@ fn unchanged(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-
-    use super::*;
-
-    fn rec(cookie: u64, family: u8, state: u8) -> (u64, SockRecord) {
-        let r = SockRecord {
-            cookie,
-            state,
-            family,
-            ifindex: 0,
-            local: SocketAddr::from(([10, 0, 0, 1], 40_000 + cookie as u16)),
-            remote: SocketAddr::from(([10, 0, 0, 2], 80)),
-            inode: 1,
-            counters: None,
-        };
-        (cookie, r)
-    }
-
-    #[test]
-    fn sockets_are_looked_up_only_while_the_kernel_counts_exactly_the_known_ones() {
-        let v6 = sockdiag::AF_INET6;
-        let known: HashMap<u64, SockRecord> = [
-            rec(1, AF_INET, sockdiag::TCP_LISTEN),
-            rec(2, AF_INET, sockdiag::TCP_ESTABLISHED),
-            rec(3, v6, sockdiag::TCP_ESTABLISHED),
-        ]
-        .into_iter()
-        .collect();
-        let mut looked: Vec<u64> = unchanged(&known, (Some(2), Some(1)))
-            .expect("the counts match")
-            .iter()
-            .map(|r| r.cookie)
-            .collect();
-        looked.sort_unstable();
-        assert_eq!(looked, [2, 3], "listeners are not looked up");
-        // One more in use (a socket opened unseen), one fewer (one closed unseen), or a count
-        // that could not be read: a dump.
-        for in_use in [
-            (Some(3), Some(1)),
-            (Some(2), Some(2)),
-            (Some(1), Some(1)),
-            (None, Some(1)),
-            (Some(2), None),
-        ] {
-            assert!(unchanged(&known, in_use).is_none(), "{in_use:?}");
-        }
-    }
-}
-
 pub struct Kernel {
     cfg: Config,
     /// The agent's own namespace, to come back to after making sockets in another.
@@ -500,5 +449,56 @@ impl Kernel {
             },
         )?;
         Ok(made.ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn rec(cookie: u64, family: u8, state: u8) -> (u64, SockRecord) {
+        let r = SockRecord {
+            cookie,
+            state,
+            family,
+            ifindex: 0,
+            local: SocketAddr::from(([10, 0, 0, 1], 40_000 + cookie as u16)),
+            remote: SocketAddr::from(([10, 0, 0, 2], 80)),
+            inode: 1,
+            counters: None,
+        };
+        (cookie, r)
+    }
+
+    #[test]
+    fn sockets_are_looked_up_only_while_the_kernel_counts_exactly_the_known_ones() {
+        let v6 = sockdiag::AF_INET6;
+        let known: HashMap<u64, SockRecord> = [
+            rec(1, AF_INET, sockdiag::TCP_LISTEN),
+            rec(2, AF_INET, sockdiag::TCP_ESTABLISHED),
+            rec(3, v6, sockdiag::TCP_ESTABLISHED),
+        ]
+        .into_iter()
+        .collect();
+        let mut looked: Vec<u64> = unchanged(&known, (Some(2), Some(1)))
+            .expect("the counts match")
+            .iter()
+            .map(|r| r.cookie)
+            .collect();
+        looked.sort_unstable();
+        assert_eq!(looked, [2, 3], "listeners are not looked up");
+        // One more in use (a socket opened unseen), one fewer (one closed unseen), or a count
+        // that could not be read: a dump.
+        for in_use in [
+            (Some(3), Some(1)),
+            (Some(2), Some(2)),
+            (Some(1), Some(1)),
+            (None, Some(1)),
+            (Some(2), None),
+        ] {
+            assert!(unchanged(&known, in_use).is_none(), "{in_use:?}");
+        }
     }
 }
