@@ -292,6 +292,7 @@ impl Agent {
         let st = &mut self.agg.stats;
         st.netns = pass.stats.netns;
         st.netns_quiet = pass.stats.quiet;
+        st.netns_looked_up = pass.stats.refreshed;
         st.sockets = pass.stats.sockets;
         st.processes = pass.stats.processes;
         st.destroy_events += pass.stats.destroy_events;

@@ -42,9 +42,10 @@ pub const IO_FIELDS: [&str; 6] = [
     "disk_write_bytes",
 ];
 /// `kovenant_agent`'s fields.
-pub const AGENT_FIELDS: [&str; 18] = [
+pub const AGENT_FIELDS: [&str; 19] = [
     "netns",
     "netns_quiet",
+    "netns_looked_up",
     "sockets",
     "processes",
     "destroy_events",
@@ -63,9 +64,10 @@ pub const AGENT_FIELDS: [&str; 18] = [
     "lag_ms",
 ];
 /// The `kovenant_agent` fields only the kernel's readers fill: zero in every replay.
-pub const KERNEL_AGENT_FIELDS: [&str; 7] = [
+pub const KERNEL_AGENT_FIELDS: [&str; 8] = [
     "netns",
     "netns_quiet",
+    "netns_looked_up",
     "sockets",
     "processes",
     "destroy_events",

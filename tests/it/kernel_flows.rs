@@ -165,6 +165,17 @@ fn kernel_a_stream_over_several_windows_is_counted_exactly() {
     );
     // One RTT sample per live socket per dump: the stream was live in three dumps at least.
     assert!(c.rtt_samples >= 3, "{c:?}");
+    // While the stream ran, neither pod opened or closed a socket: their sockets were looked
+    // up one by one instead of dumped (the totals above are exact through it).
+    let looked_up: Vec<i64> = points
+        .iter()
+        .filter(|p| p.measurement == "kovenant_agent")
+        .map(|p| p.fields.get("netns_looked_up").copied().unwrap_or(0))
+        .collect();
+    assert!(
+        looked_up.iter().any(|&n| n >= 2),
+        "netns_looked_up by window: {looked_up:?}"
+    );
     // A veth loses nothing, yet a tail loss probe may resend bytes on a loaded machine: they
     // show in retrans_bytes, never in bytes_sent (asserted exact above).
 }

@@ -65,6 +65,9 @@ pub struct Stats {
     pub netns: u64,
     /// Of those, not dumped: their TCP counters had not moved since their last dump.
     pub netns_quiet: u64,
+    /// Of those, not dumped either: no socket had opened or closed since their last read, so
+    /// each socket was looked up by its identity.
+    pub netns_looked_up: u64,
     pub sockets: u64,
     pub processes: u64,
     pub destroy_events: u64,
@@ -155,6 +158,7 @@ impl Aggregator {
         Stats {
             netns: b.netns,
             netns_quiet: b.netns_quiet,
+            netns_looked_up: b.netns_looked_up,
             sockets: b.sockets,
             processes: b.processes,
             destroy_events: a.destroy_events + b.destroy_events,
@@ -481,6 +485,7 @@ impl Aggregator {
         let values = [
             ("netns", s.netns),
             ("netns_quiet", s.netns_quiet),
+            ("netns_looked_up", s.netns_looked_up),
             ("sockets", s.sockets),
             ("processes", s.processes),
             ("destroy_events", s.destroy_events),

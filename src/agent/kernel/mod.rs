@@ -22,7 +22,7 @@ pub use self::io_table::ProcDelta;
 pub use self::procs::Io;
 use self::procs::Scan;
 pub use self::rights::{check as check_rights, check_host_pid};
-use self::sockdiag::{DestroyListener, Dumper, SockRecord};
+use self::sockdiag::{AF_INET, DestroyListener, Dumper, SockRecord};
 use self::sockets::SocketTable;
 pub use self::sockets::{FlowCounts, SocketDelta};
 
@@ -44,6 +44,9 @@ pub struct PassStats {
     pub destroys_lost: u64,
     /// Namespaces not dumped this pass: their TCP counters had not moved since their last dump.
     pub quiet: u64,
+    /// Namespaces whose sockets were looked up one by one instead of dumped: none had opened
+    /// or closed since their last read.
+    pub refreshed: u64,
     pub sample_us: u64,
 }
 
@@ -70,6 +73,59 @@ struct Namespace {
     alive: u64,
     /// Sockets its last dump found.
     sockets: u64,
+    /// Its live sockets (listeners included) as its last dump or lookup found them, less those
+    /// destroyed since, by cookie; `None` before its first dump. While the kernel's count of
+    /// its sockets in use equals this set's, no socket opened or closed unseen, and each is
+    /// looked up (`Dumper::lookup`) instead of dumped.
+    known: Option<HashMap<u64, SockRecord>>,
+    /// A destroy notification of it was lost since its last dump: the set above may hold a
+    /// socket that is gone, so the next pass dumps.
+    lost: bool,
+}
+
+impl Namespace {
+    fn new(
+        dumper: Dumper,
+        destroys: DestroyListener,
+        pod: Option<u128>,
+        pid: i32,
+        alive: u64,
+    ) -> Self {
+        Namespace {
+            dumper,
+            destroys,
+            pod,
+            pid,
+            alive,
+            dumped_mib: None,
+            sockets: 0,
+            known: None,
+            lost: false,
+        }
+    }
+
+    fn unchanged(&self, in_use: (Option<u64>, Option<u64>)) -> Option<Vec<SockRecord>> {
+        unchanged(self.known.as_ref().filter(|_| !self.lost)?, in_use)
+    }
+}
+
+/// The known sockets to look up (listeners aside) when the kernel's counts of sockets in use
+/// (IPv4, IPv6) equal the known set's. Every hashed socket is counted, so with the counts equal
+/// an unknown live socket would need a known one gone from the hash, and that one's lookup
+/// fails (`Lookup::Changed`): a dump then finds both.
+fn unchanged(
+    known: &HashMap<u64, SockRecord>,
+    in_use: (Option<u64>, Option<u64>),
+) -> Option<Vec<SockRecord>> {
+    let v4 = known.values().filter(|r| r.family == AF_INET).count() as u64;
+    let v6 = known.len() as u64 - v4;
+    (in_use == (Some(v4), Some(v6))).then(|| {
+        known
+            .values()
+            .filter(|r| r.state != sockdiag::TCP_LISTEN)
+            .cloned()
+            .collect()
+    })
 }
 
 pub struct Kernel {
@@ -158,18 +214,8 @@ impl Kernel {
             }
             if let Some((dumper, destroys)) = self.enter(ns, pid)? {
                 self.scan.pids.insert(pid);
-                self.namespaces.insert(
-                    ns,
-                    Namespace {
-                        dumper,
-                        destroys,
-                        pod: None,
-                        pid,
-                        alive: self.passes,
-                        dumped_mib: None,
-                        sockets: 0,
-                    },
-                );
+                self.namespaces
+                    .insert(ns, Namespace::new(dumper, destroys, None, pid, self.passes));
             }
         }
         Ok(())
@@ -220,7 +266,11 @@ impl Kernel {
             }
             let sockets = &mut self.sockets;
             let pending = &mut self.pending;
+            let known = &mut n.known;
             let drained = n.destroys.drain(&mut |r| {
+                if let Some(k) = known.as_mut() {
+                    k.remove(&r.cookie);
+                }
                 if let Some(delta) = sockets.destroyed(ns, &r) {
                     pending.push(delta);
                 }
@@ -229,10 +279,14 @@ impl Kernel {
                 Ok(d) => {
                     self.destroy_events += d.events;
                     self.overflows += d.overflows;
+                    n.lost |= d.overflows > 0;
                 }
                 // A notification the agent cannot read (its datagram is consumed) never stops
                 // it: it is one lost, counted in destroys_lost, and the next drain goes on.
-                Err(_) => self.overflows += 1,
+                Err(_) => {
+                    self.overflows += 1;
+                    n.lost = true;
+                }
             }
         }
         Ok(())
@@ -257,7 +311,7 @@ impl Kernel {
             self.records.clear();
             let records = &mut self.records;
             // A namespace gone since this pass's listing answers "unknown": dumped, and failing.
-            let (mib, families) = if n.alive == pass {
+            let (mib, in_use) = if n.alive == pass {
                 let mib = procs::tcp_mib(&self.cfg.proc_root, n.pid);
                 if mib.is_some() && mib == n.dumped_mib {
                     out.stats.quiet += 1;
@@ -266,14 +320,38 @@ impl Kernel {
                 }
                 (mib, procs::tcp_in_use(&self.cfg.proc_root, n.pid))
             } else {
-                (None, (true, true))
+                (None, (None, None))
             };
+            // Its sockets are the ones it had: each is looked up, a hash lookup, where a dump
+            // walks the kernel's whole established hash, every namespace's sockets. Any of
+            // them gone (a close since the count was read) means a dump after all.
+            if let Some(live) = n.unchanged(in_use) {
+                let found = n.dumper.lookup(&live, &mut |r| records.push(r));
+                if matches!(found, Ok(sockdiag::Lookup::All)) {
+                    self.sockets.refreshed(ns, &self.records, &mut out.sockets);
+                    if let Some(known) = n.known.as_mut() {
+                        for r in self.records.drain(..) {
+                            known.insert(r.cookie, r);
+                        }
+                    }
+                    n.dumped_mib = mib;
+                    n.sockets = n.known.as_ref().map_or(0, |k| k.len() as u64);
+                    out.stats.refreshed += 1;
+                    out.stats.sockets += n.sockets;
+                    continue;
+                }
+                self.records.clear();
+            }
+            let families = (in_use.0 != Some(0), in_use.1 != Some(0));
+            let records = &mut self.records;
             match n.dumper.dump(families, &mut |r| records.push(r)) {
                 Ok(()) => {
                     self.sockets
                         .dump(ns, &self.records, baseline, &mut out.sockets);
                     n.dumped_mib = mib;
                     n.sockets = self.records.len() as u64;
+                    n.known = Some(self.records.iter().map(|r| (r.cookie, r.clone())).collect());
+                    n.lost = false;
                 }
                 // The namespace went away under the dump.
                 Err(_) => gone.push(ns),
@@ -336,18 +414,8 @@ impl Kernel {
             }
             // A namespace whose sockets cannot be made (it went away) is tried next pass.
             if let Some((dumper, destroys)) = self.enter(ns, pid)? {
-                self.namespaces.insert(
-                    ns,
-                    Namespace {
-                        dumper,
-                        destroys,
-                        pod,
-                        pid,
-                        alive: pass,
-                        dumped_mib: None,
-                        sockets: 0,
-                    },
-                );
+                self.namespaces
+                    .insert(ns, Namespace::new(dumper, destroys, pod, pid, pass));
             }
         }
         Ok(())
@@ -381,5 +449,56 @@ impl Kernel {
             },
         )?;
         Ok(made.ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn rec(cookie: u64, family: u8, state: u8) -> (u64, SockRecord) {
+        let r = SockRecord {
+            cookie,
+            state,
+            family,
+            ifindex: 0,
+            local: SocketAddr::from(([10, 0, 0, 1], 40_000 + cookie as u16)),
+            remote: SocketAddr::from(([10, 0, 0, 2], 80)),
+            inode: 1,
+            counters: None,
+        };
+        (cookie, r)
+    }
+
+    #[test]
+    fn sockets_are_looked_up_only_while_the_kernel_counts_exactly_the_known_ones() {
+        let v6 = sockdiag::AF_INET6;
+        let known: HashMap<u64, SockRecord> = [
+            rec(1, AF_INET, sockdiag::TCP_LISTEN),
+            rec(2, AF_INET, sockdiag::TCP_ESTABLISHED),
+            rec(3, v6, sockdiag::TCP_ESTABLISHED),
+        ]
+        .into_iter()
+        .collect();
+        let mut looked: Vec<u64> = unchanged(&known, (Some(2), Some(1)))
+            .expect("the counts match")
+            .iter()
+            .map(|r| r.cookie)
+            .collect();
+        looked.sort_unstable();
+        assert_eq!(looked, [2, 3], "listeners are not looked up");
+        // One more in use (a socket opened unseen), one fewer (one closed unseen), or a count
+        // that could not be read: a dump.
+        for in_use in [
+            (Some(3), Some(1)),
+            (Some(2), Some(2)),
+            (Some(1), Some(1)),
+            (None, Some(1)),
+            (Some(2), None),
+        ] {
+            assert!(unchanged(&known, in_use).is_none(), "{in_use:?}");
+        }
     }
 }

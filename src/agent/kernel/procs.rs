@@ -281,16 +281,16 @@ fn tcp_values(text: &str) -> Option<&str> {
     text.lines().filter(|l| l.starts_with("Tcp:")).nth(1)
 }
 
-/// Whether the network namespace of `pid` has TCP sockets in use, IPv4 and IPv6
+/// How many TCP sockets the network namespace of `pid` has in use, IPv4 and IPv6
 /// (`/proc/<pid>/net/sockstat` `TCP: inuse N`, `sockstat6` `TCP6: inuse N`: the kernel's
-/// per-namespace counters of hashed sockets, listeners included). Unknown is "yes".
-pub fn tcp_in_use(root: &Path, pid: i32) -> (bool, bool) {
+/// per-namespace counters of hashed sockets, listeners included, `TIME_WAIT` not: exactly the
+/// sockets a dump returns). `None`: unknown.
+pub fn tcp_in_use(root: &Path, pid: i32) -> (Option<u64>, Option<u64>) {
     let dir = root.join(pid.to_string()).join("net");
     let in_use = |file: &str, prefix: &str| {
         std::fs::read_to_string(dir.join(file))
             .ok()
             .and_then(|t| inuse(&t, prefix))
-            .is_none_or(|n| n > 0)
     };
     (in_use("sockstat", "TCP:"), in_use("sockstat6", "TCP6:"))
 }

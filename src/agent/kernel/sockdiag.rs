@@ -9,7 +9,8 @@ use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_sock_diag::SockDiagMessage;
-use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::constants::IPPROTO_TCP;
+pub use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6};
 use netlink_packet_sock_diag::inet::nlas::Nla;
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
@@ -49,6 +50,11 @@ pub struct TcpCounters {
 pub struct SockRecord {
     pub cookie: u64,
     pub state: u8,
+    /// `AF_INET` or `AF_INET6` (an IPv6 socket may talk IPv4: its addresses are mapped, and
+    /// `local` and `remote` give them canonical).
+    pub family: u8,
+    /// The device the socket is bound to (0: none), part of its identity in a lookup.
+    pub ifindex: u32,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// 0 in destroy notifications (the kernel fills no inode there).
@@ -71,6 +77,8 @@ fn record(r: &InetResponse) -> SockRecord {
     SockRecord {
         cookie: u64::from_ne_bytes(id.cookie),
         state: r.header.state,
+        family: r.header.family,
+        ifindex: id.interface_id,
         local: SocketAddr::new(canon(id.source_address), id.source_port),
         remote: SocketAddr::new(canon(id.destination_address), id.destination_port),
         inode: r.header.inode,
@@ -79,12 +87,20 @@ fn record(r: &InetResponse) -> SockRecord {
 }
 
 /// Calls `f` for every inet response in one datagram. `Ok(true)` when the dump is done.
-fn parse_datagram(mut buf: &[u8], f: &mut dyn FnMut(SockRecord)) -> io::Result<bool> {
+/// `seq`: only the answers to that request count (`None`: all, as in destroy notifications);
+/// a late answer to an earlier request is skipped.
+fn parse_datagram(
+    mut buf: &[u8],
+    seq: Option<u32>,
+    f: &mut dyn FnMut(SockRecord),
+) -> io::Result<bool> {
     while !buf.is_empty() {
         let msg = NetlinkMessage::<SockDiagMessage>::deserialize(buf)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         let len = msg.header.length as usize;
+        let theirs = seq.is_some_and(|s| s != msg.header.sequence_number);
         match msg.payload {
+            _ if theirs => {}
             NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => f(record(&r)),
             NetlinkPayload::Done(_) => return Ok(true),
             NetlinkPayload::Error(e) => {
@@ -104,10 +120,27 @@ fn parse_datagram(mut buf: &[u8], f: &mut dyn FnMut(SockRecord)) -> io::Result<b
     Ok(false)
 }
 
-/// A socket that dumps the TCP sockets of the namespace it was made in.
+/// A socket that dumps the TCP sockets of the namespace it was made in, or looks them up one
+/// by one.
 pub struct Dumper {
     sock: Socket,
     buf: Vec<u8>,
+    /// The sequence number of the last request: answers carry theirs.
+    seq: u32,
+}
+
+/// How many lookups go in one datagram: their answers (about 1 KiB each as the kernel accounts
+/// them) must fit the socket's receive buffer, or the kernel drops them.
+const LOOKUP_BATCH: usize = 32;
+
+/// What a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Every socket, with its counters.
+    All,
+    /// At least one socket was not there any more (closed since, or in `TIME_WAIT`): the
+    /// namespace's set of sockets changed.
+    Changed,
 }
 
 impl Dumper {
@@ -115,9 +148,107 @@ impl Dumper {
         let mut sock = Socket::new(NETLINK_SOCK_DIAG)?;
         sock.bind_auto()?;
         sock.connect(&NlAddr::new(0, 0))?;
+        // An answer the kernel dropped must not leave the agent waiting for ever.
+        rustix::net::sockopt::set_socket_timeout(
+            &sock,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(std::time::Duration::from_secs(5)),
+        )?;
         Ok(Dumper {
             sock,
             buf: vec![0; 64 * 1024],
+            seq: 0,
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// The current counters of `socks` (records of this namespace's earlier dumps), each found
+    /// by its exact identity (addresses, ports, device and cookie: net/ipv4/inet_diag.c
+    /// `inet_diag_find_one_icsk`, a hash lookup), instead of a dump's walk of the kernel's
+    /// whole established hash. Calls `f` with each one found.
+    pub fn lookup(
+        &mut self,
+        socks: &[SockRecord],
+        f: &mut dyn FnMut(SockRecord),
+    ) -> io::Result<Lookup> {
+        let mut changed = false;
+        for batch in socks.chunks(LOOKUP_BATCH) {
+            let seq = self.next_seq();
+            let mut out = Vec::with_capacity(batch.len() * 96);
+            for r in batch {
+                let mut header = NetlinkHeader::default();
+                header.flags = NLM_F_REQUEST;
+                header.sequence_number = seq;
+                let raw = |a: SocketAddr| match (r.family, a.ip()) {
+                    (AF_INET6, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+                    (_, ip) => ip,
+                };
+                let mut packet = NetlinkMessage::new(
+                    header,
+                    SockDiagMessage::InetRequest(InetRequest {
+                        family: r.family,
+                        protocol: IPPROTO_TCP,
+                        extensions: ExtensionFlags::INFO,
+                        states: StateFlags::all(),
+                        socket_id: SocketId {
+                            source_port: r.local.port(),
+                            destination_port: r.remote.port(),
+                            source_address: raw(r.local),
+                            destination_address: raw(r.remote),
+                            interface_id: r.ifindex,
+                            cookie: r.cookie.to_ne_bytes(),
+                        },
+                    })
+                    .into(),
+                );
+                packet.finalize();
+                let at = out.len();
+                out.resize(at + packet.buffer_len(), 0);
+                packet.serialize(&mut out[at..]);
+            }
+            self.sock.send(&out, 0)?;
+            // One answer per request: the socket, or an error (ENOENT: not there).
+            let mut answers = 0;
+            while answers < batch.len() {
+                let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+                let mut buf = &self.buf[..n];
+                while !buf.is_empty() {
+                    let msg = NetlinkMessage::<SockDiagMessage>::deserialize(buf)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                    let len = msg.header.length as usize;
+                    if msg.header.sequence_number == seq {
+                        match msg.payload {
+                            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                                answers += 1;
+                                let rec = record(&r);
+                                if rec.state == TCP_TIME_WAIT || rec.counters.is_none() {
+                                    changed = true;
+                                } else {
+                                    f(rec);
+                                }
+                            }
+                            NetlinkPayload::Error(_) => {
+                                answers += 1;
+                                changed = true;
+                            }
+                            _ => {}
+                        }
+                    }
+                    if len == 0 {
+                        break;
+                    }
+                    buf = buf.get((len + 3) & !3..).unwrap_or(&[]);
+                }
+            }
+        }
+        Ok(if changed {
+            Lookup::Changed
+        } else {
+            Lookup::All
         })
     }
 
@@ -146,8 +277,10 @@ impl Dumper {
         let skip = (1u32 << TCP_TIME_WAIT) | (1 << TCP_SYN_RECV);
         // States 1 (ESTABLISHED) to 11 (CLOSING), include/net/tcp_states.h.
         let states = ((1u32 << (TCP_CLOSING + 1)) - 2) & !skip;
+        let seq = self.next_seq();
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        header.sequence_number = seq;
         let socket_id = if family == AF_INET {
             SocketId::new_v4()
         } else {
@@ -170,7 +303,7 @@ impl Dumper {
         self.sock.send(&out, 0)?;
         loop {
             let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
-            if n == 0 || parse_datagram(&self.buf[..n], f)? {
+            if n == 0 || parse_datagram(&self.buf[..n], Some(seq), f)? {
                 return Ok(());
             }
         }
@@ -220,7 +353,7 @@ impl DestroyListener {
             match self.sock.recv(&mut &mut self.buf[..], 0) {
                 Ok(0) => return Ok(d),
                 Ok(n) => {
-                    parse_datagram(&self.buf[..n], &mut |r| {
+                    parse_datagram(&self.buf[..n], None, &mut |r| {
                         d.events += 1;
                         f(r)
                     })?;

@@ -113,6 +113,23 @@ impl SocketTable {
             .map(|r| r.local.port())
             .collect();
         self.listening.insert(netns, ports);
+        self.seen_in(netns, records, baseline, out);
+    }
+
+    /// A namespace's known sockets, each looked up (`Dumper::lookup`): a dump that found no
+    /// socket opened or closed since the last (listeners included, so the listening ports are
+    /// the last dump's).
+    pub fn refreshed(&mut self, netns: u64, records: &[SockRecord], out: &mut Vec<SocketDelta>) {
+        self.seen_in(netns, records, false, out);
+    }
+
+    fn seen_in(
+        &mut self,
+        netns: u64,
+        records: &[SockRecord],
+        baseline: bool,
+        out: &mut Vec<SocketDelta>,
+    ) {
         *self.dumps.entry(netns).or_default() += 1;
         for r in records.iter().filter(|r| r.state != TCP_LISTEN) {
             if let Some(d) = self.record(netns, r, Via::Dump { baseline }) {
@@ -252,6 +269,8 @@ mod tests {
         SockRecord {
             cookie,
             state,
+            family: 2,
+            ifindex: 0,
             local: SocketAddr::from(([10, 0, 0, 1], local)),
             remote: SocketAddr::from(([10, 0, 0, 2], 8080)),
             inode: 77,
