@@ -8,7 +8,7 @@
 # Usage: bench/kernel_scale.sh [WINDOWS] [WINDOW]   (default 6 10s)
 #   KOVENANT=path/to/kovenant (default target/release/kovenant, built when missing)
 #   BUSY=1: every namespace also carries a trickle (one 100-byte write a second on a connection
-#   of its own), so no namespace is quiet in any window and every one is dumped each pass, as on
+#   of its own), so no namespace is quiet in any window and every one is read each pass, as on
 #   a node whose pods all see traffic (kubelet probes alone do that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,7 +103,7 @@ for line in open(lp):
         agent.append({k: int(v[:-1]) for k, v in (x.split("=") for x in fields.split(","))})
 steady = agent[1:int(windows) + 1]
 cpu = (int(cpu1) - int(cpu0)) / int(hz) / int(windows)
-print("per window (steady):", ", ".join(f"{k}={steady[-1].get(k)}" for k in ("netns", "netns_quiet", "sockets", "processes")))
+print("per window (steady):", ", ".join(f"{k}={steady[-1].get(k)}" for k in ("netns", "netns_quiet", "netns_looked_up", "sockets", "processes")))
 print(f"agent CPU per {window} s window: {cpu*1000:.1f} ms ({cpu/int(window)*100:.2f}% of one core); "
       f"of which user {int(user)/int(hz)/int(windows)*1000:.1f} ms, kernel {cpu*1000-int(user)/int(hz)/int(windows)*1000:.1f} ms; "
       f"sample_us mean {sum(a.get('sample_us', 0) for a in steady)/len(steady)/1000:.1f} ms; peak RSS {int(hwm)/1024:.1f} MiB")
