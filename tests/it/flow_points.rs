@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::agent_support::{FLOW_FIELDS, IO_FIELDS};
 use crate::dashboards_influx::Point;
 
 /// The agent's window.
@@ -276,29 +277,13 @@ pub const POD_RP: &str = "pods";
 /// point per pod and window with its flows' fields summed over peers and its I/O. The node's
 /// host processes have no pod and no `pod_activity`.
 pub fn as_installed(points: &[Point]) -> Vec<Point> {
-    const ACTIVITY_FIELDS: [&str; 14] = [
-        "connects",
-        "accepts",
-        "closes",
-        "bytes_sent",
-        "bytes_received",
-        "retrans_bytes",
-        "rtt_us_sum",
-        "rtt_samples",
-        "reads",
-        "read_bytes",
-        "writes",
-        "write_bytes",
-        "disk_read_bytes",
-        "disk_write_bytes",
-    ];
     type Key = (String, BTreeMap<String, String>, i64);
     let mut out: BTreeMap<Key, BTreeMap<String, i64>> = BTreeMap::new();
     let mut add = |m: &str, tags: BTreeMap<String, String>, p: &Point| {
         let fields = out.entry((m.to_string(), tags, p.time_ms)).or_default();
         if m == POD_ACTIVITY {
-            for f in ACTIVITY_FIELDS {
-                fields.entry(f.to_string()).or_insert(0);
+            for f in FLOW_FIELDS.iter().chain(&IO_FIELDS) {
+                fields.entry((*f).to_string()).or_insert(0);
             }
         }
         for (k, v) in &p.fields {

@@ -40,6 +40,15 @@ fn both_ends(
 }
 
 /// pod_io's system-call bytes of a pod: (read_bytes, write_bytes).
+/// One `kovenant_agent` field, window by window (0 where a window lacks it).
+fn agent_field(points: &[crate::agent_support::Point], field: &str) -> Vec<i64> {
+    points
+        .iter()
+        .filter(|p| p.measurement == "kovenant_agent")
+        .map(|p| p.fields.get(field).copied().unwrap_or(0))
+        .collect()
+}
+
 fn io_bytes(s: &Scenario, points: &[crate::agent_support::Point], pod: usize) -> (i64, i64) {
     let io = io_of(s, points, pod);
     let f = |k: &str| io.get(k).copied().unwrap_or(0);
@@ -167,11 +176,7 @@ fn kernel_a_stream_over_several_windows_is_counted_exactly() {
     assert!(c.rtt_samples >= 3, "{c:?}");
     // While the stream ran, neither pod opened or closed a socket: their sockets were looked
     // up one by one instead of dumped (the totals above are exact through it).
-    let looked_up: Vec<i64> = points
-        .iter()
-        .filter(|p| p.measurement == "kovenant_agent")
-        .map(|p| p.fields.get("netns_looked_up").copied().unwrap_or(0))
-        .collect();
+    let looked_up = agent_field(&points, "netns_looked_up");
     assert!(
         looked_up.iter().any(|&n| n >= 2),
         "netns_looked_up by window: {looked_up:?}"
@@ -429,11 +434,7 @@ fn kernel_a_namespace_whose_tcp_counters_stand_still_is_not_dumped() {
     // The pairs open within the first window; nothing moves in the pod after that.
     agent.wait_windows(4);
     let points = agent.stop();
-    let quiet: Vec<i64> = points
-        .iter()
-        .filter(|p| p.measurement == "kovenant_agent")
-        .map(|p| p.fields.get("netns_quiet").copied().unwrap_or(0))
-        .collect();
+    let quiet = agent_field(&points, "netns_quiet");
     assert!(
         quiet.last().is_some_and(|&q| q >= 1),
         "netns_quiet by window: {quiet:?}"

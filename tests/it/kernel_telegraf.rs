@@ -232,17 +232,22 @@ fn kernel_flows_reach_influxdb_through_real_telegraf_and_top_shows_their_exact_b
         ),
     )
     .expect("top.env");
-    let run: crate::support::Run = crate::support::kovenant()
-        .args(["--kubeconfig", &kubeconfig, "top", "--env-file"])
-        .arg(&env)
-        .args([
-            "--since", "15m", "--by", "workload", "--limit", "100000", "-o", "json",
-        ])
-        .output()
-        .expect("kovenant top")
-        .into();
-    assert_eq!(run.code, 0, "{run}");
-    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    // `kovenant top --by BY -o json`: its run (for messages) and its answer.
+    let top = |by: &str| -> (crate::support::Run, Value) {
+        let run: crate::support::Run = crate::support::kovenant()
+            .args(["--kubeconfig", &kubeconfig, "top", "--env-file"])
+            .arg(&env)
+            .args([
+                "--since", "15m", "--by", by, "--limit", "100000", "-o", "json",
+            ])
+            .output()
+            .expect("kovenant top")
+            .into();
+        assert_eq!(run.code, 0, "{run}");
+        let v = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+        (run, v)
+    };
+    let (run, v) = top("workload");
     let rows: Vec<&Value> = v["flows"]
         .as_array()
         .expect("flows")
@@ -270,17 +275,7 @@ fn kernel_flows_reach_influxdb_through_real_telegraf_and_top_shows_their_exact_b
 
     // Per pod, from the pod-level bucket (pod_activity, routed there by telegraf): each pod's
     // own exact bytes, with its connections and its pod name.
-    let run: crate::support::Run = crate::support::kovenant()
-        .args(["--kubeconfig", &kubeconfig, "top", "--env-file"])
-        .arg(&env)
-        .args([
-            "--since", "15m", "--by", "pod", "--limit", "100000", "-o", "json",
-        ])
-        .output()
-        .expect("kovenant top --by pod")
-        .into();
-    assert_eq!(run.code, 0, "{run}");
-    let v: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    let (run, v) = top("pod");
     let mut pods: Vec<(String, String, i64, i64, i64)> = v["flows"]
         .as_array()
         .expect("flows")
