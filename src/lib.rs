@@ -1,7 +1,8 @@
 //! The runtime: parse the command line, dispatch to one function per command, render errors once.
 // No unsafe code but the agent's memory map of a replayed file, under a lease
 // (src/agent/source/mapped.rs, the one `allow`), and the prctl that makes a helm child die with
-// kovenant (src/backend/helm/children.rs, `die_with_parent`).
+// kovenant (src/backend/helm/children.rs, `die_with_parent`), and the three plain-data key and
+// value types of the agent's BPF maps (src/agent/kernel/closes.rs, `aya::Pod`).
 #![deny(unsafe_code)]
 
 pub mod agent;

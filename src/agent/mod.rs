@@ -7,6 +7,7 @@ pub mod aggregate;
 mod attribution;
 pub mod cluster;
 mod kernel;
+pub use kernel::ClosesFrom;
 mod output;
 mod pipeline;
 mod tetragon;
@@ -247,6 +248,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
         let cfg = kernel::Config {
             proc_root: args.proc_root.clone(),
             destroy_rcvbuf: args.destroy_rcvbuf,
+            closes: args.socket_closes,
         };
         let live = LiveRun {
             index,
@@ -378,6 +380,9 @@ fn run_live(
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     // The baseline: counters from before the agent started are not counted.
     let first = kernel.pass()?;
+    for n in kernel.take_notices() {
+        printer.warn(n);
+    }
     agent.count_pass(&first, &kernel, &mut out)?;
     let window = live.window;
     let mut next = next_boundary(window);

@@ -297,6 +297,7 @@ impl Agent {
         st.processes = pass.stats.processes;
         st.destroy_events += pass.stats.destroy_events;
         st.destroys_lost += pass.stats.destroys_lost;
+        st.closed_flows = pass.stats.closed_flows;
         st.sample_us += pass.stats.sample_us;
         if let Some(sh) = &self.owners
             && let Ok(t) = sh.totals.lock()

@@ -42,7 +42,7 @@ pub const IO_FIELDS: [&str; 6] = [
     "disk_write_bytes",
 ];
 /// `kovenant_agent`'s fields.
-pub const AGENT_FIELDS: [&str; 19] = [
+pub const AGENT_FIELDS: [&str; 20] = [
     "netns",
     "netns_quiet",
     "netns_looked_up",
@@ -50,6 +50,7 @@ pub const AGENT_FIELDS: [&str; 19] = [
     "processes",
     "destroy_events",
     "destroys_lost",
+    "closed_flows",
     "sample_us",
     "tetragon_lines",
     "tetragon_events",
@@ -64,7 +65,7 @@ pub const AGENT_FIELDS: [&str; 19] = [
     "lag_ms",
 ];
 /// The `kovenant_agent` fields only the kernel's readers fill: zero in every replay.
-pub const KERNEL_AGENT_FIELDS: [&str; 8] = [
+pub const KERNEL_AGENT_FIELDS: [&str; 9] = [
     "netns",
     "netns_quiet",
     "netns_looked_up",
@@ -72,6 +73,7 @@ pub const KERNEL_AGENT_FIELDS: [&str; 8] = [
     "processes",
     "destroy_events",
     "destroys_lost",
+    "closed_flows",
     "sample_us",
 ];
 

@@ -4,7 +4,7 @@
 use crate::kernel::*;
 
 /// Both ends of `conns` request/response connections from `client` to `server` on `port`.
-fn both_ends(
+pub fn both_ends(
     s: &Scenario,
     client: usize,
     server: usize,
@@ -55,8 +55,34 @@ fn io_bytes(s: &Scenario, points: &[crate::agent_support::Point], pod: usize) ->
     (f("read_bytes"), f("write_bytes"))
 }
 
+/// The agent's default: closes summed by flow in the kernel (`closed_flows` says so).
 #[test]
 fn kernel_many_short_connections_are_counted_exactly_on_both_ends() {
+    let points = many_short_connections(&[]);
+    assert!(
+        agent_field(&points, "closed_flows").iter().any(|&n| n >= 2),
+        "the closes were summed in the kernel: closed_flows by window {:?}",
+        agent_field(&points, "closed_flows")
+    );
+}
+
+/// The same from a destroy notification per socket (kernels that refuse the program).
+#[test]
+fn kernel_many_short_connections_are_counted_exactly_from_destroy_notifications() {
+    let points = many_short_connections(&["--socket-closes", "notifications"]);
+    assert_eq!(
+        agent_field(&points, "closed_flows").iter().sum::<i64>(),
+        0,
+        "no closes summed in the kernel"
+    );
+    assert!(
+        agent_field(&points, "destroy_events").iter().sum::<i64>() >= 600,
+        "both ends of 300 connections notified: destroy_events by window {:?}",
+        agent_field(&points, "destroy_events")
+    );
+}
+
+fn many_short_connections(agent_args: &[&str]) -> Vec<crate::agent_support::Point> {
     let mut s = Scenario::new("short");
     let client = s.pod("client", Layout::CgroupfsV1);
     let server = s.pod("server", Layout::SystemdV2);
@@ -72,7 +98,7 @@ fn kernel_many_short_connections_are_counted_exactly_on_both_ends() {
         client,
         &["connect", &ip, "8080", "300", "1000", "5000", "wait2"],
     );
-    let agent = Agent::start(&s, &[]);
+    let agent = Agent::start(&s, agent_args);
     srv.go();
     cli.go();
     // pod_io is exact when the agent samples a process after its last I/O: these exit
@@ -86,6 +112,7 @@ fn kernel_many_short_connections_are_counted_exactly_on_both_ends() {
     // read(2)/write(2) on the sockets: rchar and wchar, exactly.
     assert_eq!(io_bytes(&s, &points, client), (1_500_000, 300_000));
     assert_eq!(io_bytes(&s, &points, server), (300_000, 1_500_000));
+    points
 }
 
 #[test]

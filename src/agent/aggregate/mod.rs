@@ -72,6 +72,8 @@ pub struct Stats {
     pub processes: u64,
     pub destroy_events: u64,
     pub destroys_lost: u64,
+    /// Flows whose closed sockets the kernel summed, read in the last pass.
+    pub closed_flows: u64,
     pub sample_us: u64,
     /// Tetragon's export: lines read, events among them.
     pub lines: u64,
@@ -163,6 +165,7 @@ impl Aggregator {
             processes: b.processes,
             destroy_events: a.destroy_events + b.destroy_events,
             destroys_lost: a.destroys_lost + b.destroys_lost,
+            closed_flows: b.closed_flows,
             sample_us: a.sample_us + b.sample_us,
             lines: a.lines + b.lines,
             events: a.events + b.events,
@@ -490,6 +493,7 @@ impl Aggregator {
             ("processes", s.processes),
             ("destroy_events", s.destroy_events),
             ("destroys_lost", s.destroys_lost),
+            ("closed_flows", s.closed_flows),
             ("sample_us", s.sample_us),
             ("tetragon_lines", s.lines),
             ("tetragon_events", s.events),

@@ -2,6 +2,7 @@
 //! `/proc/<pid>/ns/net`) with a sock_diag dumper and a destroy listener made inside it, every
 //! process's I/O counters, and the deltas since the previous pass (DESIGN.md sections 2, 3).
 mod cgroup;
+mod closes;
 mod io_table;
 mod procs;
 mod rights;
@@ -17,20 +18,34 @@ use std::time::{Duration, Instant};
 
 use hashbrown::{HashMap, HashSet};
 
+use self::closes::{Closes, Flow, Sums};
 use self::io_table::IoTable;
 pub use self::io_table::ProcDelta;
 pub use self::procs::Io;
 use self::procs::Scan;
 pub use self::rights::{check as check_rights, check_host_pid};
 use self::sockdiag::{AF_INET, DestroyListener, Dumper, SockRecord};
-use self::sockets::SocketTable;
+use self::sockets::{Counted, SocketTable};
 pub use self::sockets::{FlowCounts, SocketDelta};
+
+/// Where the final counters of closed sockets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClosesFrom {
+    /// Summed by flow in the kernel (`bpf/closes.bpf.c`) where the kernel loads it, else
+    /// destroy notifications.
+    Auto,
+    /// Summed by flow in the kernel, or the agent stops.
+    Kernel,
+    /// A destroy notification per socket, in every namespace.
+    Notifications,
+}
 
 /// Where the agent reads the kernel, and how big a destroy listener's buffer is.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub proc_root: PathBuf,
     pub destroy_rcvbuf: usize,
+    pub closes: ClosesFrom,
 }
 
 /// Counters of one pass, for `kovenant_agent`.
@@ -47,6 +62,8 @@ pub struct PassStats {
     /// Namespaces whose sockets were looked up one by one instead of dumped: none had opened
     /// or closed since their last read.
     pub refreshed: u64,
+    /// Flows whose closed sockets the kernel summed, as read this pass (every entry).
+    pub closed_flows: u64,
     pub sample_us: u64,
 }
 
@@ -60,7 +77,8 @@ pub struct Pass {
 
 struct Namespace {
     dumper: Dumper,
-    destroys: DestroyListener,
+    /// `None` where the kernel sums the closes.
+    destroys: Option<DestroyListener>,
     /// The pod of its processes (the first one that names one).
     pod: Option<u128>,
     /// A process in it, to read its `net/snmp` and `net/sockstat` through.
@@ -86,7 +104,7 @@ struct Namespace {
 impl Namespace {
     fn new(
         dumper: Dumper,
-        destroys: DestroyListener,
+        destroys: Option<DestroyListener>,
         pod: Option<u128>,
         pid: i32,
         alive: u64,
@@ -128,6 +146,9 @@ fn unchanged(
     })
 }
 
+/// Passes a flow may owe for (an hour at the default 10 s window) before it is given up.
+const OWED_PASSES: u64 = 360;
+
 pub struct Kernel {
     cfg: Config,
     /// The agent's own namespace, to come back to after making sockets in another.
@@ -143,11 +164,45 @@ pub struct Kernel {
     destroy_events: u64,
     overflows: u64,
     records: Vec<SockRecord>,
+    /// Closed sockets summed in the kernel: every namespace's but the host's, once started.
+    closes: Option<Closes>,
+    closes_started: bool,
+    /// Sockets gone from their namespace's dump, whose counted part comes out of their flow's
+    /// sums (`closes`).
+    counted: Vec<Counted>,
+    /// What is still to come out of a flow's sums (a socket's close read after the dump that
+    /// missed it), and the pass it was last added to.
+    owed: HashMap<Flow, (Sums, u64)>,
+    /// Namespaces with closed flows but no process seen, and the pass they were first held.
+    held: HashMap<u64, u64>,
+    /// What the agent should say once (where closed sockets' counters come from, and why).
+    notices: Vec<String>,
 }
 
 impl Kernel {
     pub fn open(cfg: Config) -> io::Result<Kernel> {
         let home = File::open("/proc/thread-self/ns/net")?;
+        let mut notices = Vec::new();
+        let closes = match cfg.closes {
+            ClosesFrom::Notifications => None,
+            ClosesFrom::Kernel => Some(Closes::load().map_err(|e| {
+                io::Error::other(format!(
+                    "--socket-closes kernel: the kernel did not take the closes program ({e}); \
+                     it needs BTF (/sys/kernel/btf/vmlinux), the tracepoint \
+                     sock:inet_sock_set_state, and CAP_BPF with CAP_PERFMON"
+                ))
+            })?),
+            ClosesFrom::Auto => match Closes::load() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    notices.push(format!(
+                        "agent: closed sockets come from destroy notifications: the kernel did \
+                         not take the closes program ({e})"
+                    ));
+                    None
+                }
+            },
+        };
         Ok(Kernel {
             cfg,
             home,
@@ -161,7 +216,18 @@ impl Kernel {
             destroy_events: 0,
             overflows: 0,
             records: Vec::new(),
+            closes,
+            closes_started: false,
+            counted: Vec::new(),
+            owed: HashMap::new(),
+            held: HashMap::new(),
+            notices,
         })
+    }
+
+    /// What the agent should say, once each (taken).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// The host network namespace: pid 1's, or kthreadd's (pid 2: kernel threads all live in
@@ -201,7 +267,12 @@ impl Kernel {
     /// listing of `/proc` and one `stat` per process new since the last pass. A process is
     /// looked at again until the pass lists it: a runtime's process enters its namespace
     /// after it is forked.
+    /// Where the kernel sums the closes, a namespace needs no listener to catch them, and this
+    /// does nothing (the pass finds new namespaces).
     pub fn follow_new_namespaces(&mut self) -> io::Result<()> {
+        if self.closes.is_some() {
+            return Ok(());
+        }
         for pid in procs::pids(&self.cfg.proc_root) {
             if self.scan.pids.contains(&pid) {
                 continue;
@@ -212,7 +283,7 @@ impl Kernel {
             if self.namespaces.contains_key(&ns) {
                 continue;
             }
-            if let Some((dumper, destroys)) = self.enter(ns, pid)? {
+            if let Some((dumper, destroys)) = self.enter(ns, pid, true)? {
                 self.scan.pids.insert(pid);
                 self.namespaces
                     .insert(ns, Namespace::new(dumper, destroys, None, pid, self.passes));
@@ -228,9 +299,10 @@ impl Kernel {
         let (keys, mut fds): (Vec<u64>, Vec<rustix::event::PollFd<'_>>) = self
             .namespaces
             .iter()
-            .map(|(&ns, n)| {
-                let fd = rustix::event::PollFd::new(&n.destroys, rustix::event::PollFlags::IN);
-                (ns, fd)
+            .filter_map(|(&ns, n)| {
+                let fd =
+                    rustix::event::PollFd::new(n.destroys.as_ref()?, rustix::event::PollFlags::IN);
+                Some((ns, fd))
             })
             .unzip();
         if fds.is_empty() {
@@ -264,10 +336,13 @@ impl Kernel {
             if only.is_some_and(|o| !o.contains(&ns)) {
                 continue;
             }
+            let Some(destroys) = n.destroys.as_mut() else {
+                continue;
+            };
             let sockets = &mut self.sockets;
             let pending = &mut self.pending;
             let known = &mut n.known;
-            let drained = n.destroys.drain(&mut |r| {
+            let drained = destroys.drain(&mut |r| {
                 if let Some(k) = known.as_mut() {
                     k.remove(&r.cookie);
                 }
@@ -303,9 +378,21 @@ impl Kernel {
         if self.host.is_none() {
             self.host = self.find_host();
         }
+        if self.closes.is_some() && self.host.is_none() {
+            self.notices.push(
+                "agent: closed sockets come from destroy notifications: the host network \
+                 namespace was not found, and its sockets are the one namespace the kernel's \
+                 sums leave out"
+                    .to_string(),
+            );
+            self.closes = None;
+        }
         self.follow_namespaces(pass)?;
+        self.start_closes()?;
         self.drain_destroys(None)?;
         let mut out = Pass::default();
+        self.share_listening();
+        let closed = self.read_closes(pass, baseline, &mut out.stats)?;
         let mut gone = Vec::new();
         for (&ns, n) in &mut self.namespaces {
             self.records.clear();
@@ -348,6 +435,18 @@ impl Kernel {
                 Ok(()) => {
                     self.sockets
                         .dump(ns, &self.records, baseline, &mut out.sockets);
+                    if n.destroys.is_none()
+                        && let Some(c) = self.closes.as_mut()
+                    {
+                        let ports = self
+                            .records
+                            .iter()
+                            .filter(|r| r.state == sockdiag::TCP_LISTEN)
+                            .map(|r| r.local.port())
+                            .collect();
+                        c.add_listening(ns, &ports);
+                        self.sockets.closed_in_kernel(ns, false, &mut self.counted);
+                    }
                     n.dumped_mib = mib;
                     n.sockets = self.records.len() as u64;
                     n.known = Some(self.records.iter().map(|r| (r.cookie, r.clone())).collect());
@@ -368,10 +467,19 @@ impl Kernel {
             }
         }
         for ns in gone {
-            self.namespaces.remove(&ns);
+            let Some(n) = self.namespaces.remove(&ns) else {
+                continue;
+            };
+            if n.destroys.is_none()
+                && let Some(c) = self.closes.as_mut()
+            {
+                self.sockets.closed_in_kernel(ns, true, &mut self.counted);
+                c.forget(ns);
+            }
             lost += self.sockets.forget(ns);
         }
         lost += self.sockets.sweep(None);
+        lost += self.settle_closes(closed, pass, &mut out.sockets);
         out.sockets.append(&mut self.pending);
         self.io.apply(&self.scan.procs, baseline, &mut out.io);
         out.stats.netns = self.namespaces.len() as u64;
@@ -379,9 +487,116 @@ impl Kernel {
         out.stats.unreadable = self.scan.unreadable;
         out.stats.destroy_events = std::mem::take(&mut self.destroy_events);
         let overflows = std::mem::take(&mut self.overflows);
-        out.stats.destroys_lost = lost.max(overflows);
+        out.stats.destroys_lost += lost.max(overflows);
         out.stats.sample_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(out)
+    }
+
+    /// Starts the kernel's sums, once the namespaces known at start have their listening
+    /// ports in the program's map (`follow_namespaces`). The host namespace's closes stay with
+    /// its destroy listener: Tetragon's events name their processes by 4-tuple.
+    fn start_closes(&mut self) -> io::Result<()> {
+        if self.closes_started {
+            return Ok(());
+        }
+        if let (Some(c), Some(host)) = (self.closes.as_mut(), self.host) {
+            c.start(host)?;
+            self.closes_started = true;
+        }
+        Ok(())
+    }
+
+    /// The listening ports the program saw open (`listen(2)` since the last pass) become the
+    /// agent's too, so both take the same side for a socket.
+    fn share_listening(&mut self) {
+        let Some(c) = self.closes.as_mut() else {
+            return;
+        };
+        let l = c.listening();
+
+        for (ns, ports) in l {
+            if self
+                .namespaces
+                .get(&ns)
+                .is_some_and(|n| n.destroys.is_none())
+            {
+                self.sockets.add_listening(ns, &ports);
+            }
+        }
+    }
+
+    /// The flows with sockets closed since the last pass, as the kernel summed them. A
+    /// namespace no process of which was seen yet is held a pass (its pod is not known). The
+    /// baseline pass reads only, to start from.
+    fn read_closes(
+        &mut self,
+        pass: u64,
+        baseline: bool,
+        stats: &mut PassStats,
+    ) -> io::Result<Vec<(Flow, Sums)>> {
+        let Some(c) = self.closes.as_mut().filter(|_| self.closes_started) else {
+            return Ok(Vec::new());
+        };
+        let namespaces = &self.namespaces;
+        let held = &mut self.held;
+        held.retain(|ns, _| !namespaces.contains_key(ns));
+        let read = c.read(&mut |ns| {
+            !namespaces.contains_key(&ns) && pass - *held.entry(ns).or_insert(pass) < 2
+        })?;
+        stats.closed_flows = read.entries;
+        stats.destroys_lost += read.lost;
+        Ok(if baseline { Vec::new() } else { read.closed })
+    }
+
+    /// Turns the kernel's sums into socket deltas: a flow's closes, less what the agent
+    /// counted already of its sockets that a dump had seen (and that a dump then missed). What
+    /// a flow owes beyond its sums (the close came after the pass read the sums) is taken
+    /// from its next ones; owed for an hour without a close coming, it is given up, and
+    /// counted lost.
+    fn settle_closes(
+        &mut self,
+        closed: Vec<(Flow, Sums)>,
+        pass: u64,
+        out: &mut Vec<SocketDelta>,
+    ) -> u64 {
+        for c in self.counted.drain(..) {
+            let e = self.owed.entry(c.flow).or_insert((Sums::default(), pass));
+            e.0.add(&c.sums);
+            e.1 = pass;
+        }
+        for (flow, sums) in closed {
+            let mut left = sums;
+            if let Some((owed, _)) = self.owed.remove(&flow) {
+                let rest = left.take(&owed);
+                if !rest.is_zero() {
+                    self.owed.insert(flow, (rest, pass));
+                }
+            }
+            let opens = left.closes;
+            let counts = FlowCounts {
+                connects: if flow.server { 0 } else { opens },
+                accepts: if flow.server { opens } else { 0 },
+                closes: sums.closes,
+                bytes_sent: left.sent,
+                bytes_received: left.received,
+                retrans_bytes: left.retrans,
+                rtt_us_sum: 0,
+                rtt_samples: 0,
+            };
+            out.push(SocketDelta {
+                netns: flow.netns,
+                cookie: 0,
+                local: flow.local,
+                remote: flow.remote,
+                server: flow.server,
+                inode: 0,
+                counts,
+            });
+        }
+        let before = self.owed.len();
+        self.owed
+            .retain(|_, (_, at)| pass.saturating_sub(*at) < OWED_PASSES);
+        (before - self.owed.len()) as u64
     }
 
     fn find_host(&self) -> Option<u64> {
@@ -412,8 +627,17 @@ impl Kernel {
                 }
                 continue;
             }
-            // A namespace whose sockets cannot be made (it went away) is tried next pass.
-            if let Some((dumper, destroys)) = self.enter(ns, pid)? {
+            // A namespace whose sockets cannot be made (it went away) is tried next pass. The
+            // kernel sums the closes of every namespace but the host's; its listening ports
+            // go to the program first, so a server's closes are the server side from the
+            // start.
+            let listen = self.closes.is_none() || Some(ns) == self.host;
+            if let Some((mut dumper, destroys)) = self.enter(ns, pid, listen)? {
+                if let Some(c) = self.closes.as_mut().filter(|_| !listen) {
+                    let ports = dumper.listening_ports().unwrap_or_default();
+                    c.add_listening(ns, &ports);
+                    self.sockets.add_listening(ns, &ports);
+                }
                 self.namespaces
                     .insert(ns, Namespace::new(dumper, destroys, pod, pid, pass));
             }
@@ -426,7 +650,12 @@ impl Kernel {
     /// `Ok(None)`: the namespace could not be entered or its sockets made (it went away; tried
     /// again next pass). `Err`: the agent could not come back to its own namespace, and stops:
     /// every socket it made after that would be another namespace's.
-    fn enter(&self, ns: u64, pid: i32) -> io::Result<Option<(Dumper, DestroyListener)>> {
+    fn enter(
+        &self,
+        ns: u64,
+        pid: i32,
+        listen: bool,
+    ) -> io::Result<Option<(Dumper, Option<DestroyListener>)>> {
         use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
         let path = self.cfg.proc_root.join(pid.to_string()).join("ns/net");
         let Ok(target) = File::open(path) else {
@@ -438,8 +667,14 @@ impl Kernel {
         if move_into_link_name_space(target.as_fd(), Some(LinkNameSpaceType::Network)).is_err() {
             return Ok(None);
         }
-        let made =
-            Dumper::new().and_then(|d| Ok((d, DestroyListener::new(self.cfg.destroy_rcvbuf)?)));
+        let made = Dumper::new().and_then(|d| {
+            let listener = if listen {
+                Some(DestroyListener::new(self.cfg.destroy_rcvbuf)?)
+            } else {
+                None
+            };
+            Ok((d, listener))
+        });
         move_into_link_name_space(self.home.as_fd(), Some(LinkNameSpaceType::Network)).map_err(
             |e| {
                 io::Error::other(format!(

@@ -3,6 +3,8 @@
 //! the final `tcp_info` of each socket as it is freed (net/core/sock_diag.c,
 //! `sock_diag_broadcast_destroy`).
 use std::io;
+
+use hashbrown::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
 use netlink_packet_core::{
@@ -273,10 +275,31 @@ impl Dumper {
         Ok(())
     }
 
+    /// The listening ports of the namespace (IPv4 and IPv6). A dump of `LISTEN` alone walks
+    /// only the kernel's listening hash.
+    pub fn listening_ports(&mut self) -> io::Result<HashSet<u16>> {
+        let mut ports = HashSet::new();
+        for family in [AF_INET, AF_INET6] {
+            self.dump_states(family, 1 << TCP_LISTEN, &mut |r| {
+                ports.insert(r.local.port());
+            })?;
+        }
+        Ok(ports)
+    }
+
     fn dump_family(&mut self, family: u8, f: &mut dyn FnMut(SockRecord)) -> io::Result<()> {
         let skip = (1u32 << TCP_TIME_WAIT) | (1 << TCP_SYN_RECV);
         // States 1 (ESTABLISHED) to 11 (CLOSING), include/net/tcp_states.h.
         let states = ((1u32 << (TCP_CLOSING + 1)) - 2) & !skip;
+        self.dump_states(family, states, f)
+    }
+
+    fn dump_states(
+        &mut self,
+        family: u8,
+        states: u32,
+        f: &mut dyn FnMut(SockRecord),
+    ) -> io::Result<()> {
         let seq = self.next_seq();
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use hashbrown::{HashMap, HashSet};
 
+use super::closes::{Flow, Sums};
 use super::sockdiag::{
     SockRecord, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_SENT,
 };
@@ -65,6 +66,18 @@ struct Seen {
     inode: u32,
     /// Its namespace's dump that last saw it.
     dump: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// Its connect or accept was counted (not for a socket of the agent's first dump).
+    opened: bool,
+}
+
+/// A socket gone from its namespace's dump whose close the kernel summed into its flow
+/// (`closes::Closes`): what of it was counted already, to take out of the flow's sums.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted {
+    pub flow: Flow,
+    pub sums: Sums,
 }
 
 fn fin_received(state: u8) -> bool {
@@ -77,6 +90,9 @@ pub struct SocketTable {
     seen: HashMap<(u64, u64), Seen>,
     /// Ports listening in each namespace, from the latest dump.
     listening: HashMap<u64, HashSet<u16>>,
+    /// Namespaces whose listening ports only grow (their closes are summed in the kernel,
+    /// which keys a flow's side by the ports that ever listened there).
+    cumulative: HashSet<u64>,
     /// How many times each namespace was dumped. A namespace is not dumped in a pass where
     /// its TCP counters did not move, so "missing" is counted in its own dumps.
     dumps: HashMap<u64, u64>,
@@ -112,8 +128,19 @@ impl SocketTable {
             .filter(|r| r.state == TCP_LISTEN)
             .map(|r| r.local.port())
             .collect();
-        self.listening.insert(netns, ports);
+        if self.cumulative.contains(&netns) {
+            self.listening.entry(netns).or_default().extend(ports);
+        } else {
+            self.listening.insert(netns, ports);
+        }
         self.seen_in(netns, records, baseline, out);
+    }
+
+    /// Ports that listen in `netns` besides those its dumps find; from now on its ports only
+    /// grow.
+    pub fn add_listening(&mut self, netns: u64, ports: &HashSet<u16>) {
+        self.cumulative.insert(netns);
+        self.listening.entry(netns).or_default().extend(ports);
     }
 
     /// A namespace's known sockets, each looked up (`Dumper::lookup`): a dump that found no
@@ -181,6 +208,9 @@ impl SocketTable {
                     server,
                     inode,
                     dump,
+                    local: r.local,
+                    remote: r.remote,
+                    opened: false,
                 }
             }
             None => {
@@ -197,6 +227,9 @@ impl SocketTable {
                     server,
                     inode,
                     dump,
+                    local: r.local,
+                    remote: r.remote,
+                    opened: true,
                 }
             }
         };
@@ -223,6 +256,9 @@ impl SocketTable {
                     server,
                     inode: if inode == 0 { r.inode } else { inode },
                     dump,
+                    local: r.local,
+                    remote: r.remote,
+                    opened: base.opened,
                 },
             );
         }
@@ -250,9 +286,33 @@ impl SocketTable {
         (before - self.seen.len()) as u64
     }
 
+    /// The sockets of `netns` missing from its latest dump, let go of: in a namespace whose
+    /// closes the kernel sums, each was closed and its final counters are in its flow's sums;
+    /// what the agent counted of it already is returned, to be taken out of them. `all`: every
+    /// socket of `netns` (the namespace is gone).
+    pub fn closed_in_kernel(&mut self, netns: u64, all: bool, out: &mut Vec<Counted>) {
+        let last = self.dumps.get(&netns).copied().unwrap_or(0);
+        self.seen.retain(|(ns, _), s| {
+            if *ns != netns || (!all && s.dump >= last) {
+                return true;
+            }
+            out.push(Counted {
+                flow: Flow::of(netns, s.server, s.local, s.remote),
+                sums: Sums {
+                    closes: u64::from(s.opened),
+                    sent: s.sent,
+                    retrans: s.retrans,
+                    received: s.received,
+                },
+            });
+            false
+        });
+    }
+
     /// A namespace the agent no longer follows.
     pub fn forget(&mut self, netns: u64) -> u64 {
         self.listening.remove(&netns);
+        self.cumulative.remove(&netns);
         self.dumps.remove(&netns);
         let before = self.seen.len();
         self.seen.retain(|(ns, _), _| *ns != netns);

@@ -28,6 +28,12 @@ pub struct Agent {
 impl Agent {
     /// `kovenant agent --source none --cluster-snapshot S --node-name NODE --window 1s EXTRA`.
     pub fn start(s: &Scenario, extra: &[&str]) -> Agent {
+        Agent::start_under(s, &[], extra)
+    }
+
+    /// The same, run by the command `wrapper` (its program and arguments, then `--`) when it
+    /// is not empty.
+    pub fn start_under(s: &Scenario, wrapper: &[&str], extra: &[&str]) -> Agent {
         let snap = s.snapshot();
         let mut args: Vec<String> = ["agent", "--cluster-snapshot"]
             .iter()
@@ -48,6 +54,10 @@ impl Agent {
         if let Some(bin) = std::env::var_os("KOVENANT_KERNEL_AGENT") {
             cmd = std::process::Command::new(bin);
             cmd.env("NO_COLOR", "1");
+        }
+        if let Some((program, rest)) = wrapper.split_first() {
+            cmd = std::process::Command::new(program);
+            cmd.args(rest).arg("--").arg(binary()).env("NO_COLOR", "1");
         }
         let mut child = cmd
             .args(&args)
