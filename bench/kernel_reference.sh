@@ -4,8 +4,9 @@
 # keep-alive connections at full speed plus 100 short connections a second. Measured at once:
 #   - the read/write-family system calls of the two pods (syscall tracepoints, bpftrace): each
 #     would have been one or two Tetragon events under the seed's per-call policies;
-#   - what the live agent read instead (its kovenant_agent points: sockets dumped, processes
-#     read, destroy notifications, Tetragon events), and the ratio;
+#   - what the live agent read instead (its kovenant_agent points: sockets dumped or looked up,
+#     processes read, destroy notifications, entries of the kernel's closed-socket sums,
+#     Tetragon events), and the ratio;
 #   - the agent's CPU time per window (/proc/PID/stat) and its peak RSS;
 #   - the agent's totals against the load generator's own byte counts.
 # Usage: bench/kernel_reference.sh [SECONDS] [WINDOW]   (default 30 10s)
@@ -142,7 +143,8 @@ for line in open(work + "/agent.lp"):
     f = {k: int(v[:-1]) for k, v in (x.split("=") for x in fields.split(","))}
     points.append((m, dict(t.split("=", 1) for t in tags), f))
 agent = [f for m, _, f in points if m == "kovenant_agent"]
-read = sum(f.get("sockets", 0) + f.get("processes", 0) + f.get("destroy_events", 0) + f.get("tetragon_events", 0) for f in agent)
+kinds = ("sockets", "processes", "destroy_events", "closed_flows", "tetragon_events")
+read = sum(f.get(k, 0) for f in agent for k in kinds)
 flows = [(t, f) for m, t, f in points if m == "tcp_flow" and t.get("src_namespace") == "kref"]
 cli = [f for t, f in flows if t.get("src_workload") == "loadgen" and t.get("role") == "client"]
 srv = [f for t, f in flows if t.get("src_workload") == "web" and t.get("role") == "server"]
@@ -151,7 +153,7 @@ windows = len(agent)
 cpu_s = (int(cpu1) - int(cpu0)) / int(hz)
 print(f"load: {load['requests']} requests in {secs:.1f} s ({load['requests']/secs:,.0f}/s), {load['connections']} connections, {load['failures']} failures")
 print(f"read/write-family calls of the two pods: {calls:,} ({calls/secs:,.0f}/s); per-call Tetragon events at 2 per call (kprobe + syscall hook): {2*calls:,}")
-print(f"agent read: {read:,} records in {windows} windows (sockets + processes + destroy notifications + Tetragon events)")
+print(f"agent read: {read:,} records in {windows} windows (" + ", ".join(f"{k} {sum(f.get(k, 0) for f in agent):,}" for k in kinds) + ")")
 print(f"ratio: {calls/max(read,1):,.0f}x fewer than the calls, {2*calls/max(read,1):,.0f}x fewer than the per-call events")
 tot = lambda k: sum(f.get(k, 0) for f in agent)
 print(f"agent totals: destroy_events {tot('destroy_events'):,}, destroys_lost {tot('destroys_lost'):,}, sample_us {tot('sample_us'):,}")

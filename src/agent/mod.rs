@@ -185,6 +185,18 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
             }
         }
     }
+    // The kernel's readers first: loading the closes program parses the kernel's BTF (tens of
+    // MB, freed at once), before the cluster's objects take their memory.
+    let kernel = if args.no_kernel {
+        None
+    } else {
+        let cfg = kernel::Config {
+            proc_root: args.proc_root.clone(),
+            destroy_rcvbuf: args.destroy_rcvbuf,
+            closes: args.socket_closes,
+        };
+        Some(kernel::Kernel::open(cfg).map_err(|e| Error::step("agent", e.to_string()))?)
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -244,12 +256,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
         top_peers: args.top_peers,
         pod_activity: args.pod_activity,
     };
-    if !args.no_kernel {
-        let cfg = kernel::Config {
-            proc_root: args.proc_root.clone(),
-            destroy_rcvbuf: args.destroy_rcvbuf,
-            closes: args.socket_closes,
-        };
+    if let Some(kernel) = kernel {
         let live = LiveRun {
             index,
             updates,
@@ -259,7 +266,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs, printer: &Printer) -> Result<(
             node,
             stop,
         };
-        let result = run_live(live, cfg, &source, &runtime, args, printer);
+        let result = run_live(live, kernel, &source, &runtime, args, printer);
         if let Some((rt, _)) = runtime {
             rt.shutdown_background();
         }
@@ -355,14 +362,13 @@ struct LiveRun<'a> {
 /// socket owners they name. SIGTERM or SIGINT: a last pass and window, then the end.
 fn run_live(
     live: LiveRun<'_>,
-    cfg: kernel::Config,
+    mut kernel: kernel::Kernel,
     source: &Source,
     runtime: &Option<(tokio::runtime::Runtime, kube::Client)>,
     args: &AgentArgs,
     printer: &Printer,
 ) -> io::Result<()> {
     use std::sync::atomic::Ordering;
-    let mut kernel = kernel::Kernel::open(cfg)?;
     let shared = Arc::new(socket_owners::Shared::default());
     let mut agent = Agent::new(live.index, live.window_ns, live.limits, live.node);
     if *source != Source::None {

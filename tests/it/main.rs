@@ -8,6 +8,7 @@ mod agent_kube_watch;
 mod agent_mapped;
 mod agent_rotation;
 mod agent_support;
+mod bpf_object;
 mod chart;
 mod cli;
 mod cluster;
