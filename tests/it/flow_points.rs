@@ -200,6 +200,7 @@ pub fn generate(start_ms: i64, windows: i64, seed: u64) -> Vec<Point> {
                 ("processes", 150 + rng.below(250)),
                 ("destroy_events", rng.below(50)),
                 ("destroys_lost", if w == 3 { 2 } else { 0 }),
+                ("closed_flows", rng.below(20)),
                 ("sample_us", 2_000 + rng.below(7_000)),
                 ("tetragon_lines", lines),
                 ("tetragon_events", lines - bad - 3),

@@ -182,6 +182,14 @@ pub struct Kernel {
 impl Kernel {
     pub fn open(cfg: Config) -> io::Result<Kernel> {
         let home = File::open("/proc/thread-self/ns/net")?;
+        // Each process's `io` file stays open from pass to pass (procs.rs): as many files as
+        // the node has processes, past the usual soft limit of 1,024. Those the limit still
+        // refuses are read anew each pass.
+        let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit);
+        }
         let mut notices = Vec::new();
         let closes = match cfg.closes {
             ClosesFrom::Notifications => None,

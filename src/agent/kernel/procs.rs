@@ -82,24 +82,40 @@ pub struct Scan {
     pub pids: HashSet<i32>,
     /// Processes listed but not readable (gone mid-pass, or no right to read them).
     pub unreadable: u64,
-    /// The pod and namespace of each process as first read, while it stays the same program.
+    /// Each process the agent follows, by pid.
     known: HashMap<i32, Known>,
     /// Passes so far, to forget processes that are gone.
     pass: u64,
     buf: Vec<u8>,
 }
 
-/// What does not change while a process runs the same program: container runtimes and `ip
-/// netns exec` place a process in its cgroup and namespace before they exec its program, and
-/// a new program is a new command name.
+/// A process followed from pass to pass. Its `io` file stays open: a `/proc` file belongs to
+/// the process it was opened for, not to its pid (a read answers ESRCH once that process is
+/// reaped, whoever has the pid by then), so one `pread` a pass reads its counters and proves
+/// it is the same process, where opening `stat` and `io` anew cost two opens, two reads and
+/// two closes, and `stat` is the dearest file of the two for the kernel to write
+/// (`do_task_stat`). `stat` is read again only where it can have changed: the parent, when the
+/// parent is gone (the orphan was reparented), and the command name in a process's first
+/// passes (runtimes place a process in its pod's cgroup and namespace before they exec its
+/// program) and once every `RECHECK_EVERY` passes after.
 #[derive(Debug)]
 struct Known {
     start: u64,
     comm: String,
+    ppid: i32,
     pod: Option<u128>,
     netns: u64,
+    /// A kernel thread: followed only to know its pid is taken.
+    kthread: bool,
+    /// `None`: it could not be kept open (the agent's file limit); read anew each pass.
+    io: Option<std::fs::File>,
+    first: u64,
     pass: u64,
 }
+
+/// How many passes a new process's `stat` is read in, and how often after that.
+const YOUNG_PASSES: u64 = 3;
+const RECHECK_EVERY: u64 = 30;
 
 const PF_KTHREAD: u64 = 0x0020_0000;
 
@@ -110,98 +126,194 @@ pub fn scan(root: &Path, out: &mut Scan) {
     out.pids.clear();
     out.unreadable = 0;
     out.pass += 1;
-    let Ok(all) = procfs::process::all_processes_with_root(root) else {
+    let Ok(dir) = std::fs::read_dir(root) else {
         return;
     };
-    for p in all {
-        let Ok(p) = p else {
-            out.unreadable += 1;
+    for entry in dir {
+        let Some(pid) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        else {
             continue;
         };
-        out.pids.insert(p.pid());
-        match read(root, &p, out) {
+        out.pids.insert(pid);
+        match read(root, pid, out) {
             Some(Some(proc)) => out.procs.push(proc),
             Some(None) => {}
             None => out.unreadable += 1,
         }
     }
     let pass = out.pass;
-    out.known.retain(|_, k| k.pass == pass);
+    let before = out.known.len();
+    let mut gone = HashSet::new();
+    out.known.retain(|pid, k| {
+        if k.pass != pass {
+            gone.insert(*pid);
+        }
+        k.pass == pass
+    });
+    // An orphan's parent is now its reaper: read again where the parent went.
+    if before != out.known.len() {
+        for p in out.procs.iter_mut().filter(|p| gone.contains(&p.ppid)) {
+            if let Some(stat) = stat_of(root, p.pid, &mut out.buf)
+                && stat.starttime == p.start
+            {
+                p.ppid = stat.ppid;
+                if let Some(k) = out.known.get_mut(&p.pid) {
+                    k.ppid = stat.ppid;
+                }
+            }
+        }
+    }
 }
 
 /// `Some(None)` for a kernel thread; `None` when the process cannot be read whole.
-fn read(root: &Path, p: &procfs::process::Process, scan: &mut Scan) -> Option<Option<Proc>> {
-    let stat: procfs::process::Stat = parse(p, "stat", &mut scan.buf)?;
-    if u64::from(stat.flags) & PF_KTHREAD != 0 {
-        return Some(None);
+fn read(root: &Path, pid: i32, scan: &mut Scan) -> Option<Option<Proc>> {
+    let pass = scan.pass;
+    if let Some(k) = scan.known.get_mut(&pid)
+        && let Some(file) = &k.io
+    {
+        // Its own process still: its counters, and (young, or its turn) its stat again.
+        if let Some(io) = pread_io(file, &mut scan.buf) {
+            k.pass = pass;
+            if k.kthread {
+                return Some(None);
+            }
+            let recheck = pass - k.first < YOUNG_PASSES
+                || (pass + pid.unsigned_abs() as u64).is_multiple_of(RECHECK_EVERY);
+            if recheck {
+                let stat = stat_of(root, pid, &mut scan.buf)?;
+                if stat.starttime != k.start {
+                    // Reaped between the two reads: taken as new next pass.
+                    return None;
+                }
+                k.ppid = stat.ppid;
+                if stat.comm != k.comm {
+                    k.comm = stat.comm;
+                    (k.pod, k.netns) = placement(root, pid, &mut scan.buf)?;
+                }
+            }
+            return Some(Some(Proc {
+                pid,
+                ppid: k.ppid,
+                start: k.start,
+                io,
+                pod: k.pod,
+                netns: k.netns,
+            }));
+        }
+        // Reaped: the pid, if listed, is another process's.
+        scan.known.remove(&pid);
     }
-    let io: procfs::process::Io = parse(p, "io", &mut scan.buf)?;
-    let pid = p.pid();
+    let stat = stat_of(root, pid, &mut scan.buf)?;
+    let kthread = u64::from(stat.flags) & PF_KTHREAD != 0;
     let known = scan
         .known
         .get_mut(&pid)
         .filter(|k| k.start == stat.starttime && k.comm == stat.comm);
-    let (pod, netns) = match known {
+    let (pod, netns, file) = match known {
+        // Read anew each pass (its file could not be kept open).
         Some(k) => {
-            k.pass = scan.pass;
-            (k.pod, k.netns)
+            k.pass = pass;
+            k.ppid = stat.ppid;
+            (k.pod, k.netns, None)
         }
         None => {
-            let netns = std::fs::metadata(root.join(pid.to_string()).join("ns/net"))
-                .ok()?
-                .ino();
-            let cgroup = read_once(p, "cgroup", &mut scan.buf)?;
-            let pod = pod_of_process(std::str::from_utf8(cgroup).ok()?);
+            let (pod, netns) = if kthread {
+                (None, 0)
+            } else {
+                placement(root, pid, &mut scan.buf)?
+            };
+            let file = std::fs::File::open(root.join(pid.to_string()).join("io")).ok();
             scan.known.insert(
                 pid,
                 Known {
                     start: stat.starttime,
                     comm: stat.comm,
+                    ppid: stat.ppid,
                     pod,
                     netns,
-                    pass: scan.pass,
+                    kthread,
+                    io: None,
+                    first: pass,
+                    pass,
                 },
             );
-            (pod, netns)
+            (pod, netns, file)
         }
     };
+    if kthread {
+        if let Some(k) = scan.known.get_mut(&pid) {
+            k.io = file;
+        }
+        return Some(None);
+    }
+    let io = match &file {
+        Some(f) => pread_io(f, &mut scan.buf)?,
+        None => {
+            let io: procfs::process::Io =
+                procfs::FromRead::from_read(read_path(root, pid, "io", &mut scan.buf)?).ok()?;
+            to_io(&io)
+        }
+    };
+    if let Some(k) = scan.known.get_mut(&pid)
+        && file.is_some()
+    {
+        k.io = file;
+    }
     Some(Some(Proc {
         pid,
         ppid: stat.ppid,
         start: stat.starttime,
-        io: Io {
-            reads: io.syscr,
-            read_bytes: io.rchar,
-            writes: io.syscw,
-            write_bytes: io.wchar,
-            disk_read_bytes: io.read_bytes,
-            disk_write_bytes: io.write_bytes,
-        },
+        io,
         pod,
         netns,
     }))
 }
 
-/// A file of the process, parsed by procfs from one read.
-fn parse<T: procfs::FromRead>(
-    p: &procfs::process::Process,
-    name: &str,
-    buf: &mut Vec<u8>,
-) -> Option<T> {
-    T::from_read(read_once(p, name, buf)?).ok()
+/// A process's pod (from its cgroup) and network namespace.
+fn placement(root: &Path, pid: i32, buf: &mut Vec<u8>) -> Option<(Option<u128>, u64)> {
+    let netns = std::fs::metadata(root.join(pid.to_string()).join("ns/net"))
+        .ok()?
+        .ino();
+    let cgroup = read_path(root, pid, "cgroup", buf)?;
+    let pod = pod_of_process(std::str::from_utf8(cgroup).ok()?);
+    Some((pod, netns))
 }
 
-/// The whole of a `/proc/<pid>` file, opened relative to the process's directory. These files
-/// (`stat`, `io`, `cgroup`) are single-record seq files (fs/proc/base.c, `ONE`): a read that
-/// does not fill the buffer returned all of it, so one read is enough where `read_to_end`
-/// would make two and a `statx`.
-fn read_once<'a>(
-    p: &procfs::process::Process,
-    name: &str,
-    buf: &'a mut Vec<u8>,
-) -> Option<&'a [u8]> {
+fn stat_of(root: &Path, pid: i32, buf: &mut Vec<u8>) -> Option<procfs::process::Stat> {
+    procfs::FromRead::from_read(read_path(root, pid, "stat", buf)?).ok()
+}
+
+fn to_io(io: &procfs::process::Io) -> Io {
+    Io {
+        reads: io.syscr,
+        read_bytes: io.rchar,
+        writes: io.syscw,
+        write_bytes: io.wchar,
+        disk_read_bytes: io.read_bytes,
+        disk_write_bytes: io.write_bytes,
+    }
+}
+
+/// The counters of an open `io` file, read again from its start (a seq file starts over at
+/// offset 0). `None` once its process is reaped.
+fn pread_io(file: &std::fs::File, buf: &mut Vec<u8>) -> Option<Io> {
+    use std::os::unix::fs::FileExt;
+    if buf.len() < 8192 {
+        buf.resize(8192, 0);
+    }
+    let n = file.read_at(buf, 0).ok()?;
+    let io: procfs::process::Io = procfs::FromRead::from_read(&buf[..n]).ok()?;
+    Some(to_io(&io))
+}
+
+/// The whole of `/proc/<pid>/NAME`. These files (`stat`, `io`, `cgroup`) are single-record seq
+/// files (fs/proc/base.c, `ONE`): a read that does not fill the buffer returned all of it, so
+/// one read is enough where `read_to_end` would make two and a `statx`.
+fn read_path<'a>(root: &Path, pid: i32, name: &str, buf: &'a mut Vec<u8>) -> Option<&'a [u8]> {
     use std::io::Read;
-    let mut file = p.open_relative(name).ok()?;
+    let mut file = std::fs::File::open(root.join(pid.to_string()).join(name)).ok()?;
     if buf.len() < 8192 {
         buf.resize(8192, 0);
     }
