@@ -134,3 +134,84 @@ fn kernel_a_process_that_lives_between_two_samples_is_counted_with_its_sockets()
         "{io:?}"
     );
 }
+
+/// An orphan: its parent exits after the agent has seen it, so the kernel reparents it to the
+/// pod's subreaper, which reaps it. Its totals land in the subreaper's `io`, and the agent
+/// (which reads a process's parent again when the parent is gone) takes what it counted of the
+/// orphan from the subreaper, not from the parent that is gone: counted once.
+#[test]
+fn kernel_an_orphan_its_subreaper_reaps_is_counted_once() {
+    let mut s = Scenario::new("orphan");
+    let pod = s.pod("batch", Layout::SystemdV2);
+    let (f1, f2) = (s.file("data"), s.file("done"));
+    let (f1, f2) = (f1.to_str().unwrap(), f2.to_str().unwrap());
+    let mut p = s.start(
+        pod,
+        &[
+            "subreaper",
+            "orphan",
+            "write",
+            f1,
+            "300000",
+            "4096",
+            "wait2",
+            "read",
+            f1,
+            "65536",
+            "end",
+            "reap",
+            "write",
+            f2,
+            "1000",
+            "1000",
+            "wait2",
+        ],
+    );
+    let agent = Agent::start(&s, &[]);
+    p.go();
+    let start = Instant::now();
+    let (parent, orphan) = loop {
+        let kids = p.children();
+        let grandkids: Vec<u32> = kids
+            .first()
+            .map(|c| {
+                std::fs::read_to_string(format!("/proc/{c}/task/{c}/children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let (Some(&c), Some(&g)) = (kids.first(), grandkids.first()) {
+            break (c, g);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no grandchild forked"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    wait_written(orphan, 300_000);
+    // The agent sees it with its first parent, for longer than a new process's stat is read
+    // again each pass (procs.rs, YOUNG_PASSES)...
+    agent.wait_windows(5);
+    crate::kernel::signal(parent, libc::SIGUSR1);
+    while !p.children().contains(&orphan) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never reparented"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // ...and with its subreaper, then it reads, exits and is reaped.
+    agent.wait_windows(2);
+    crate::kernel::signal(orphan, libc::SIGUSR2);
+    finish(&agent, &mut [&mut p]);
+    let points = agent.stop();
+    let io = io_of(&s, &points, pod);
+    assert_eq!(
+        (field(&io, "write_bytes"), field(&io, "read_bytes")),
+        (301_000, 300_000),
+        "(write_bytes, read_bytes): {io:?}"
+    );
+}

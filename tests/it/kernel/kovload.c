@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -264,10 +265,45 @@ static int run(int argc, char **argv, int i) {
       ARGS(1);
       sleep_ms(num(argv[i + 1]));
       i += 2;
+    } else if (!strcmp(s, "subreaper")) {
+      /* Orphans below this process are reparented to it, not to init. */
+      if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) die("prctl");
+      i += 1;
+    } else if (!strcmp(s, "reap")) {
+      /* Reaps one child: an orphan reparented here. */
+      int status;
+      if (waitpid(-1, &status, 0) < 0) die("waitpid");
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("orphan failed");
+      i += 1;
+    } else if (!strcmp(s, "orphan")) {
+      /* A child that forks a grandchild to run the steps up to "end", then waits for SIGUSR1
+       * and exits: the grandchild is orphaned (reparented to the nearest subreaper). */
+      int end = i + 1, depth = 1;
+      while (end < argc && depth > 0) {
+        if (!strcmp(argv[end], "child") || !strcmp(argv[end], "orphan")) depth++;
+        if (!strcmp(argv[end], "end")) depth--;
+        end++;
+      }
+      if (depth != 0) fail("orphan without end");
+      pid_t pid = fork();
+      if (pid < 0) die("fork");
+      if (pid == 0) {
+        pid_t grandchild = fork();
+        if (grandchild < 0) die("fork");
+        if (grandchild == 0) {
+          run(argc, argv, i + 1);
+          _exit(0);
+        }
+        wait_signal(SIGUSR1);
+        _exit(0);
+      }
+      int status;
+      if (waitpid(pid, &status, 0) < 0) die("waitpid");
+      i = end;
     } else if (!strcmp(s, "child")) {
       int end = i + 1, depth = 1;
       while (end < argc && depth > 0) {
-        if (!strcmp(argv[end], "child")) depth++;
+        if (!strcmp(argv[end], "child") || !strcmp(argv[end], "orphan")) depth++;
         if (!strcmp(argv[end], "end")) depth--;
         end++;
       }
