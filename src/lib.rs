@@ -2,7 +2,8 @@
 // No unsafe code but the agent's memory map of a replayed file, under a lease
 // (src/agent/source/mapped.rs, the one `allow`), and the prctl that makes a helm child die with
 // kovenant (src/backend/helm/children.rs, `die_with_parent`), and the three plain-data key and
-// value types of the agent's BPF maps (src/agent/kernel/closes.rs, `aya::Pod`).
+// value types of the agent's BPF maps and the `malloc_trim` after their program is loaded
+// (src/agent/kernel/closes.rs).
 #![deny(unsafe_code)]
 
 pub mod agent;

@@ -169,8 +169,9 @@ pub struct Closes {
 }
 
 /// The kernel's BTF, parsed to relocate the program (some 34 MB of small allocations for the
-/// 5.5 MB `/sys/kernel/btf/vmlinux` of kernel 6.18), is freed once the program is loaded; glibc keeps freed
-/// small blocks for reuse, so that memory stays in the agent's RSS until it is handed back.
+/// 5.5 MB `/sys/kernel/btf/vmlinux` of kernel 6.18), is freed once the program is loaded;
+/// glibc keeps freed small blocks for reuse, so that memory stays in the agent's RSS until it
+/// is handed back.
 #[allow(unsafe_code)]
 fn give_back_freed_memory() {
     // SAFETY: malloc_trim only returns free memory of glibc's heaps to the kernel; no pointer
@@ -269,9 +270,10 @@ impl Closes {
         out
     }
 
-    /// Lets go of a namespace that is gone: its listening ports and its flows (a socket of it
-    /// that closes later makes its flow's entry again, read as new).
-    pub fn forget(&mut self, netns: u64) {
+    /// Lets go of a namespace that is gone: its listening ports and its flows, whose closes
+    /// since the last read are added to `out` (a socket of it that closes later makes its
+    /// flow's entry again, read as new).
+    pub fn forget(&mut self, netns: u64, out: &mut Vec<(Flow, Sums)>) {
         let ports: Vec<ListenKey> = self
             .listening
             .keys()
@@ -282,15 +284,18 @@ impl Closes {
             let _ = self.listening.remove(&k);
         }
         self.ports.remove(&netns);
-        let keys: Vec<FlowKey> = self
+        let flows: Vec<(FlowKey, Sums)> = self
             .flows
-            .keys()
+            .iter()
             .filter_map(Result::ok)
-            .filter(|k| u64::from(k.netns) == netns)
+            .filter(|(k, _)| u64::from(k.netns) == netns)
             .collect();
-        for k in keys {
+        for (k, v) in flows {
             let _ = self.flows.remove(&k);
-            self.last.remove(&k);
+            let d = v.since(&self.last.remove(&k).unwrap_or_default());
+            if !d.is_zero() {
+                out.push((Flow::from_key(&k), d));
+            }
         }
     }
 

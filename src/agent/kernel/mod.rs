@@ -400,7 +400,7 @@ impl Kernel {
         self.drain_destroys(None)?;
         let mut out = Pass::default();
         self.share_listening();
-        let closed = self.read_closes(pass, baseline, &mut out.stats)?;
+        let mut closed = self.read_closes(pass, baseline, &mut out.stats)?;
         let mut gone = Vec::new();
         for (&ns, n) in &mut self.namespaces {
             self.records.clear();
@@ -482,7 +482,7 @@ impl Kernel {
                 && let Some(c) = self.closes.as_mut()
             {
                 self.sockets.closed_in_kernel(ns, true, &mut self.counted);
-                c.forget(ns);
+                c.forget(ns, &mut closed);
             }
             lost += self.sockets.forget(ns);
         }
