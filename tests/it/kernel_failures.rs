@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::kernel::*;
-use crate::kernel_flows::both_ends;
+use crate::kernel_flows::many_short_connections;
 
 #[test]
 fn kernel_a_namespace_deleted_with_its_sockets_open_keeps_its_final_counts() {
@@ -235,32 +235,13 @@ fn kernel_an_agent_run_as_nobody_names_a_capability_it_lacks() {
 /// stands for CAP_BPF and CAP_PERFMON in the kernel's checks (docs/security.md).
 #[test]
 fn kernel_the_daemonsets_capabilities_load_the_closes_program() {
-    let mut s = Scenario::new("bpfcaps");
-    let client = s.pod("client", Layout::CgroupfsV2);
-    let server = s.pod("server", Layout::SystemdV2);
-    s.link(Side::Pod(client), Side::Pod(server));
-    let ip = s.pods[server].ip4.clone();
-    let mut srv = s.start(
-        server,
-        &["listen", &ip, "8080", "serve", "20", "10", "30", "wait2"],
-    );
-    let mut cli = s.start(client, &["connect", &ip, "8080", "20", "10", "30", "wait2"]);
-    let agent = Agent::start_under(
-        &s,
+    let points = many_short_connections(
         &[
             "setpriv",
             "--inh-caps=-all",
             "--bounding-set=-all,+sys_admin,+sys_ptrace,+dac_read_search,+net_admin",
         ],
         &["--socket-closes", "kernel"],
-    );
-    srv.go();
-    cli.go();
-    finish(&agent, &mut [&mut cli, &mut srv]);
-    let points = agent.stop();
-    assert_flows(
-        &flows(&s, &points),
-        &both_ends(&s, client, server, 8080, 20, 10, 30),
     );
     let t = agent_totals(&points);
     assert_eq!(t.get("destroys_lost"), Some(&0), "{t:?}");

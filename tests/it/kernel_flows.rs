@@ -4,7 +4,7 @@
 use crate::kernel::*;
 
 /// Both ends of `conns` request/response connections from `client` to `server` on `port`.
-pub fn both_ends(
+fn both_ends(
     s: &Scenario,
     client: usize,
     server: usize,
@@ -58,7 +58,7 @@ fn io_bytes(s: &Scenario, points: &[crate::agent_support::Point], pod: usize) ->
 /// The agent's default: closes summed by flow in the kernel (`closed_flows` says so).
 #[test]
 fn kernel_many_short_connections_are_counted_exactly_on_both_ends() {
-    let points = many_short_connections(&[]);
+    let points = many_short_connections(&[], &[]);
     assert!(
         agent_field(&points, "closed_flows").iter().any(|&n| n >= 2),
         "the closes were summed in the kernel: closed_flows by window {:?}",
@@ -69,7 +69,7 @@ fn kernel_many_short_connections_are_counted_exactly_on_both_ends() {
 /// The same from a destroy notification per socket (kernels that refuse the program).
 #[test]
 fn kernel_many_short_connections_are_counted_exactly_from_destroy_notifications() {
-    let points = many_short_connections(&["--socket-closes", "notifications"]);
+    let points = many_short_connections(&[], &["--socket-closes", "notifications"]);
     assert_eq!(
         agent_field(&points, "closed_flows").iter().sum::<i64>(),
         0,
@@ -82,7 +82,12 @@ fn kernel_many_short_connections_are_counted_exactly_from_destroy_notifications(
     );
 }
 
-fn many_short_connections(agent_args: &[&str]) -> Vec<crate::agent_support::Point> {
+/// 300 connections between two pods, 1,000 bytes each way and 5,000 back, under an agent run
+/// by `wrapper` (see `Agent::start_under`) with `agent_args`: every total exact.
+pub fn many_short_connections(
+    wrapper: &[&str],
+    agent_args: &[&str],
+) -> Vec<crate::agent_support::Point> {
     let mut s = Scenario::new("short");
     let client = s.pod("client", Layout::CgroupfsV1);
     let server = s.pod("server", Layout::SystemdV2);
@@ -98,7 +103,7 @@ fn many_short_connections(agent_args: &[&str]) -> Vec<crate::agent_support::Poin
         client,
         &["connect", &ip, "8080", "300", "1000", "5000", "wait2"],
     );
-    let agent = Agent::start(&s, agent_args);
+    let agent = Agent::start_under(&s, wrapper, agent_args);
     srv.go();
     cli.go();
     // pod_io is exact when the agent samples a process after its last I/O: these exit
