@@ -279,9 +279,10 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES", hide = true)]
     pub destroy_rcvbuf: usize,
     /// Where closed sockets' final counters come from: kernel sums them by flow in the kernel
-    /// (a BPF program on the tracepoint sock:inet_sock_set_state; needs BTF, CAP_BPF and
-    /// CAP_PERFMON), notifications reads a destroy notification per socket, auto takes kernel
-    /// where the kernel loads it. The host network namespace always uses notifications.
+    /// (a BPF program on the tracepoint sock:inet_sock_set_state; needs the kernel's BTF, and
+    /// CAP_SYS_ADMIN or CAP_BPF with CAP_PERFMON), notifications reads a destroy notification
+    /// per socket, auto takes kernel where the kernel loads it. The host network namespace
+    /// always uses notifications.
     #[arg(long, value_enum, default_value = "auto", value_name = "FROM")]
     pub socket_closes: crate::agent::ClosesFrom,
     /// With file:PATH, read the file from its start instead of its end.

@@ -31,8 +31,8 @@ pub use self::sockets::{FlowCounts, SocketDelta};
 /// Where the final counters of closed sockets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClosesFrom {
-    /// Summed by flow in the kernel (`bpf/closes.bpf.c`) where the kernel loads it, else
-    /// destroy notifications.
+    /// Summed by flow in the kernel where the kernel takes the program, else destroy
+    /// notifications.
     Auto,
     /// Summed by flow in the kernel, or the agent stops.
     Kernel,
@@ -197,7 +197,7 @@ impl Kernel {
                 io::Error::other(format!(
                     "--socket-closes kernel: the kernel did not take the closes program ({e}); \
                      it needs BTF (/sys/kernel/btf/vmlinux), the tracepoint \
-                     sock:inet_sock_set_state, and CAP_BPF with CAP_PERFMON"
+                     sock:inet_sock_set_state, and CAP_SYS_ADMIN or CAP_BPF with CAP_PERFMON"
                 ))
             })?),
             ClosesFrom::Auto => match Closes::load() {
