@@ -68,8 +68,6 @@ struct Seen {
     dump: u64,
     local: SocketAddr,
     remote: SocketAddr,
-    /// Its connect or accept was counted (not for a socket of the agent's first dump).
-    opened: bool,
 }
 
 /// A socket gone from its namespace's dump whose close the kernel summed into its flow
@@ -210,7 +208,6 @@ impl SocketTable {
                     dump,
                     local: r.local,
                     remote: r.remote,
-                    opened: false,
                 }
             }
             None => {
@@ -229,7 +226,6 @@ impl SocketTable {
                     dump,
                     local: r.local,
                     remote: r.remote,
-                    opened: true,
                 }
             }
         };
@@ -258,7 +254,6 @@ impl SocketTable {
                     dump,
                     local: r.local,
                     remote: r.remote,
-                    opened: base.opened,
                 },
             );
         }
@@ -299,7 +294,10 @@ impl SocketTable {
             out.push(Counted {
                 flow: Flow::of(netns, s.server, s.local, s.remote),
                 sums: Sums {
-                    closes: u64::from(s.opened),
+                    // Its close is one of its flow's closes, but not one more connect or
+                    // accept: the agent counted that when it first saw the socket, or it came
+                    // before the agent (a socket of its first dump).
+                    closes: 1,
                     sent: s.sent,
                     retrans: s.retrans,
                     received: s.received,
@@ -349,6 +347,68 @@ mod tests {
             f.add(&d.counts);
         }
         f
+    }
+
+    #[test]
+    fn a_socket_gone_from_a_dump_owes_what_was_counted_of_it_to_its_flows_sums() {
+        let mut t = SocketTable::default();
+        let mut out = Vec::new();
+        // One socket from before the agent, one opened after its first dump.
+        t.dump(
+            1,
+            &[rec(1, TCP_ESTABLISHED, 40000, 100, 50)],
+            true,
+            &mut out,
+        );
+        t.dump(
+            1,
+            &[
+                rec(1, TCP_ESTABLISHED, 40000, 300, 80),
+                rec(2, TCP_ESTABLISHED, 40002, 7, 9),
+            ],
+            false,
+            &mut out,
+        );
+        let mut counted = Vec::new();
+        t.closed_in_kernel(1, false, &mut counted);
+        assert!(counted.is_empty(), "both still in the latest dump");
+        t.dump(1, &[], false, &mut out);
+        t.closed_in_kernel(1, false, &mut counted);
+        counted.sort_by_key(|c| c.sums.sent);
+        let flow = Flow::of(
+            1,
+            false,
+            SocketAddr::from(([10, 0, 0, 1], 40000)),
+            SocketAddr::from(([10, 0, 0, 2], 8080)),
+        );
+        let got: Vec<(Flow, Sums)> = counted.iter().map(|c| (c.flow, c.sums)).collect();
+        // The client's ports are left out: both sockets are the one flow to 10.0.0.2:8080. Each
+        // close is a close of the flow, not another connect (the first socket's came before
+        // the agent, the second's was counted when it was first seen).
+        assert_eq!(
+            got,
+            [
+                (
+                    flow,
+                    Sums {
+                        closes: 1,
+                        sent: 7,
+                        retrans: 0,
+                        received: 9,
+                    }
+                ),
+                (
+                    flow,
+                    Sums {
+                        closes: 1,
+                        sent: 300,
+                        retrans: 0,
+                        received: 80,
+                    }
+                ),
+            ]
+        );
+        assert_eq!(t.len(), 0);
     }
 
     #[test]
