@@ -148,6 +148,10 @@ fn unchanged(
 
 /// Passes a flow may owe for (an hour at the default 10 s window) before it is given up.
 const OWED_PASSES: u64 = 360;
+/// Passes the closes of a namespace with no process seen are held (its pod may show), and
+/// passes it is remembered as held.
+const HOLD_PASSES: u64 = 2;
+const HELD_PASSES: u64 = 30;
 
 pub struct Kernel {
     cfg: Config,
@@ -275,6 +279,7 @@ impl Kernel {
     /// listing of `/proc` and one `stat` per process new since the last pass. A process is
     /// looked at again until the pass lists it: a runtime's process enters its namespace
     /// after it is forked.
+    ///
     /// Where the kernel sums the closes, a namespace needs no listener to catch them, and this
     /// does nothing (the pass finds new namespaces).
     pub fn follow_new_namespaces(&mut self) -> io::Result<()> {
@@ -520,9 +525,7 @@ impl Kernel {
         let Some(c) = self.closes.as_mut() else {
             return;
         };
-        let l = c.listening();
-
-        for (ns, ports) in l {
+        for (ns, ports) in c.listening() {
             if self
                 .namespaces
                 .get(&ns)
@@ -547,9 +550,11 @@ impl Kernel {
         };
         let namespaces = &self.namespaces;
         let held = &mut self.held;
-        held.retain(|ns, _| !namespaces.contains_key(ns));
+        // Kept a while after they are let go, so that a namespace with closes every pass is
+        // held once, not every other pass.
+        held.retain(|ns, at| !namespaces.contains_key(ns) && pass - *at < HELD_PASSES);
         let read = c.read(&mut |ns| {
-            !namespaces.contains_key(&ns) && pass - *held.entry(ns).or_insert(pass) < 2
+            !namespaces.contains_key(&ns) && pass - *held.entry(ns).or_insert(pass) < HOLD_PASSES
         })?;
         stats.closed_flows = read.entries;
         stats.destroys_lost += read.lost;
