@@ -146,6 +146,18 @@ static void sleep_ms(long ms) {
 }
 
 /* Runs the steps from argv[i]; returns the index after them (after `end` inside a child). */
+/* The index just past the "end" that closes the block starting at `from` (blocks nest). */
+static int block_end(int argc, char **argv, int from, const char *unclosed) {
+  int end = from, depth = 1;
+  while (end < argc && depth > 0) {
+    if (!strcmp(argv[end], "child") || !strcmp(argv[end], "orphan")) depth++;
+    if (!strcmp(argv[end], "end")) depth--;
+    end++;
+  }
+  if (depth != 0) fail(unclosed);
+  return end;
+}
+
 static int run(int argc, char **argv, int i) {
   while (i < argc) {
     const char *s = argv[i];
@@ -278,13 +290,7 @@ static int run(int argc, char **argv, int i) {
     } else if (!strcmp(s, "orphan")) {
       /* A child that forks a grandchild to run the steps up to "end", then waits for SIGUSR1
        * and exits: the grandchild is orphaned (reparented to the nearest subreaper). */
-      int end = i + 1, depth = 1;
-      while (end < argc && depth > 0) {
-        if (!strcmp(argv[end], "child") || !strcmp(argv[end], "orphan")) depth++;
-        if (!strcmp(argv[end], "end")) depth--;
-        end++;
-      }
-      if (depth != 0) fail("orphan without end");
+      int end = block_end(argc, argv, i + 1, "orphan without end");
       pid_t pid = fork();
       if (pid < 0) die("fork");
       if (pid == 0) {
@@ -301,13 +307,7 @@ static int run(int argc, char **argv, int i) {
       if (waitpid(pid, &status, 0) < 0) die("waitpid");
       i = end;
     } else if (!strcmp(s, "child")) {
-      int end = i + 1, depth = 1;
-      while (end < argc && depth > 0) {
-        if (!strcmp(argv[end], "child") || !strcmp(argv[end], "orphan")) depth++;
-        if (!strcmp(argv[end], "end")) depth--;
-        end++;
-      }
-      if (depth != 0) fail("child without end");
+      int end = block_end(argc, argv, i + 1, "child without end");
       pid_t pid = fork();
       if (pid < 0) die("fork");
       if (pid == 0) {
